@@ -209,6 +209,9 @@ MARKDOWN_COLUMNS = ("path", "title", "heading", "text")
 
 
 class _RuleArgs(StrictModel):
+    name: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9_-]*$",
+        description="Reason recorded on rejected rows (default: the rule kind; `kind#N` when a kind repeats).")
     sources: list[str] | None = Field(None, description="Apply only to these sources (default: all).")
     skip_missing_columns: bool = Field(
         False, description="Sources lacking this rule's columns skip it instead of failing (recipes set this)."
