@@ -284,6 +284,10 @@ class MatchingArgs(_ColumnsArgs):
         return self
 
 
+class ReplaceMatchingArgs(MatchingArgs):
+    value: str = Field("", description="Replaces the whole value when a pattern matches (counted as modified).")
+
+
 class LengthArgs(_ColumnsArgs):
     min_chars: int | None = Field(None, ge=0)
     max_chars: int | None = Field(None, ge=1)
@@ -335,6 +339,7 @@ RULE_ARGS: dict[str, type[StrictModel]] = {
     "fill": FillArgs,
     "reject_matching": MatchingArgs,
     "keep_matching": MatchingArgs,
+    "replace_matching": ReplaceMatchingArgs,
     "length": LengthArgs,
     "redact_pii": RedactPiiArgs,
     "language": LanguageArgs,

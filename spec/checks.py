@@ -1,0 +1,266 @@
+"""Checks that look at several parts of a valid-shaped spec at once.
+
+They run after the models accept the spec's shape, and every check runs: the user sees all
+problems of a file in one go, each at its own line and column.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import PurePosixPath
+from typing import Callable, Iterator
+
+from .errors import Diagnostic, Pos, did_you_mean
+from .models import (
+    CHAT_MESSAGES_FIELDS,
+    EMAIL_COLUMNS,
+    MARKDOWN_COLUMNS,
+    PAIRED_EMAIL_COLUMNS,
+    STYLE_FIELDS,
+    TEXT_COLUMNS,
+    DedupeArgs,
+    PostgresSource,
+    ProjectSpec,
+    Segment,
+    rule_args,
+    rule_kind,
+)
+from .templates import check_template
+
+Locate = Callable[..., Pos]
+ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s:]+:([^@\s/]+)@", re.IGNORECASE)
+BUILTIN_MODELS = ("builtin:tiny",)
+
+
+def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
+    """The columns a source is known to produce, or None when only the data can tell."""
+    src = spec.sources[source]
+    if src.columns:
+        return {name for name in src.columns}
+    fmt = src.format
+    if fmt in ("mbox", "eml"):
+        return set(PAIRED_EMAIL_COLUMNS if getattr(src, "pairing", None) else EMAIL_COLUMNS)
+    if fmt == "text":
+        return set(TEXT_COLUMNS)
+    if fmt == "markdown":
+        return set(MARKDOWN_COLUMNS)
+    return None
+
+
+def run_checks(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> list[Diagnostic]:
+    diags: list[Diagnostic] = []
+    for check in (_check_format_map, _check_paths, _check_secrets, _check_rules, _check_split,
+                  _check_acceptance, _check_base_model):
+        diags.extend(check(spec, data, at, key_at))
+    return diags
+
+
+def _check_format_map(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    fmt = spec.format
+    sources = list(spec.sources)
+    for name in fmt.map:
+        if name not in spec.sources:
+            yield Diagnostic("unknown-source", f"format.map names '{name}', which is not a declared source",
+                             key_at(("format", "map", name)),
+                             hint=did_you_mean(name, sources) or f"declared sources: {', '.join(sources)}")
+    for name in spec.sources:
+        if name not in fmt.map:
+            yield Diagnostic("unmapped-source", f"source '{name}' is not mapped in format.map",
+                             key_at(("sources", name)),
+                             hint=f"add `{name}: {{...}}` under format.map, or remove the source")
+    required, optional = STYLE_FIELDS[fmt.style]
+    for name, fields in fmt.map.items():
+        base = ("format", "map", name)
+        allowed_req, allowed_opt = required, optional
+        if fmt.style == "chat" and "messages" in fields:
+            allowed_req, allowed_opt = CHAT_MESSAGES_FIELDS
+        for field in fields:
+            if field not in allowed_req | allowed_opt:
+                all_fields = sorted(required | optional | (CHAT_MESSAGES_FIELDS[0] if fmt.style == "chat" else set()))
+                yield Diagnostic("style-mismatch", f"field '{field}' does not belong to the {fmt.style} style",
+                                 key_at(base + (field,)),
+                                 hint=did_you_mean(field, all_fields) or f"{fmt.style} fields: {', '.join(all_fields)}")
+        for field in sorted(allowed_req - set(fields)):
+            yield Diagnostic("missing-key", f"format.map.{name} lacks '{field}', required by the {fmt.style} style",
+                             key_at(base), hint=f"add `{field}:` (a column name or a template)")
+        columns = known_columns(spec, name) if name in spec.sources else None
+        for field, value in fields.items():
+            texts: list[tuple[tuple, str]] = []
+            if isinstance(value, str):
+                texts.append((base + (field,), value))
+                if fmt.style == "input_output":
+                    yield Diagnostic("wrong-type", "input_output segments are a list of {text, train}",
+                                     at(base + (field,)))
+            else:
+                if fmt.style != "input_output":
+                    yield Diagnostic("wrong-type", f"field '{field}' takes a column name or a template, not a list",
+                                     at(base + (field,)))
+                texts.extend((base + (field, i, "text"), seg.text) for i, seg in enumerate(value)
+                             if isinstance(seg, Segment))
+            for path, text in texts:
+                yield from _template_diags(text, path, columns, name, at)
+
+
+def _template_diags(text: str, path: tuple, columns: set[str] | None, source: str, at: Locate):
+    result = check_template(text)
+    if result.error_code:
+        yield Diagnostic(result.error_code, result.error, at(path),
+                         hint="templates are Jinja: {{ column }}, filters like | trim; no private attributes")
+        return
+    if columns is not None:
+        for var in sorted(result.variables - columns):
+            yield Diagnostic("unknown-column", f"template uses '{var}', which source '{source}' does not have",
+                             at(path), hint=did_you_mean(var, columns) or f"columns: {', '.join(sorted(columns))}")
+
+
+def _path_problem(raw: str) -> tuple[str, str] | None:
+    if raw.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", raw) or raw.startswith("~"):
+        return "absolute-path", f"path '{raw}' is absolute"
+    parts = PurePosixPath(raw.replace("\\", "/")).parts
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            return "path-escape", f"path '{raw}' leaves the spec's folder"
+    return None
+
+
+def _check_paths(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    places = [(("sources", n, "path"), getattr(s, "path", None)) for n, s in spec.sources.items()]
+    places.append((("acceptance", "tests_from"), spec.acceptance.tests_from))
+    for path, raw in places:
+        if raw is None:
+            continue
+        problem = _path_problem(raw)
+        if problem:
+            yield Diagnostic(problem[0], problem[1], at(path),
+                             hint="data paths are relative to the spec's folder and stay inside it")
+
+
+def _walk_strings(node, path=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk_strings(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk_strings(v, path + (i,))
+    elif isinstance(node, str):
+        yield path, node
+
+
+def _check_secrets(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    url_paths = {("sources", n, "url") for n, s in spec.sources.items() if isinstance(s, PostgresSource)}
+    for path, text in _walk_strings(data):
+        match = _URL_PASSWORD.match(text.strip())
+        if match and not ENV_REF.fullmatch(match.group(1)):
+            yield Diagnostic("inline-secret", "a URL with an inline password: secrets never go in the spec",
+                             at(path), hint="put the URL in an environment variable and write `${env:NAME}`")
+            continue
+        if ENV_REF.search(text) and path not in url_paths:
+            yield Diagnostic("env-not-allowed", "`${env:...}` references are only resolved in a source's `url`",
+                             at(path))
+    for path in sorted(url_paths):
+        raw = _lookup(data, path)
+        if isinstance(raw, str) and not ENV_REF.search(raw):
+            yield Diagnostic("inline-secret", "a database URL must be given as `${env:NAME}`, never inline",
+                             at(path), hint="export CRM_DATABASE_URL=... and write `url: ${env:CRM_DATABASE_URL}`")
+
+
+def _lookup(data, path):
+    for p in path:
+        data = data[p]
+    return data
+
+
+def _check_rules(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    sources = list(spec.sources)
+    for i, rule in enumerate(spec.quality.rules):
+        kind = rule_kind(rule)
+        args = rule_args(rule)
+        base = ("quality", "rules", i, kind)
+        for j, name in enumerate(args.sources or []):
+            if name not in spec.sources:
+                yield Diagnostic("unknown-source", f"rule {kind} names source '{name}', which is not declared",
+                                 at(base + ("sources", j)), hint=did_you_mean(name, sources))
+        targets = getattr(args, "targets", None)
+        if targets is None and kind == "fill":
+            targets = [args.column] + ([args.from_column] if args.from_column else [])
+        if not targets or args.skip_missing_columns:
+            continue
+        for src in args.sources or sources:
+            columns = known_columns(spec, src) if src in spec.sources else None
+            if columns is None:
+                continue
+            missing = [c for c in targets if c not in columns]
+            if missing:
+                names = ", ".join(f"'{c}'" for c in missing)
+                guess = did_you_mean(missing[0], columns) if len(missing) == 1 else None
+                yield Diagnostic("unknown-column", f"rule {kind} uses {names}, which source '{src}' does not have",
+                                 at(base), hint=guess or f"'{src}' has {', '.join(sorted(columns))}; limit the "
+                                 "rule with `sources: [...]` or set `skip_missing_columns: true`")
+        if isinstance(args, DedupeArgs) and args.method != "minhash":
+            raw = _lookup(data, base) if isinstance(_lookup(data, base), dict) else {}
+            for key in ("threshold", "ngram", "unit", "permutations"):
+                if key in raw:
+                    yield Diagnostic("ignored-key", f"dedupe.{key} only applies to method minhash",
+                                     key_at(base + (key,)), severity="warning")
+    for name in spec.quality.source_gates:
+        if name not in spec.sources:
+            yield Diagnostic("unknown-source", f"quality.source_gates names '{name}', which is not declared",
+                             key_at(("quality", "source_gates", name)), hint=did_you_mean(name, sources))
+
+
+def _check_split(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    col = spec.split.stratify
+    if col is None:
+        return
+    for name in spec.sources:
+        columns = known_columns(spec, name)
+        if columns is not None and col not in columns:
+            yield Diagnostic("unknown-column", f"split.stratify uses '{col}', which source '{name}' does not "
+                             "have: its rows form one stratum of their own", at(("split", "stratify")),
+                             hint=did_you_mean(col, columns), severity="warning")
+
+
+def _check_acceptance(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    acc = spec.acceptance
+    seen: dict[str, int] = {}
+    for i, test in enumerate(acc.tests):
+        if test.name in seen:
+            yield Diagnostic("duplicate-test", f"test name '{test.name}' is used twice",
+                             at(("acceptance", "tests", i, "name")),
+                             hint=f"first used by acceptance.tests[{seen[test.name]}]")
+        seen.setdefault(test.name, i)
+    gates = acc.gates
+    if gates.eval_loss is not None and spec.split.eval_fraction == 0:
+        yield Diagnostic("conflict", "the eval_loss gate needs an eval split, but split.eval_fraction is 0",
+                         at(("acceptance", "gates", "eval_loss")), hint="set split.eval_fraction, e.g. 0.1")
+    if gates.baseline_gate is not None and acc.baseline == "none":
+        yield Diagnostic("conflict", "beats_baseline needs a baseline, but acceptance.baseline is none",
+                         at(("acceptance", "gates", "beats_baseline")))
+    tags = {t for test in acc.tests for t in test.tags}
+    for tag in gates.pass_rate_by_tag:
+        if tag not in tags and acc.tests_from is None:
+            yield Diagnostic("unknown-tag", f"no test carries the tag '{tag}'",
+                             key_at(("acceptance", "gates", "pass_rate_by_tag", tag)),
+                             hint=did_you_mean(tag, tags) or None)
+    gates_set = gates.pass_rate is not None or gates.pass_rate_by_tag or gates.baseline_gate is not None
+    if gates_set and not acc.tests and acc.tests_from is None and acc.holdout is None:
+        yield Diagnostic("no-tests", "acceptance gates are set but there are no tests",
+                         key_at(("acceptance",)) if "acceptance" in data else None)
+
+
+def _check_base_model(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    model_id = spec.base_model.id
+    if model_id.startswith("builtin:"):
+        if model_id not in BUILTIN_MODELS:
+            yield Diagnostic("unknown-builtin", f"there is no built-in model '{model_id}'",
+                             at(("base_model", "id")), hint=f"built-in models: {', '.join(BUILTIN_MODELS)}")
+        return
+    looks_local = model_id.startswith((".", "/")) or os.sep in model_id and model_id.count("/") != 1
+    if not looks_local and spec.base_model.revision is None:
+        yield Diagnostic("unpinned-model", f"base model '{model_id}' has no pinned revision",
+                         at(("base_model", "id")), severity="warning",
+                         hint="add `revision: <commit hash>` so every run trains from the same weights")

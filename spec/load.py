@@ -1,0 +1,83 @@
+"""From a spec file on disk to a validated ``ProjectSpec``, or every problem with its position."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .checks import run_checks
+from .errors import Diagnostic, LlmspecError, Pos, SpecError
+from .models import ProjectSpec
+from .pydantic_errors import translate
+from .recipes import resolve_extends
+from .yamlload import Positions, load_yaml_file, load_yaml_text
+
+
+@dataclass
+class LoadedSpec:
+    """A spec as validated, with where each value came from."""
+
+    path: Path
+    display_path: str
+    spec: ProjectSpec | None
+    data: dict = field(default_factory=dict)
+    positions: Positions = field(default_factory=lambda: Positions(key={}, value={}))
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.resolve().parent
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    def locate(self, path: tuple) -> Pos:
+        return self.positions.at(path) or Pos(self.display_path, 1, 1)
+
+    def locate_key(self, path: tuple) -> Pos:
+        return self.positions.key_at(path) or self.locate(path)
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def check_spec(path: Path, *, text: bytes | str | None = None, display: str | None = None) -> LoadedSpec:
+    """Validate a spec and collect every diagnostic; never raises for problems in the file."""
+    display = display or display_path(path)
+    result = LoadedSpec(path=path, display_path=display, spec=None)
+    try:
+        loaded = load_yaml_text(text, display) if text is not None else load_yaml_file(path, display)
+        data, positions = resolve_extends(loaded, path.resolve().parent)
+    except LlmspecError as exc:
+        result.diagnostics = exc.diagnostics
+        return result
+    result.data, result.positions = data, positions
+    try:
+        spec = ProjectSpec.model_validate(data)
+    except ValidationError as exc:
+        result.diagnostics = translate(exc, data, positions, ProjectSpec, Pos(display, 1, 1))
+        return result
+    result.spec = spec
+    result.diagnostics = run_checks(spec, data, result.locate, result.locate_key)
+    if result.errors:
+        result.spec = None
+    return result
+
+
+def load_spec(path: Path | str) -> LoadedSpec:
+    """A valid spec, or a SpecError carrying every problem found."""
+    result = check_spec(Path(path))
+    if result.errors:
+        raise SpecError(result.diagnostics)
+    return result

@@ -1,0 +1,196 @@
+"""Translate pydantic's ValidationError into Diagnostics at the spec's line and column.
+
+Pydantic reports locations as tuples through the *model* (including union member tags such
+as a source's format); we walk the same tuple through the *data* the user wrote, skipping
+components that are not there, to find the key or value the user should look at.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import Diagnostic, Pos, did_you_mean
+from .yamlload import Positions
+
+_TYPE_WORDS = {
+    "string_type": "a string", "int_type": "an integer", "float_type": "a number",
+    "bool_type": "true or false", "dict_type": "a mapping", "list_type": "a list",
+    "model_type": "a mapping", "model_attributes_type": "a mapping", "int_from_float": "an integer",
+    "none_required": "nothing (null)",
+}
+_RANGE_TYPES = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_short", "too_long",
+                "string_too_short", "string_too_long", "list_too_short"}
+
+
+def data_path(data: Any, loc: tuple) -> tuple[tuple, bool]:
+    """The path in `data` that `loc` points at, and whether every component was found."""
+    path: list = []
+    cur = data
+    complete = True
+    for comp in loc:
+        if isinstance(cur, dict) and isinstance(comp, str) and comp in cur:
+            path.append(comp)
+            cur = cur[comp]
+        elif isinstance(cur, list) and isinstance(comp, int) and 0 <= comp < len(cur):
+            path.append(comp)
+            cur = cur[comp]
+        else:
+            complete = False
+    return tuple(path), complete
+
+
+def _describe(value: Any) -> str:
+    kind = {str: "string", int: "integer", float: "number", bool: "boolean", list: "list", dict: "mapping",
+            type(None): "null"}.get(type(value), type(value).__name__)
+    if isinstance(value, (dict, list)):
+        return f"a {kind}"
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"the {kind} {text}"
+
+
+def _model_at(root: type[BaseModel], loc: tuple) -> list[type[BaseModel]]:
+    """Every model class that could sit at `loc` (unions fan out), for did-you-mean hints."""
+    current: list[Any] = [root]
+    for comp in loc:
+        nxt: list[Any] = []
+        for ann in current:
+            for t in _flatten(ann):
+                if isinstance(t, type) and issubclass(t, BaseModel):
+                    if isinstance(comp, str) and comp in t.model_fields:
+                        nxt.append(t.model_fields[comp].annotation)
+                    elif isinstance(comp, str):
+                        nxt.append(t)  # a union tag: stay on this model
+                elif typing.get_origin(t) in (dict, list):
+                    args = typing.get_args(t)
+                    if args:
+                        nxt.append(args[-1])
+        current = nxt
+    models = []
+    for ann in current:
+        for t in _flatten(ann):
+            if isinstance(t, type) and issubclass(t, BaseModel) and t not in models:
+                models.append(t)
+    return models
+
+
+def _flatten(ann: Any) -> list[Any]:
+    origin = typing.get_origin(ann)
+    if origin is typing.Annotated:
+        return _flatten(typing.get_args(ann)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for a in typing.get_args(ann) for t in _flatten(a)]
+    return [ann]
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "the top level"
+
+
+def translate(exc: ValidationError, data: dict, positions: Positions, root: type[BaseModel],
+              fallback: Pos) -> list[Diagnostic]:
+    grouped: dict[tuple, list[dict]] = {}
+    for err in exc.errors(include_url=False):
+        path, complete = data_path(data, tuple(err["loc"]))
+        key = (path, err["type"] == "missing", tuple(err["loc"]) if err["type"] == "missing" else ())
+        grouped.setdefault(key, []).append(err)
+    diags = []
+    for (path, _missing, _), errs in grouped.items():
+        diags.append(_one(errs, path, data, positions, root, fallback))
+    diags.sort(key=lambda d: (d.pos.path if d.pos else "", d.pos.line or 0 if d.pos else 0,
+                              d.pos.col or 0 if d.pos else 0))
+    return diags
+
+
+def _value_at(data: Any, path: tuple) -> Any:
+    for p in path:
+        data = data[p]
+    return data
+
+
+def _one(errs: list[dict], path: tuple, data: dict, positions: Positions, root: type[BaseModel],
+         fallback: Pos) -> Diagnostic:
+    # Among a union's member errors, the most specific one speaks for the group.
+    order = ["extra_forbidden", "missing", "unknown-rule", "union_tag_invalid", "union_tag_not_found",
+             "literal_error"]
+    errs = sorted(errs, key=lambda e: order.index(e["type"]) if e["type"] in order else len(order))
+    err = errs[0]
+    etype, loc = err["type"], tuple(err["loc"])
+    where = _dotted(path)
+    pos = positions.at(path) or fallback
+    if etype == "extra_forbidden":
+        key = path[-1] if path else loc[-1]
+        parent_loc = loc[:-1]
+        allowed: list[str] = []
+        for model in _model_at(root, parent_loc):
+            allowed.extend(f for f in model.model_fields if f not in allowed)
+        hint = did_you_mean(str(key), allowed) or (f"allowed keys here: {', '.join(allowed)}" if allowed else None)
+        return Diagnostic("unknown-key", f"unknown key '{key}' in {_dotted(path[:-1])}",
+                          positions.key_at(path) or pos, hint=hint)
+    if etype == "missing":
+        missing = loc[-1]
+        return Diagnostic("missing-key", f"{where} is missing the required key '{missing}'",
+                          positions.key_at(path) or fallback,
+                          hint=f"add `{missing}:` under {where}" if path else f"add `{missing}:` at the top level")
+    if etype == "unknown-rule":
+        from .models import RULE_ARGS
+
+        value = _value_at(data, path)
+        names = list(value) if isinstance(value, dict) else []
+        guess = next((did_you_mean(str(n), RULE_ARGS) for n in names if did_you_mean(str(n), RULE_ARGS)), None)
+        return Diagnostic("unknown-rule", f"{where}: each rule is a mapping with exactly one rule name as its key"
+                          + (f", got {', '.join(map(str, names))}" if names else ""), pos,
+                          hint=guess or f"rules: {', '.join(RULE_ARGS)}")
+    if etype in ("union_tag_invalid", "union_tag_not_found"):
+        from .models import SOURCE_FORMATS
+
+        if etype == "union_tag_not_found":
+            return Diagnostic("missing-key", f"{where} needs a `format`", positions.key_at(path) or pos,
+                              hint=f"formats: {', '.join(SOURCE_FORMATS)}")
+        tag = str(err.get("ctx", {}).get("tag", ""))
+        fpos = positions.at(path + ("format",)) or pos
+        return Diagnostic("invalid-value", f"unknown source format '{tag}'", fpos,
+                          hint=did_you_mean(tag, SOURCE_FORMATS) or f"formats: {', '.join(SOURCE_FORMATS)}")
+    value = err.get("input")
+    if etype == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        options = [o.strip().strip("'") for o in expected.replace(" or ", ",").split(",") if o.strip()]
+        others = [e for e in errs[1:] if e["type"] not in ("literal_error",)]
+        extra = " (or a mapping)" if any(e["type"] in ("model_type", "dict_type") for e in others) else ""
+        return Diagnostic("invalid-value", f"{where}: {_describe(value)} is not allowed", pos,
+                          hint=(did_you_mean(str(value), options) or "") + (" " if did_you_mean(str(value), options) else "")
+                          + f"allowed values: {', '.join(options)}{extra}")
+    if etype in _TYPE_WORDS or etype.endswith("_type") or etype.endswith("_parsing"):
+        wanted = []
+        for e in errs:
+            w = _TYPE_WORDS.get(e["type"])
+            if w is None and e["type"] == "literal_error":
+                w = "one of " + e.get("ctx", {}).get("expected", "")
+            if w and w not in wanted:
+                wanted.append(w)
+        hint = None
+        if isinstance(value, str) and any(e["type"] in ("float_type", "int_type") for e in errs):
+            hint = "numbers are written without quotes"
+        elif isinstance(value, str) and any(e["type"] == "bool_type" for e in errs):
+            hint = "write true or false, without quotes"
+        return Diagnostic("wrong-type", f"{where}: expected {' or '.join(wanted) or 'another type'}, "
+                          f"got {_describe(value)}", pos, hint=hint)
+    if etype in _RANGE_TYPES:
+        return Diagnostic("out-of-range", f"{where}: {err['msg'].lower()}, got {_describe(value)}", pos)
+    if etype == "string_pattern_mismatch":
+        pattern = err.get("ctx", {}).get("pattern", "")
+        return Diagnostic("invalid-value", f"{where}: {_describe(value)} does not match the expected form", pos,
+                          hint=f"expected a value matching {pattern}")
+    # Our own PydanticCustomError codes (bad-regex, bad-gate, conflict, ...) are already user-facing.
+    message = err["msg"]
+    if "-" in etype or etype in ("conflict",):
+        return Diagnostic(etype, f"{where}: {message}", pos)
+    return Diagnostic("invalid-value", f"{where}: {message}", pos)
