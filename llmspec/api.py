@@ -1,0 +1,354 @@
+"""A small Python API (for notebooks and the CLI): load, plan, apply, status.
+
+    from llmspec import api
+    report = api.make_plan("llmspec.yaml")
+    print(report.text())
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from llmspec.spec.errors import DataError, Diagnostic, Pos, SpecError, StateError
+from llmspec.spec.load import LoadedSpec, check_spec
+from llmspec.spec.load import load_spec as _load_spec
+
+STATE_DIR = ".llmspec"
+LOCK_FILE = "llmspec.lock"
+PLAN_FILE_KIND = "llmspec-plan"
+
+
+def load_spec(path: str | Path) -> LoadedSpec:
+    return _load_spec(Path(path))
+
+
+def state_root(loaded: LoadedSpec) -> Path:
+    return loaded.base_dir / STATE_DIR
+
+
+def lock_path(loaded: LoadedSpec) -> Path:
+    return loaded.base_dir / LOCK_FILE
+
+
+# ----------------------------------------------------------------------------- facts
+
+
+def source_hashes(loaded: LoadedSpec, *, cache_dir: Path | None, previous: dict | None = None
+                  ) -> dict[str, dict[str, str]]:
+    """Content hashes of every file source's files (stat-cached). Database sources keep the
+    hash of their last read result: only reading them can tell whether they changed."""
+    from llmspec.runtime.file_hashes import HashCache, hash_tree
+    from llmspec.runtime.sources import source_files
+
+    cache = HashCache(cache_dir / "hashes.json" if cache_dir is not None and cache_dir.exists() else None)
+    out: dict[str, dict[str, str]] = {}
+    for name, src in loaded.spec.sources.items():
+        if src.format == "postgres":
+            out[name] = dict((previous or {}).get(name, {}))
+            continue
+        files = source_files(src, loaded.base_dir)
+        if not files:
+            raise DataError(Diagnostic("source-missing", f"source '{name}': no file matches '{src.path}'",
+                                       loaded.locate(("sources", name, "path")),
+                                       hint=f"paths are relative to {loaded.base_dir}"))
+        out[name] = hash_tree(files, loaded.base_dir, cache)
+    cache.save()
+    return out
+
+
+def base_model_fingerprint(loaded: LoadedSpec) -> str | None:
+    model_id = loaded.spec.base_model.id
+    if model_id.startswith("builtin:"):
+        from llmspec.runtime.tinymodel import BUILDER_VERSION
+
+        return f"{model_id}@builder-v{BUILDER_VERSION}"
+    return loaded.spec.base_model.revision
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+@dataclass
+class PlanReport:
+    loaded: LoadedSpec
+    plan: Any                               # compiler.plan.Plan
+    diff: Any                               # compiler.diff.PlanDiff
+    estimates: dict[str, Any] = field(default_factory=dict)
+    state_fingerprints: dict[str, str] = field(default_factory=dict)
+
+    def text(self, color: bool = False) -> str:
+        from llmspec.compiler.render import render_text
+
+        return render_text(self.diff, self.estimates, project=self.plan.project, color=color)
+
+    def markdown(self) -> str:
+        from llmspec.compiler.render import render_markdown
+
+        return render_markdown(self.diff, self.estimates, project=self.plan.project)
+
+    def json(self) -> str:
+        from llmspec.compiler.render import render_json
+
+        return render_json(self.diff, self.estimates, project=self.plan.project)
+
+    def saved(self) -> dict[str, Any]:
+        return {"kind": PLAN_FILE_KIND, "format_version": 1, "spec_path": str(self.loaded.path.resolve()),
+                "plan": self.plan.to_dict(), "state_fingerprints": self.state_fingerprints,
+                "diff": self.diff.to_dict()}
+
+
+def _previous_from_state(loaded: LoadedSpec) -> tuple[dict | None, dict | None, str]:
+    from llmspec.runtime.state import State, read_lockfile
+
+    root = state_root(loaded)
+    if (root / "state.json").exists():
+        state = State.load(root)
+        if state.stages:
+            prev = {k: {"fingerprint": v.fingerprint, "config": v.config} for k, v in state.stages.items()}
+            meta = (state.runs[-1].get("metadata") if state.runs else None)
+            return prev, meta, "the last apply (.llmspec/state.json)"
+    lock = read_lockfile(lock_path(loaded))
+    if lock:
+        prev = {k: {"fingerprint": v, "config": None} for k, v in lock.get("stages", {}).items()}
+        return prev, lock.get("metadata"), "llmspec.lock"
+    return None, None, "nothing built yet"
+
+
+def make_plan(path: str | Path, *, against: str | None = None) -> PlanReport:
+    from llmspec.compiler.diff import diff_plan
+    from llmspec.compiler.plan import build_plan, metadata_of
+    from llmspec.runtime.state import State
+
+    loaded = load_spec(path)
+    root = state_root(loaded)
+    state = State.load(root) if (root / "state.json").exists() else None
+    last_sources = {n: rec.config.get("files", {}) for n, rec in (state.stages.items() if state else [])
+                    if n.startswith("sources.")}
+    last_sources = {k.split(".", 1)[1]: v for k, v in last_sources.items()}
+    hashes = source_hashes(loaded, cache_dir=root, previous=last_sources)
+    plan = build_plan(loaded.spec, spec_path=loaded.display_path, source_files=hashes,
+                      base_model_fingerprint=base_model_fingerprint(loaded))
+    if against is not None:
+        old_loaded, old_plan = _plan_at(loaded, against, hashes)
+        previous = {s.id: {"fingerprint": s.fingerprint, "config": s.config} for s in old_plan.stages}
+        meta_old, baseline = metadata_of(old_loaded.spec), f"{against}"
+    else:
+        previous, meta_old, baseline = _previous_from_state(loaded)
+    diff = diff_plan(plan, previous, baseline=baseline, metadata_old=meta_old,
+                     metadata_new=metadata_of(loaded.spec))
+    fps = {k: v.fingerprint for k, v in state.stages.items()} if state else {}
+    return PlanReport(loaded=loaded, plan=plan, diff=diff, estimates=estimate(loaded, state),
+                      state_fingerprints=fps)
+
+
+def _plan_at(loaded: LoadedSpec, ref: str, hashes: dict):
+    """The spec as it was at git revision `ref` (or in another file), compiled to a Plan."""
+    from llmspec.compiler.plan import build_plan
+
+    other = Path(ref)
+    if other.is_file():
+        old = check_spec(other)
+    else:
+        spec_file = loaded.path.resolve()
+        try:
+            top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=spec_file.parent, text=True,
+                                 capture_output=True, check=True).stdout.strip()
+            rel = spec_file.relative_to(Path(top).resolve()).as_posix()
+            text = subprocess.run(["git", "show", f"{ref}:{rel}"], cwd=top, capture_output=True, check=True).stdout
+        except (subprocess.CalledProcessError, FileNotFoundError, ValueError) as exc:
+            detail = getattr(exc, "stderr", b"") or b""
+            detail = detail.decode() if isinstance(detail, bytes) else str(detail)
+            raise StateError(Diagnostic("against-unavailable", f"cannot read {loaded.display_path} at '{ref}': "
+                                        f"{detail.strip() or exc}", Pos(loaded.display_path),
+                                        hint="give a git revision (HEAD~1, main) or another spec file")) from None
+        old = check_spec(spec_file, text=text, display=f"{loaded.display_path}@{ref}")
+    if old.errors or old.spec is None:
+        raise SpecError(old.errors)
+    old_hashes = hashes
+    lock_text = _git_show_lock(loaded, ref)
+    if lock_text:
+        try:
+            old_hashes = {n: v.get("files", {}) for n, v in json.loads(lock_text).get("sources", {}).items()}
+        except ValueError:
+            pass
+    return old, build_plan(old.spec, spec_path=old.display_path, source_files=old_hashes,
+                           base_model_fingerprint=base_model_fingerprint(old))
+
+
+def _git_show_lock(loaded: LoadedSpec, ref: str) -> str | None:
+    lock = lock_path(loaded).resolve()
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=lock.parent, text=True,
+                             capture_output=True, check=True).stdout.strip()
+        rel = lock.relative_to(Path(top).resolve()).as_posix()
+        return subprocess.run(["git", "show", f"{ref}:{rel}"], cwd=top, capture_output=True, text=True,
+                              check=True).stdout
+    except (subprocess.CalledProcessError, FileNotFoundError, ValueError):
+        return None
+
+
+def estimate(loaded: LoadedSpec, state) -> dict[str, Any]:
+    """Examples, tokens, steps and time from the last build's figures when there are any."""
+    from llmspec.runtime.train import expected_steps
+
+    t = loaded.spec.training
+    hardware = t.hw.type
+    examples = tokens = None
+    basis = None
+    if state is not None and "dataset" in state.stages:
+        out = state.stages["dataset"].outputs
+        examples = out.get("train")
+        tokens = out.get("train_tokens")
+        basis = "figures from the last build"
+    out: dict[str, Any] = {"examples": examples, "tokens": tokens, "tokens_approximate": True,
+                           "hardware": hardware, "basis": basis}
+    if examples:
+        gpus = t.hw.gpus if t.hw.type == "cuda" else 1
+        per_epoch = max(1, -(-examples // (t.batch.micro * t.batch.accumulate * gpus)))
+        out["steps_per_epoch"] = per_epoch
+        out["steps"] = expected_steps(examples, t)
+        try:
+            from llmspec.compiler.estimates import time_estimate
+
+            out["time"] = time_estimate(out["steps"], examples=examples, tokens=tokens, training=t,
+                                        hardware=hardware, base_model=loaded.spec.base_model.id)
+        except (ImportError, TypeError, AttributeError):
+            out["time"] = None
+    return out
+
+
+# ----------------------------------------------------------------------------- apply
+
+
+def check_saved_plan(saved: dict, current: PlanReport) -> list[str]:
+    """What moved since a saved plan was made; empty when it can be applied as reviewed."""
+    from llmspec.compiler.plan import Plan
+
+    old = Plan.from_dict(saved["plan"])
+    moved = []
+    if old.spec_hash != current.plan.spec_hash:
+        moved.append("the spec changed")
+    for name in sorted(set(old.source_files) | set(current.plan.source_files)):
+        a, b = old.source_files.get(name, {}), current.plan.source_files.get(name, {})
+        for f in sorted(set(a) | set(b)):
+            if a.get(f) != b.get(f):
+                moved.append(f"source {name}: {f} changed" if f in a and f in b else
+                             f"source {name}: {f} {'appeared' if f in b else 'disappeared'}")
+    if saved.get("state_fingerprints", {}) != current.state_fingerprints:
+        changed = sorted(k for k in set(saved.get("state_fingerprints", {})) | set(current.state_fingerprints)
+                         if saved.get("state_fingerprints", {}).get(k) != current.state_fingerprints.get(k))
+        moved.append("the project state moved (another apply ran): " + ", ".join(changed))
+    if old.fingerprints != current.plan.fingerprints and not moved:
+        moved.append("tool versions changed")
+    return moved
+
+
+def load_saved_plan(path: Path) -> dict | None:
+    """A saved plan file, or None when `path` is not one (then it is a spec)."""
+    try:
+        head = path.read_bytes()[:4096].lstrip()
+    except OSError:
+        return None
+    if not head.startswith(b"{"):
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise StateError(Diagnostic("plan-file", f"{path} is not a valid plan file: {exc}", Pos(str(path)))) from None
+    if data.get("kind") != PLAN_FILE_KIND:
+        raise StateError(Diagnostic("plan-file", f"{path} is JSON but not an llmspec plan file", Pos(str(path))))
+    return data
+
+
+def run_apply(report: PlanReport, *, progress: Callable[[str, dict], None] | None = None):
+    """Execute the plan under the project lock; write state, lock file and reports."""
+    from llmspec.compiler.plan import metadata_of
+    from llmspec.runtime.executor import Executor, new_run_id
+    from llmspec.runtime.state import ApplyLock, State, write_lockfile
+
+    loaded = report.loaded
+    root = state_root(loaded)
+    root.mkdir(parents=True, exist_ok=True)
+    _ensure_gitignore(root)
+    with ApplyLock(root):
+        state = State.load(root)
+        fps = {k: v.fingerprint for k, v in state.stages.items()}
+        if fps != report.state_fingerprints:
+            raise StateError(Diagnostic("state-moved", "the project state changed since this plan was made "
+                                        "(another apply finished meanwhile)", Pos(loaded.display_path),
+                                        hint="run plan again"))
+        executor = Executor(loaded, report.plan, report.diff, state, progress=progress)
+        run_id = new_run_id(report.plan)
+        try:
+            result = executor.run(run_id)
+        finally:
+            if state.runs and state.runs[-1].get("run") == run_id:
+                state.runs[-1]["metadata"] = metadata_of(loaded.spec)
+                state.save()
+            _write_lock(loaded, report, state, write_lockfile)
+    return result
+
+
+def _write_lock(loaded, report, state, write_lockfile) -> None:
+    built = {k: v.fingerprint for k, v in state.stages.items()}
+    rows = {k.split(".", 1)[1]: v.outputs.get("rows_in") for k, v in state.stages.items()
+            if k.startswith("sources.") and v.outputs.get("rows_in") is not None}
+    files = {k.split(".", 1)[1]: v.config.get("files", {}) for k, v in state.stages.items()
+             if k.startswith("sources.")}
+    write_lockfile(lock_path(loaded), project=loaded.spec.project, source_files=files,
+                   base_model=report.plan.base_model, stages=built, source_rows=rows)
+    from llmspec.compiler.plan import metadata_of
+
+    lock = json.loads(lock_path(loaded).read_text())
+    lock["metadata"] = metadata_of(loaded.spec)
+    from llmspec.runtime.atomic import write_text_atomic
+
+    write_text_atomic(lock_path(loaded), json.dumps(lock, indent=2, sort_keys=True) + "\n")
+
+
+def _ensure_gitignore(root: Path) -> None:
+    # State is machine-local: keep it out of commits even when the project has no .gitignore.
+    gi = root / ".gitignore"
+    if not gi.exists():
+        gi.write_text("*\n", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- status
+
+
+def status(path: str | Path) -> dict[str, Any]:
+    report = make_plan(path)
+    from llmspec.runtime.state import State
+
+    root = state_root(report.loaded)
+    state = State.load(root) if (root / "state.json").exists() else None
+    stages = {d.id: ("fresh" if d.action == "unchanged" else "stale") for d in report.diff.stages
+              if d.action != "removed"}
+    last = state.last_run if state else None
+    return {
+        "project": report.plan.project,
+        "promoted": ({"run": state.promoted.get("run"), "model_path": state.promoted.get("model_path"),
+                      "promoted_at": state.promoted.get("promoted_at")} if state and state.promoted else None),
+        "last_run": ({"run": last.get("run"), "when": last.get("finished_at") or last.get("started_at"),
+                      "outcome": last.get("outcome")} if last else None),
+        "stages": stages,
+        "summary": report.diff.summary(),
+    }
+
+
+def environ_secret_values(loaded: LoadedSpec) -> list[str]:
+    """The values of every `${env:NAME}` the spec references, for scrubbing output."""
+    from llmspec.spec.checks import ENV_REF
+
+    values = []
+    for src in loaded.spec.sources.values():
+        url = getattr(src, "url", None)
+        for name in ENV_REF.findall(url or ""):
+            if os.environ.get(name):
+                values.append(os.environ[name])
+    return values

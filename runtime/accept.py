@@ -1,0 +1,56 @@
+"""Step 6 as a stage: run the acceptance suite on the trained model and the base model, then
+evaluate the gates. Writes `acceptance.json` (the report section) and `acceptance.junit.xml`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from llmspec.spec.load import LoadedSpec
+
+from .atomic import write_json_atomic
+
+
+def _eval_records(dataset_dir: Path, limit: int) -> list[dict]:
+    ds = json.loads((dataset_dir / "dataset.json").read_text())
+    if not ds.get("eval_path") or limit <= 0:
+        return []
+    out = []
+    with open(dataset_dir / ds["eval_path"], encoding="utf-8") as fh:
+        for line in fh:
+            out.append(json.loads(line))
+            if len(out) >= limit:
+                break
+    return out
+
+
+def run_acceptance_stage(loaded: LoadedSpec, *, train_dir: Path, dataset_dir: Path, train_outputs: dict[str, Any],
+                         work: Path, progress: Callable[[str, dict], None]) -> dict[str, Any]:
+    from .acceptance.gates import evaluate_gates
+    from .acceptance.junit import write_junit
+    from .acceptance.runner import ModelRef, junit_cases, run_acceptance
+    from .acceptance.suite import build_suite
+
+    spec = loaded.spec
+    acc = spec.acceptance
+    holdout = acc.holdout.count if acc.holdout else 0
+    tests = build_suite(acc, loaded.base_dir, system=spec.format.system,
+                        eval_records=_eval_records(dataset_dir, holdout))
+    base_path = train_outputs["base_model_path"]
+    model_dir = train_dir / train_outputs["model"]
+    if train_outputs.get("adapter"):
+        tuned = ModelRef(name="fine-tuned", model_path=Path(base_path), adapter_path=model_dir)
+    else:
+        tuned = ModelRef(name="fine-tuned", model_path=model_dir, adapter_path=None)
+    base = ModelRef(name="base", model_path=Path(base_path), adapter_path=None) if acc.baseline != "none" else None
+    progress("acceptance-start", {"tests": len(tests), "baseline": base is not None})
+    result = run_acceptance(tests, tuned=tuned, base=base, default_max_new_tokens=acc.max_new_tokens,
+                            progress=lambda done, total: progress("acceptance-test", {"done": done, "total": total}))
+    gates = evaluate_gates(acc.gates, result, eval_loss=train_outputs.get("eval_loss"))
+    report = result.to_report()
+    report["gates"] = [g.to_dict() for g in gates]
+    write_json_atomic(work / "acceptance.json", report)
+    write_junit(work / "acceptance.junit.xml", f"{spec.project}.acceptance", junit_cases(result))
+    return {"pass_rate": report["pass_rate"], "base_pass_rate": report.get("base_pass_rate"),
+            "gates": report["gates"], "tests": len(tests)}

@@ -1,0 +1,58 @@
+"""Assemble the run report's parts and write report.md, report.html and the JUnit copy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from llmspec.spec.load import LoadedSpec
+
+
+def dataset_report(stage_dir: Path, loaded: LoadedSpec, examples: int = 3) -> dict[str, Any]:
+    ds = json.loads((stage_dir / "dataset.json").read_text())
+    lengths: list[int] = []
+    rendered: list[dict] = []
+    with open(stage_dir / ds["train_path"], encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            text = _record_text(record)
+            lengths.append(max(1, len(text) // 4))  # chars/4: the report's stated approximation
+            if len(rendered) < examples:
+                rendered.append({"source": record.get("source", ""), "origin": "", "rendered": text})
+    return {"style": loaded.spec.format.style, "train": ds["train_size"], "eval": ds["eval_size"],
+            "leakage_removed": ds["leakage_removed"], "rejected": ds.get("rejected", {}),
+            "token_lengths": lengths, "token_lengths_basis": "chars/4", "examples": rendered}
+
+
+def _record_text(record: dict) -> str:
+    if "messages" in record:
+        return "\n".join(f"{m.get('role')}: {m.get('content')}" for m in record["messages"])
+    if "segments" in record:
+        return "".join(s.get("text", "") for s in record["segments"])
+    return "\n".join(str(v) for k, v in record.items() if isinstance(v, str))
+
+
+def write_reports(report: dict[str, Any], run_dir: Path, *, final_dir: Path) -> dict[str, str]:
+    """Write the reports into run_dir (the run's folder before its final rename)."""
+    from .reports.html import write_html_report
+    from .reports.markdown import write_markdown_report
+
+    artifacts = {"report_md": str(final_dir / "report.md"), "report_html": str(final_dir / "report.html")}
+    junit = None
+    for link in run_dir.iterdir():
+        candidate = link / "acceptance.junit.xml"
+        if link.name == "acceptance" and candidate.exists():
+            junit = candidate
+    if junit is not None:
+        shutil.copyfile(junit, run_dir / "acceptance.junit.xml")
+        artifacts["junit"] = str(final_dir / "acceptance.junit.xml")
+    train = run_dir / "train"
+    if train.exists():
+        artifacts["log"] = str(final_dir / "train" / "train.log")
+        artifacts["model"] = str(final_dir / "train" / report.get("training", {}).get("model", "output"))
+    report["artifacts"] = artifacts
+    write_markdown_report(report, run_dir / "report.md")
+    write_html_report(report, run_dir / "report.html")
+    return artifacts

@@ -1,0 +1,209 @@
+"""Step 5: retrain, with real Axolotl as a subprocess.
+
+Offline and without telemetry; the log is kept beside the compiled config; progress (step,
+loss) is parsed from the Hugging Face Trainer's log lines as they arrive. Checkpoints live in
+the stage's work folder, which is named by the stage fingerprint, so an apply that was killed
+mid-training resumes from the last checkpoint when the next apply runs the same stage.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from llmspec.spec.errors import Diagnostic, LlmspecError, Pos, TrainingError
+from llmspec.spec.load import LoadedSpec
+
+from .atomic import write_json_atomic
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+    "WANDB_MODE": "disabled", "DO_NOT_TRACK": "1", "AXOLOTL_DO_NOT_TRACK": "1",
+    "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+_LOG_DICT = re.compile(r"\{[^{}]*'(?:loss|eval_loss|train_loss)'[^{}]*\}")
+
+
+def resolve_model(loaded: LoadedSpec) -> tuple[str, str | None]:
+    """(model path or hub id, fingerprint of a local model when cheap to know)."""
+    model_id = loaded.spec.base_model.id
+    if model_id.startswith("builtin:"):
+        from .tinymodel import fingerprint, resolve_builtin
+
+        return str(resolve_builtin(model_id)), fingerprint()
+    local = (loaded.base_dir / model_id)
+    if model_id.startswith((".", "/")) or local.is_dir():
+        if not local.is_dir():
+            raise LlmspecError(Diagnostic("model-not-found", f"base model folder '{model_id}' does not exist",
+                                          loaded.locate(("base_model", "id"))))
+        return str(local.resolve()), None
+    return model_id, None
+
+
+def parse_log_line(line: str) -> dict[str, float] | None:
+    """The metrics dict of a Trainer log line such as {'loss': 1.23, 'epoch': 0.5}, else None."""
+    match = _LOG_DICT.search(line)
+    if not match:
+        return None
+    try:
+        raw = ast.literal_eval(match.group(0))
+    except (ValueError, SyntaxError):
+        return None
+    out = {}
+    for k, v in raw.items():
+        try:
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def expected_steps(train_examples: int, training) -> int:
+    gpus = training.hw.gpus if training.hw.type == "cuda" else 1
+    per_step = training.batch.micro * training.batch.accumulate * gpus
+    steps_per_epoch = max(1, math.ceil(train_examples / per_step))
+    return training.max_steps or steps_per_epoch * training.epochs
+
+
+def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str,
+          progress: Callable[[str, dict], None], env: dict[str, str]) -> dict[str, Any]:
+    from llmspec.compiler.axolotl_config import compile_axolotl_config, resolve_hardware
+    from llmspec.compiler.formatting import compile_format
+
+    spec = loaded.spec
+    ds = json.loads((dataset_dir / "dataset.json").read_text())
+    dataset = {"train": str(dataset_dir / ds["train_path"])}
+    if ds.get("eval_path"):
+        dataset["eval"] = str(dataset_dir / ds["eval_path"])
+    model_path, _ = resolve_model(loaded)
+    hardware = resolve_hardware(spec.training.hw)
+    fmt_plan = compile_format(spec.format, None, locate=loaded.locate)
+    compiled = compile_axolotl_config(spec, model_path=model_path, dataset=dataset, run_dir=work,
+                                      format_plan=fmt_plan, hardware=hardware)
+    # Resume is what makes a killed apply cheap: Axolotl picks up the newest checkpoint itself.
+    compiled.config.setdefault("auto_resume_from_checkpoints", True)
+    total = expected_steps(ds["train_size"], spec.training)
+    if "save_steps" not in compiled.config and "saves_per_epoch" not in compiled.config:
+        compiled.config["save_steps"] = max(10, total // 4)
+    config_path = compiled.write()
+    log_path = work / "train.log"
+    out_dir = Path(compiled.config["output_dir"])
+
+    run_env = {**env, **compiled.env, **OFFLINE_ENV}
+    bin_dir = str(Path(sys.executable).parent)
+    run_env["PATH"] = bin_dir + os.pathsep + run_env.get("PATH", "")
+    cmd = list(compiled.launcher)
+    if cmd and cmd[0] == "axolotl" and Path(bin_dir, "axolotl").exists():
+        cmd[0] = str(Path(bin_dir, "axolotl"))
+    resumed = any(out_dir.glob("checkpoint-*"))
+    progress("train-start", {"total_steps": total, "resumed": resumed, "command": " ".join(cmd)})
+
+    history: list[dict[str, float]] = []
+    final: dict[str, float] = {}
+    started = time.monotonic()
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"# llmspec: {' '.join(cmd)}\n")
+        log.flush()
+        try:
+            proc = subprocess.Popen(cmd, cwd=work, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, errors="replace", bufsize=1, start_new_session=True)
+        except FileNotFoundError:
+            raise TrainingError(Diagnostic(
+                "axolotl-missing", "the `axolotl` command is not installed", loaded.locate(("training",)),
+                hint="install the training extra: pip install 'llmspec[train]' (make setup does)")) from None
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                metrics = parse_log_line(line)
+                if metrics is None:
+                    continue
+                if "train_loss" in metrics or "train_runtime" in metrics:
+                    final.update(metrics)
+                    continue
+                history.append(metrics)
+                step = int(metrics.get("step", len([h for h in history if "loss" in h])))
+                progress("train-step", {"step": step, "total_steps": total, "loss": metrics.get("loss"),
+                                        "eval_loss": metrics.get("eval_loss")})
+            code = proc.wait()
+        except BaseException:
+            _stop(proc)
+            raise
+    if code != 0:
+        tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+        raise TrainingError(Diagnostic(
+            "training-failed", f"Axolotl exited with status {code}; last lines:\n    " + "\n    ".join(tail),
+            Pos(str(log_path)), hint=f"the full log is {log_path}"))
+    history = _number_steps(history, total)
+    is_adapter = (out_dir / "adapter_config.json").exists()
+    if not is_adapter and not (out_dir / "config.json").exists():
+        raise TrainingError(Diagnostic("training-no-model", f"Axolotl finished but wrote no model in {out_dir}",
+                                       Pos(str(log_path))))
+    for ckpt in out_dir.glob("checkpoint-*"):
+        # Checkpoints exist for resuming; a finished stage keeps only the final weights.
+        import shutil
+
+        shutil.rmtree(ckpt, ignore_errors=True)
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    losses = [h["loss"] for h in history if "loss" in h]
+    summary = {
+        "method": spec.training.method, "base_model": spec.base_model.id, "hardware": hardware,
+        "steps": int(history[-1]["step"]) if history else total, "epochs": final.get("epoch"),
+        "duration_s": round(time.monotonic() - started, 1), "resumed": resumed,
+        "history": history,
+        "final": {"train_loss": final.get("train_loss", losses[-1] if losses else None),
+                  "eval_loss": evals[-1] if evals else None,
+                  "samples_per_second": final.get("train_samples_per_second"),
+                  "tokens_per_second": _tokens_per_second(dataset_dir, ds, final)},
+        "config_path": "axolotl.yaml", "log_path": "train.log",
+    }
+    write_json_atomic(work / "training.json", summary)
+    rel_out = out_dir.relative_to(work).as_posix() if out_dir.is_relative_to(work) else str(out_dir)
+    return {"model": rel_out, "adapter": is_adapter, "base_model_path": model_path,
+            "final_loss": summary["final"]["train_loss"], "eval_loss": summary["final"]["eval_loss"],
+            "steps": summary["steps"]}
+
+
+def _number_steps(history: list[dict[str, float]], total: int) -> list[dict[str, float]]:
+    """Trainer log lines carry epoch but not always step: derive steps from the epoch fraction."""
+    if not history:
+        return history
+    last_epoch = max((h.get("epoch", 0.0) for h in history), default=0.0) or 1.0
+    out = []
+    for h in history:
+        step = h.get("step")
+        if step is None:
+            step = round(h.get("epoch", 0.0) / last_epoch * total) if total else len(out) + 1
+        out.append({"step": int(step), "epoch": h.get("epoch"), "loss": h.get("loss"),
+                    "eval_loss": h.get("eval_loss"), "learning_rate": h.get("learning_rate")})
+    return out
+
+
+def _tokens_per_second(dataset_dir: Path, ds: dict, final: dict) -> float | None:
+    runtime = final.get("train_runtime")
+    tokens = ds.get("train_tokens")
+    if not runtime or not tokens:
+        return None
+    return round(tokens * (final.get("epoch") or 1) / runtime, 1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
