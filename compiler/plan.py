@@ -77,6 +77,8 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
     """Compile the stages. `source_files` holds content hashes of each file source's files."""
     stages: list[Stage] = []
     data = _dump(spec)
+    # `hardware: cpu` and `hardware: {type: cpu}` are one value: fingerprint the normal form.
+    data["training"]["hardware"] = _dump(spec.training.hw)
 
     for name, src in spec.sources.items():
         cfg = {k: v for k, v in data["sources"][name].items() if k != "expect"}
