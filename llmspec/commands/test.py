@@ -1,0 +1,66 @@
+"""`llmspec test`: re-run the acceptance suite on the promoted run (or a given one)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import click
+
+from llmspec.spec.errors import AcceptanceFailed, Diagnostic, Pos, StateError
+
+
+@click.command("test")
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--run", "run_id", help="Test this run instead of the promoted one.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write a JUnit XML file here.")
+def test_command(spec: Path, run_id: str | None, junit: Path | None) -> None:
+    """Re-run the spec's acceptance tests and gates. Exit 3 when an error gate fails."""
+    from rich.console import Console
+
+    from llmspec.api import load_spec, state_root
+    from llmspec.runtime.accept import run_acceptance_stage
+    from llmspec.runtime.reports.terminal import print_summary
+    from llmspec.runtime.state import State
+
+    loaded = load_spec(spec)
+    root = state_root(loaded)
+    state = State.load(root)
+    if run_id is None:
+        if not state.promoted:
+            raise StateError(Diagnostic("no-promoted-run", "no run has been promoted yet",
+                                        Pos(loaded.display_path), hint="run `llmspec apply` first, or give --run"))
+        run_id = state.promoted["run"]
+    manifest_path = root / "runs" / run_id / "manifest.json"
+    if not manifest_path.exists():
+        known = sorted(p.name for p in (root / "runs").glob("*") if (p / "manifest.json").exists())
+        raise StateError(Diagnostic("unknown-run", f"there is no complete run '{run_id}'", Pos(str(root / "runs")),
+                                    hint="runs: " + (", ".join(known[-5:]) or "none")))
+    manifest = json.loads(manifest_path.read_text())
+    stages = manifest.get("stages", {})
+    if "train" not in stages or "dataset" not in stages:
+        raise StateError(Diagnostic("run-without-model", f"run '{run_id}' trained no model", Pos(str(manifest_path))))
+    train_dir, dataset_dir = root / stages["train"], root / stages["dataset"]
+    train_outputs = next((rec.outputs for sid, rec in state.stages.items() if sid == "train"
+                          and rec.outputs.get("dir") == stages["train"]), None)
+    if train_outputs is None:
+        summary = json.loads((train_dir / "training.json").read_text())
+        train_outputs = {"model": "output", "adapter": (train_dir / "output" / "adapter_config.json").exists(),
+                         "eval_loss": summary.get("final", {}).get("eval_loss")}
+        from llmspec.runtime.train import resolve_model
+
+        train_outputs["base_model_path"] = resolve_model(loaded)[0]
+    console = Console(highlight=False, soft_wrap=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = run_acceptance_stage(loaded, train_dir=train_dir, dataset_dir=dataset_dir, train_outputs=train_outputs,
+                                   work=Path(tmp), progress=lambda *_: None)
+        report = {"acceptance": json.loads((Path(tmp) / "acceptance.json").read_text()), "run": run_id}
+        if junit is not None:
+            junit.parent.mkdir(parents=True, exist_ok=True)
+            junit.write_bytes((Path(tmp) / "acceptance.junit.xml").read_bytes())
+    print_summary(report, console)
+    failed = [g for g in out["gates"] if not g["passed"] and g["severity"] == "error"]
+    if failed:
+        raise AcceptanceFailed([Diagnostic("gate-failed", g["message"]) for g in failed])
+    console.print(f"Run {run_id}: all error gates pass.")
