@@ -1,0 +1,500 @@
+"""Run the acceptance suite on a model: load it with transformers (a LoRA adapter through peft,
+a full fine-tune as a model folder), answer every prompt with greedy decoding, judge the
+answers with the assertion language, and do the same on the base model for comparison.
+
+Prompts go through the tokenizer's chat template with the training system prompt, exactly as
+Axolotl's ``chat_template`` dataset type renders a conversation up to the assistant turn.
+torch, transformers and peft are imported inside functions only, after the offline switches
+are set, so importing this module is cheap and can never reach the network.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+from llmspec.spec.errors import Diagnostic, LlmspecError, Pos
+
+from .assertions import TestOutcome, evaluate_test
+from .junit import JUnitCase, case_from_outcome
+from .suite import SuiteTest
+
+Device = Literal["cpu", "cuda", "auto"]
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: called after each test answered (base model runs included)."""
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "WANDB_MODE": "disabled",
+    "DO_NOT_TRACK": "1",
+    "AXOLOTL_DO_NOT_TRACK": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+# ChatML's end of turn: a model trained with ChatML stops there even when the tokenizer's
+# eos_token is another token (Axolotl keeps the base eos and adds <|im_end|>).
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model")
+CPU_BATCH = 8
+CUDA_BATCH = 16
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model to test. ``model_path``: a model folder (the base model, or a full fine-tune),
+    or ``builtin:<name>``. ``adapter_path``: a peft (LoRA) adapter folder applied on top.
+    ``tokenizer_path``: where the tokenizer is (default: the adapter folder when it holds one,
+    since Axolotl saves the training tokenizer there, else the model folder)."""
+
+    name: str
+    model_path: Path | str
+    adapter_path: Path | None = None
+    tokenizer_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """One test on one model: the answer and the verdict. ``duration`` in seconds (a batch's
+    generation time is shared evenly among its tests)."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    name: str
+    prompt: str
+    output: str
+    outcome: TestOutcome
+    duration: float
+    tags: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome.passed
+
+
+@dataclass
+class AcceptanceResult:
+    """The suite run on the fine-tuned model and (optionally) on the base model, in suite order.
+    ``gates`` is filled by the caller (``result.gates = evaluate_gates(...)``) and only feeds
+    ``to_report``."""
+
+    tests: list[SuiteTest]
+    tuned: list[TestRun]
+    base: list[TestRun] | None = None
+    gates: list[Any] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.tuned)
+
+    @property
+    def passed(self) -> int:
+        return sum(r.passed for r in self.tuned)
+
+    @property
+    def base_passed(self) -> int | None:
+        return None if self.base is None else sum(r.passed for r in self.base)
+
+    @property
+    def pass_rate(self) -> float:
+        """Share of tests the fine-tuned model passes; 0.0 for an empty suite."""
+        return self.passed / self.total if self.total else 0.0
+
+    @property
+    def base_pass_rate(self) -> float | None:
+        if self.base is None:
+            return None
+        return self.base_passed / len(self.base) if self.base else 0.0
+
+    def pairs(self) -> list[tuple[SuiteTest, TestRun, TestRun | None]]:
+        base = self.base if self.base is not None else [None] * len(self.tuned)
+        return list(zip(self.tests, self.tuned, base))
+
+    def to_report(self) -> dict[str, Any]:
+        """The acceptance section of the run report (``acceptance.json``)."""
+        tests = []
+        for test, run, base in self.pairs():
+            tests.append({
+                "name": run.name,
+                "prompt": run.prompt,
+                "tags": list(test.tags),
+                "passed": run.outcome.passed,
+                "score": run.outcome.score,
+                "output": run.output,
+                "assertions": [{"key": r.key, "expected": r.expected,
+                                "got": r.got if r.error is None else f"error: {r.error}",
+                                "passed": r.passed} for r in run.outcome.results],
+                "base": None if base is None else {"passed": base.outcome.passed,
+                                                   "score": base.outcome.score,
+                                                   "output": base.output},
+            })
+        return {"pass_rate": self.pass_rate, "base_pass_rate": self.base_pass_rate,
+                "gates": [g.to_dict() for g in self.gates], "tests": tests}
+
+
+def junit_cases(result: AcceptanceResult) -> list[JUnitCase]:
+    """One JUnit case per test, judged on the fine-tuned model, the base model's answer alongside."""
+    return [case_from_outcome(run.name, run.outcome, tags=test.tags, time=run.duration,
+                              prompt=run.prompt, output=run.output,
+                              base_outcome=base.outcome if base else None,
+                              base_output=base.output if base else None)
+            for test, run, base in result.pairs()]
+
+
+# --------------------------------------------------------------------------- entry points
+
+def run_suite(tests: Sequence[SuiteTest], *, model_path: Path | str, adapter_path: Path | None,
+              tokenizer_path: Path | None = None, device: Device = "auto",
+              default_max_new_tokens: int = 64, progress: Progress | None = None,
+              chat_template: str | None = None, batch_size: int | None = None) -> list[TestRun]:
+    """Load one model and run ``tests`` on it. ``chat_template`` (Jinja) overrides the
+    tokenizer's own; ``batch_size`` defaults to 8 on CPU, 16 on CUDA."""
+    model = load_model(model_path, adapter_path=adapter_path, tokenizer_path=tokenizer_path,
+                       device=device, chat_template=chat_template)
+    try:
+        return model.run(tests, default_max_new_tokens=default_max_new_tokens,
+                         batch_size=batch_size, progress=_counter(progress, len(tests)))
+    finally:
+        model.close()
+
+
+def run_acceptance(tests: Sequence[SuiteTest], *, tuned: ModelRef, base: ModelRef | None,
+                   device: Device = "auto", default_max_new_tokens: int = 64,
+                   progress: Progress | None = None, chat_template: str | None = None,
+                   batch_size: int | None = None) -> AcceptanceResult:
+    """Run ``tests`` on the fine-tuned model, then on the base model with the same prompts.
+
+    The base model's prompts are rendered with the fine-tuned model's chat template (the one
+    training used) unless ``chat_template`` is given. When the fine-tuned model is an adapter
+    on the base model's folder, the weights are loaded once and the base run disables the
+    adapter.
+    """
+    tests = list(tests)
+    count = _counter(progress, len(tests) * (2 if base is not None else 1))
+    model = load_model(tuned.model_path, adapter_path=tuned.adapter_path,
+                       tokenizer_path=tuned.tokenizer_path, device=device,
+                       chat_template=chat_template)
+    try:
+        tuned_runs = model.run(tests, default_max_new_tokens=default_max_new_tokens,
+                               batch_size=batch_size, progress=count)
+        if base is None:
+            return AcceptanceResult(tests=tests, tuned=tuned_runs, base=None)
+        template = chat_template or model.chat_template
+        if _shares_weights(tuned, base):
+            with model.adapter_disabled():
+                base_runs = model.run(tests, default_max_new_tokens=default_max_new_tokens,
+                                      batch_size=batch_size, progress=count)
+            return AcceptanceResult(tests=tests, tuned=tuned_runs, base=base_runs)
+    finally:
+        model.close()
+    base_model = load_model(base.model_path, adapter_path=base.adapter_path,
+                            tokenizer_path=base.tokenizer_path, device=device,
+                            chat_template=template)
+    try:
+        base_runs = base_model.run(tests, default_max_new_tokens=default_max_new_tokens,
+                                   batch_size=batch_size, progress=count)
+    finally:
+        base_model.close()
+    return AcceptanceResult(tests=tests, tuned=tuned_runs, base=base_runs)
+
+
+def _shares_weights(tuned: ModelRef, base: ModelRef) -> bool:
+    if tuned.adapter_path is None or base.adapter_path is not None:
+        return False
+    if base.tokenizer_path is not None and base.tokenizer_path != tuned.tokenizer_path:
+        return False
+    return _resolve(tuned.model_path) == _resolve(base.model_path)
+
+
+def _counter(progress: Progress | None, total: int) -> Callable[[], None]:
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    return tick
+
+
+# --------------------------------------------------------------------------- loading
+
+def offline_environment() -> None:
+    """Make the HF stack local-only and quiet. Must run before transformers is imported."""
+    os.environ.update(OFFLINE_ENV)
+
+
+def _resolve(model_path: Path | str) -> Path:
+    text = str(model_path)
+    if text.startswith("builtin:"):
+        from llmspec.runtime.tinymodel import resolve_builtin
+
+        return resolve_builtin(text)
+    return Path(model_path).expanduser().resolve()
+
+
+def _error(code: str, message: str, path: Path | None = None, hint: str | None = None
+           ) -> LlmspecError:
+    return LlmspecError(Diagnostic(code, message, Pos(str(path)) if path else None, hint=hint))
+
+
+def _check_model_dir(path: Path) -> None:
+    if not path.exists():
+        raise _error("model-missing", f"model folder {path} does not exist", path)
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise _error("not-a-model", f"{path} is not a model folder (no config.json in it)", path,
+                     hint="give a folder saved with save_pretrained, or a LoRA adapter as the "
+                          "adapter")
+
+
+def _check_adapter_dir(path: Path) -> None:
+    if not path.exists():
+        raise _error("adapter-missing", f"adapter folder {path} does not exist", path)
+    if not path.is_dir() or not (path / "adapter_config.json").is_file():
+        hint = ("it holds a config.json: a full fine-tune is loaded as the model, not as an "
+                "adapter" if (path / "config.json").is_file() else None)
+        raise _error("not-an-adapter", f"{path} is not a peft adapter folder (no "
+                     "adapter_config.json in it)", path, hint=hint)
+
+
+def _tokenizer_dir(model_dir: Path, adapter_dir: Path | None, explicit: Path | None) -> Path:
+    if explicit is not None:
+        return _resolve(explicit)
+    if adapter_dir is not None and any((adapter_dir / f).is_file() for f in TOKENIZER_FILES):
+        return adapter_dir
+    return model_dir
+
+
+def load_model(model_path: Path | str, *, adapter_path: Path | None = None,
+               tokenizer_path: Path | None = None, device: Device = "auto",
+               chat_template: str | None = None) -> "LoadedModel":
+    """Load a model (and adapter) for generation; ``LlmspecError`` names what is wrong."""
+    model_dir = _resolve(model_path)
+    _check_model_dir(model_dir)
+    adapter_dir = Path(adapter_path).expanduser().resolve() if adapter_path is not None else None
+    if adapter_dir is not None:
+        _check_adapter_dir(adapter_dir)
+    tok_dir = _tokenizer_dir(model_dir, adapter_dir, tokenizer_path)
+
+    offline_environment()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    target = _pick_device(device, torch)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    except Exception as exc:  # transformers raises OSError, ValueError, KeyError...
+        raise _error("tokenizer-load", f"cannot load the tokenizer in {tok_dir}: "
+                     f"{type(exc).__name__}: {_first_line(exc)}", tok_dir) from None
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    # CPU: float32, because bf16 matmuls on CPU are slow and round differently per kernel.
+    dtype = "auto" if target == "cuda" else torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True,
+                                                     dtype=dtype)
+    except Exception as exc:
+        raise _error("model-load", f"cannot load the model in {model_dir}: "
+                     f"{type(exc).__name__}: {_first_line(exc)}", model_dir) from None
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+        except Exception as exc:
+            raise _error("adapter-load", f"cannot apply the adapter in {adapter_dir} to "
+                         f"{model_dir}: {type(exc).__name__}: {_first_line(exc)}", adapter_dir,
+                         hint="was the adapter trained on this base model?") from None
+    model.to(target)
+    model.eval()
+    return LoadedModel(model, tokenizer, target, label=str(adapter_dir or model_dir))
+
+
+def _pick_device(device: Device, torch: Any) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise _error("no-cuda", "device cuda was asked for, but torch sees no CUDA GPU",
+                     hint="use device auto or cpu")
+    if device not in ("cpu", "cuda"):
+        raise _error("bad-device", f"unknown device {device!r}; use cpu, cuda or auto")
+    return device
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no details"
+
+
+# --------------------------------------------------------------------------- the model at work
+
+class LoadedModel:
+    """A model and its tokenizer on a device, answering prompts greedily."""
+
+    def __init__(self, model: Any, tokenizer: Any, device: str, *, label: str):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.label = label
+        self.stop_ids = _stop_ids(tokenizer, model)
+        if not self.stop_ids:
+            raise _error("no-eos", f"the tokenizer of {label} has no end-of-sequence token, so "
+                         "generation could not stop")
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.stop_ids[0]
+
+    @property
+    def chat_template(self) -> str | None:
+        template = getattr(self.tokenizer, "chat_template", None)
+        return template if isinstance(template, str) else None
+
+    def render(self, conversation: list[dict[str, str]]) -> list[int]:
+        """Token ids of the conversation through the chat template, ending with the assistant's
+        turn header, as training rendered it."""
+        if not self.chat_template:
+            raise _error("no-chat-template", f"the tokenizer of {self.label} has no chat "
+                         "template, so prompts cannot be rendered as in training",
+                         hint="set base_model.chat_template (e.g. chatml)")
+        try:
+            text = self.tokenizer.apply_chat_template(conversation, tokenize=False,
+                                                      add_generation_prompt=True)
+        except Exception as exc:  # jinja errors: a template that rejects this conversation
+            raise _error("chat-template", f"the chat template of {self.label} failed on a "
+                         f"test prompt: {type(exc).__name__}: {_first_line(exc)}") from None
+        # The template writes BOS and special tokens itself; adding them again would double BOS.
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(self, prompts: Sequence[list[int]], max_new_tokens: int) -> list[str]:
+        """Greedy answers to already-rendered prompts, left-padded into one batch."""
+        import torch
+        from transformers import GenerationConfig
+
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, p in enumerate(prompts):
+            # Left padding: every prompt ends where generation starts.
+            ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            mask[row, width - len(p):] = 1
+        # A fresh config, not the model's: a hub generation_config.json often turns sampling on.
+        config = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
+                                  eos_token_id=list(self.stop_ids), pad_token_id=self.pad_id)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=ids.to(self.device),
+                                      attention_mask=mask.to(self.device),
+                                      generation_config=config)
+        answers = []
+        for row in out[:, width:].tolist():
+            cut = next((i for i, t in enumerate(row) if t in self.stop_ids), len(row))
+            answers.append(self.tokenizer.decode(row[:cut], skip_special_tokens=True))
+        return answers
+
+    def perplexity(self, conversation: list[dict[str, str]], reference: str) -> float:
+        """exp(mean negative log-likelihood) of the reference answer's tokens, given the
+        rendered conversation."""
+        import torch
+
+        prompt = self.render(conversation)
+        answer = list(self.tokenizer(reference, add_special_tokens=False)["input_ids"])
+        if not answer:
+            raise ValueError("the reference answer has no tokens")
+        ids = torch.tensor([prompt + answer], dtype=torch.long, device=self.device)
+        labels = ids.clone()
+        labels[0, :len(prompt)] = -100  # score only the answer
+        with torch.inference_mode():
+            loss = self.model(input_ids=ids, labels=labels).loss
+        return math.exp(float(loss))
+
+    def run(self, tests: Sequence[SuiteTest], *, default_max_new_tokens: int = 64,
+            batch_size: int | None = None, progress: Callable[[], None] | None = None
+            ) -> list[TestRun]:
+        """Answer and judge every test; results in the order of ``tests``."""
+        size = batch_size or (CUDA_BATCH if self.device == "cuda" else CPU_BATCH)
+        rendered = [self.render(t.conversation()) for t in tests]
+        budget = [t.max_new_tokens or default_max_new_tokens for t in tests]
+        # Batches of one token budget and similar prompt lengths waste the least padding.
+        groups: dict[int, list[int]] = {}
+        for i in sorted(range(len(tests)), key=lambda i: len(rendered[i])):
+            groups.setdefault(budget[i], []).append(i)
+        runs: dict[int, TestRun] = {}
+        for tokens, members in sorted(groups.items()):
+            for start in range(0, len(members), size):
+                batch = members[start:start + size]
+                runs.update(self._run_batch(tests, rendered, tokens, batch))
+                if progress:
+                    for _ in batch:
+                        progress()
+        return [runs[i] for i in range(len(tests))]
+
+    def _run_batch(self, tests: Sequence[SuiteTest], rendered: list[list[int]],
+                   max_new_tokens: int, batch: list[int]) -> dict[int, TestRun]:
+        started = time.perf_counter()
+        try:
+            outputs = self.generate([rendered[i] for i in batch], max_new_tokens)
+        except LlmspecError:
+            raise
+        except Exception as exc:
+            raise _error("generate", f"{self.label} failed to answer test "
+                         f"{tests[batch[0]].name!r}: {type(exc).__name__}: {_first_line(exc)}"
+                         ) from None
+        share = (time.perf_counter() - started) / len(batch)
+        runs = {}
+        for i, output in zip(batch, outputs):
+            test = tests[i]
+            t0 = time.perf_counter()
+            conversation = test.conversation()
+            outcome = evaluate_test(
+                test.expectations, output, prompt=test.display_prompt,
+                perplexity_fn=lambda _prompt, ref, conv=conversation: self.perplexity(conv, ref))
+            runs[i] = TestRun(name=test.name, prompt=test.display_prompt, output=output,
+                              outcome=outcome, duration=share + time.perf_counter() - t0,
+                              tags=tuple(test.tags))
+        return runs
+
+    def adapter_disabled(self):
+        """Context in which a peft model answers as its base model."""
+        disable = getattr(self.model, "disable_adapter", None)
+        return disable() if disable is not None else nullcontext()
+
+    def close(self) -> None:
+        """Free the weights now, so the next model does not share the GPU with this one."""
+        device = self.device
+        self.model = None
+        gc.collect()
+        if device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def _stop_ids(tokenizer: Any, model: Any) -> tuple[int, ...]:
+    ids: list[int] = []
+
+    def add(value: Any) -> None:
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, int) and v >= 0 and v not in ids:
+                ids.append(v)
+
+    add(tokenizer.eos_token_id)
+    add(getattr(getattr(model, "generation_config", None), "eos_token_id", None))
+    vocab = tokenizer.get_vocab()
+    for token in END_OF_TURN_TOKENS:
+        if token in vocab:
+            add(vocab[token])
+    return tuple(ids)
+
+
+__all__ = ["AcceptanceResult", "Device", "LoadedModel", "ModelRef", "OFFLINE_ENV", "Progress",
+           "TestRun", "junit_cases", "load_model", "offline_environment", "run_acceptance",
+           "run_suite"]
