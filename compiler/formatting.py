@@ -1,0 +1,277 @@
+"""Step 3, decided: how each source's rows become training examples.
+
+``compile_format`` turns ``format:`` into a ``FormatPlan``: plain data saying, per source,
+which column or sandboxed Jinja template fills each field, which record layout the
+dataset files use and which Axolotl dataset type reads them. ``runtime/dataset.py``
+does the rendering; ``Renderer`` is shared so that the compiler's checks and the
+runtime agree on what a field is.
+
+A field value that is a bare identifier is a column name; anything else is a template.
+Templates run in Jinja's ``SandboxedEnvironment`` with ``StrictUndefined`` because they
+come from a spec file and see untrusted data: a typo must fail loudly, not render "".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Literal
+
+from llmspec.spec.errors import Diagnostic, Pos, SpecError
+from llmspec.spec.models import CHAT_MESSAGES_FIELDS, STYLE_FIELDS, FormatSpec, Segment
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+CHAT_ROLES = ("system", "user", "assistant")
+
+# The record layout each style writes, and the Axolotl dataset entry that reads it.
+# chat_template gets explicit mappings so nothing depends on Axolotl's defaults drifting.
+AXOLOTL_DATASET_TYPES: dict[str, dict[str, Any]] = {
+    "chat": {
+        "type": "chat_template",
+        "field_messages": "messages",
+        "message_property_mappings": {"role": "role", "content": "content"},
+        "roles_to_train": ["assistant"],
+        "train_on_eos": "turn",
+    },
+    "alpaca": {"type": "alpaca"},
+    "completion": {"type": "completion", "field": "text"},
+    "input_output": {"type": "input_output"},
+}
+
+RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "chat": ("messages",),
+    "alpaca": ("instruction", "input", "output"),
+    "completion": ("text",),
+    "input_output": ("segments",),
+}
+
+
+def is_column_ref(value: str) -> bool:
+    return bool(_IDENTIFIER.match(value))
+
+
+@dataclass(frozen=True)
+class FieldPlan:
+    """One field of an example: where its text comes from."""
+
+    name: str                      # user, assistant, instruction, ..., or segments[i]
+    kind: Literal["column", "template", "messages"]
+    text: str                      # the column name or the template source
+    required: bool
+    train: bool | None = None      # input_output segments only
+    columns: tuple[str, ...] = ()  # columns it reads (templates: the free variables)
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    source: str
+    fields: tuple[FieldPlan, ...]
+
+    def get(self, name: str) -> FieldPlan | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    @property
+    def segments(self) -> tuple[FieldPlan, ...]:
+        return tuple(f for f in self.fields if f.name.startswith("segments["))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for f in self.fields:
+            for c in f.columns:
+                seen.setdefault(c)
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class FormatPlan:
+    style: Literal["chat", "alpaca", "completion", "input_output"]
+    system: str | None
+    sources: dict[str, SourcePlan]
+    axolotl_dataset: dict[str, Any]        # the dataset entry minus path/split
+    record_fields: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["sources"] = {name: asdict(sp) for name, sp in sorted(self.sources.items())}
+        return out
+
+
+# ----------------------------------------------------------------------------- templates
+
+
+def _environment():
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    # keep_trailing_newline: a segment template "{{ q }}\n" must keep its newline, it is data.
+    return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+# Provided to every template next to the row's columns, so input_output segments can say
+# where a sequence starts and ends (Axolotl concatenates segments as they are).
+RESERVED_VARIABLES = ("bos_token", "eos_token")
+
+
+def template_variables(template: str) -> tuple[str, ...]:
+    """Columns a template reads: its free variables minus Jinja globals and reserved names.
+
+    Raises ``jinja2.TemplateSyntaxError``.
+    """
+    from jinja2 import meta
+
+    env = _environment()
+    free = meta.find_undeclared_variables(env.parse(template))
+    return tuple(sorted(free - set(env.globals) - set(RESERVED_VARIABLES)))
+
+
+class Renderer:
+    """Compiled fields of a plan; ``render(source, field, row)`` gives the field's text."""
+
+    def __init__(self, plan: FormatPlan, special_tokens: dict[str, str] | None = None):
+        self.plan = plan
+        self._env = _environment()
+        self._reserved = {name: (special_tokens or {}).get(name) or "" for name in RESERVED_VARIABLES}
+        self._compiled: dict[tuple[str, str], Any] = {}
+        for sp in plan.sources.values():
+            for f in sp.fields:
+                if f.kind == "template":
+                    self._compiled[(sp.source, f.name)] = self._env.from_string(f.text)
+
+    def render(self, source: str, fp: FieldPlan, row: dict[str, Any]) -> Any:
+        if fp.kind == "messages":
+            return row[fp.text]
+        if fp.kind == "column":
+            value = row[fp.text]
+            return "" if value is None else str(value)
+        return self._compiled[(source, fp.name)].render({**self._reserved, **row})
+
+
+# ----------------------------------------------------------------------------- compile
+
+
+def _field_names(fmt: FormatSpec, mapping: dict[str, Any]) -> tuple[set[str], set[str]]:
+    if fmt.style == "chat" and "messages" in mapping:
+        return CHAT_MESSAGES_FIELDS
+    return STYLE_FIELDS[fmt.style]
+
+
+def compile_format(
+    fmt: FormatSpec,
+    sources: dict[str, list[str]] | None = None,
+    *,
+    locate: Callable[[tuple], Pos | None] | None = None,
+) -> FormatPlan:
+    """Check ``format:`` and decide every field's origin.
+
+    ``sources`` (source name -> known columns), when given, lets unknown columns fail
+    here rather than on every row at render time. ``locate`` maps a spec path to a
+    position for the diagnostics. Raises ``SpecError`` listing every problem found.
+    """
+    diags: list[Diagnostic] = []
+
+    def err(path: tuple, code: str, message: str, hint: str | None = None) -> None:
+        diags.append(Diagnostic(code=code, message=message, pos=locate(path) if locate else None, hint=hint))
+
+    plans: dict[str, SourcePlan] = {}
+    for source, mapping in fmt.map.items():
+        base = ("format", "map", source)
+        if sources is not None and source not in sources:
+            err(base, "format-unknown-source", f"format.map names source '{source}', which is not declared",
+                hint=f"declared sources: {', '.join(sorted(sources)) or 'none'}")
+            continue
+        required, optional = _field_names(fmt, mapping)
+        for name in sorted(set(mapping) - required - optional):
+            err(base + (name,), "format-unknown-field",
+                f"field '{name}' is not part of the {fmt.style} style",
+                hint=f"{fmt.style} takes {', '.join(sorted(required | optional))}")
+        for name in sorted(required - set(mapping)):
+            err(base, "format-missing-field", f"source '{source}' does not map required field '{name}'")
+
+        known = set(sources[source]) if sources is not None else None
+        fields: list[FieldPlan] = []
+        for name in sorted((required | optional) & set(mapping), key=_field_order):
+            value = mapping[name]
+            path = base + (name,)
+            if name == "segments":
+                if not isinstance(value, list) or not value:
+                    err(path, "format-segments", "segments must be a non-empty list of {text, train}")
+                    continue
+                for i, seg in enumerate(value):
+                    fp = _text_field(f"segments[{i}]", seg.text, True, seg.train, path + (i, "text"), err, known)
+                    if fp:
+                        fields.append(fp)
+                if not any(isinstance(s, Segment) and s.train for s in value):
+                    err(path, "format-segments", "no segment has `train: true`: the model would learn nothing")
+                continue
+            if not isinstance(value, str):
+                err(path, "format-field-type", f"field '{name}' takes a column name or a template, not segments")
+                continue
+            if name == "messages":
+                if not is_column_ref(value):
+                    err(path, "format-messages",
+                        "messages must name a column holding a list of {role, content} (e.g. `turns`)")
+                    continue
+                if known is not None and value not in known:
+                    _unknown_column(err, path, value, known)
+                    continue
+                fields.append(FieldPlan(name, "messages", value, True, columns=(value,)))
+                continue
+            fp = _text_field(name, value, name in required, None, path, err, known)
+            if fp:
+                fields.append(fp)
+        plans[source] = SourcePlan(source, tuple(fields))
+
+    if diags:
+        raise SpecError(diags)
+    return FormatPlan(
+        style=fmt.style,
+        system=fmt.system,
+        sources=plans,
+        axolotl_dataset=dict(AXOLOTL_DATASET_TYPES[fmt.style]),
+        record_fields=RECORD_FIELDS[fmt.style],
+    )
+
+
+_ORDER = ("system", "messages", "user", "assistant", "instruction", "input", "output", "text", "segments")
+
+
+def _field_order(name: str) -> int:
+    return _ORDER.index(name) if name in _ORDER else len(_ORDER)
+
+
+def _unknown_column(err, path: tuple, column: str, known: set[str]) -> None:
+    from llmspec.spec.errors import did_you_mean
+
+    err(path, "format-unknown-column", f"column '{column}' does not exist in this source",
+        hint=did_you_mean(column, known) or f"columns: {', '.join(sorted(known))}")
+
+
+def _text_field(name: str, value: str, required: bool, train: bool | None, path: tuple, err,
+                known: set[str] | None) -> FieldPlan | None:
+    if is_column_ref(value):
+        if known is not None and value not in known:
+            _unknown_column(err, path, value, known)
+            return None
+        return FieldPlan(name, "column", value, required, train, (value,))
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        variables = template_variables(value)
+    except TemplateSyntaxError as exc:
+        err(path, "format-template", f"template does not parse: {exc.message} (template line {exc.lineno})")
+        return None
+    if known is not None:
+        for var in variables:
+            if var not in known:
+                _unknown_column(err, path, var, known)
+                return None
+    return FieldPlan(name, "template", value, required, train, variables)
+
+
+__all__ = [
+    "AXOLOTL_DATASET_TYPES", "CHAT_ROLES", "FieldPlan", "FormatPlan", "RECORD_FIELDS", "RESERVED_VARIABLES",
+    "Renderer",
+    "SourcePlan", "compile_format", "is_column_ref", "template_variables",
+]

@@ -1,0 +1,204 @@
+"""Examples as the model sees them, with the tokens it learns to produce marked.
+
+The marks come from Axolotl itself: each record goes through the same prompt strategy
+``axolotl preprocess`` uses for the dataset type (``chat_template``'s ChatTemplateStrategy,
+the alpaca/completion/input_output strategies), and a token is "trained" exactly when
+its label is not -100. So what the plan shows is what training optimises, including
+Axolotl's choices on end-of-turn tokens and system prompts.
+
+Without axolotl installed the text is still shown, unmarked (``marks_from == "none"``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from llmspec.compiler.formatting import FormatPlan
+
+LOG = logging.getLogger(__name__)
+IGNORE = -100
+OPEN, CLOSE = "[[", "]]"
+
+
+@dataclass
+class RenderedExample:
+    input_ids: list[int]
+    labels: list[int] | None                 # None when Axolotl was not available
+    spans: list[tuple[str, bool]]            # decoded text runs, trained or not
+    marks_from: str                          # "axolotl" | "none"
+    origin: str | None = None
+    dropped: bool = False                    # longer than sequence_len: Axolotl drops it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def n_trained(self) -> int:
+        return sum(1 for x in (self.labels or []) if x != IGNORE)
+
+    @property
+    def trained_mask(self) -> list[bool]:
+        return [x != IGNORE for x in self.labels] if self.labels is not None else [False] * len(self.input_ids)
+
+    def plain(self) -> str:
+        """The text with trained spans wrapped in [[...]]."""
+        return "".join(f"{OPEN}{t}{CLOSE}" if trained else t for t, trained in self.spans)
+
+    def rich(self):
+        """A ``rich.text.Text`` with trained spans highlighted."""
+        from rich.text import Text
+
+        out = Text()
+        for t, trained in self.spans:
+            out.append(t, style="bold green" if trained else "dim")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"origin": self.origin, "text": self.plain(), "tokens": self.n_tokens,
+                "trained_tokens": self.n_trained, "marks_from": self.marks_from, "dropped": self.dropped}
+
+
+def load_tokenizer(tokenizer_path: str):
+    """A tokenizer from a local folder or the local HF cache; never the network."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tokenizer_path), local_files_only=True)
+
+
+def axolotl_strategy(tokenizer, plan: "FormatPlan", *, sequence_len: int = 2048,
+                     chat_template: str = "tokenizer_default"):
+    """The prompt strategy Axolotl builds for ``plan``'s dataset type (None without axolotl)."""
+    from llmspec.runtime.axolotl_check import _quiet_offline, axolotl_available
+
+    if not axolotl_available():
+        return None
+    _quiet_offline()
+    from axolotl.utils.dict import DictDefault
+
+    cfg = DictDefault({"sequence_len": sequence_len, "train_on_inputs": False, "chat_template": chat_template})
+    ds_cfg = DictDefault({**plan.axolotl_dataset, "chat_template": chat_template})
+    if plan.style == "alpaca":
+        # Axolotl special-cases `alpaca` in utils/data/wrappers.py rather than loading a module.
+        from axolotl.prompt_tokenizers import AlpacaPromptTokenizingStrategy
+        from axolotl.prompters import AlpacaPrompter
+
+        return AlpacaPromptTokenizingStrategy(AlpacaPrompter(None), tokenizer, False, sequence_len)
+    from axolotl.prompt_strategies import load
+
+    return load(plan.axolotl_dataset["type"], tokenizer, cfg, ds_cfg)
+
+
+def tokenize_record(strategy, plan: "FormatPlan", record: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """Axolotl's (input_ids, labels) for one record."""
+    if plan.style == "completion":
+        # Batched-only strategy; long texts come back as several sequence_len chunks.
+        out = strategy.tokenize_prompt({k: [v] for k, v in record.items()})
+        return [i for chunk in out["input_ids"] for i in chunk], [x for chunk in out["labels"] for x in chunk]
+    out = strategy.tokenize_prompt(record)
+    return list(out["input_ids"]), list(out["labels"])
+
+
+def _spans(tokenizer, ids: list[int], mask: list[bool]) -> list[tuple[str, bool]]:
+    # Decode runs, not single tokens: a character split across byte-level tokens decodes whole.
+    spans: list[tuple[str, bool]] = []
+    start = 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or mask[i] != mask[start]:
+            spans.append((tokenizer.decode(ids[start:i], skip_special_tokens=False,
+                                           clean_up_tokenization_spaces=False), mask[start]))
+            start = i
+    return spans
+
+
+def render_examples(
+    tokenizer_path: str,
+    format_plan: "FormatPlan",
+    records: Iterable[dict[str, Any]],
+    n: int,
+    *,
+    origins: Iterable[str | None] | None = None,
+    sequence_len: int = 2048,
+    chat_template: str = "tokenizer_default",
+    tokenizer=None,
+) -> list[RenderedExample]:
+    """The first ``n`` records rendered as the model sees them, trained tokens marked."""
+    tok = tokenizer if tokenizer is not None else load_tokenizer(tokenizer_path)
+    strategy = axolotl_strategy(tok, format_plan, sequence_len=sequence_len, chat_template=chat_template)
+    if strategy is None:
+        LOG.debug("axolotl is not installed: examples are shown without trained-token marks")
+    origin_list = list(origins) if origins is not None else []
+    out: list[RenderedExample] = []
+    for i, record in enumerate(records):
+        if i >= n:
+            break
+        origin = origin_list[i] if i < len(origin_list) else None
+        if strategy is not None:
+            ids, labels = tokenize_record(strategy, format_plan, record)
+            marks_from = "axolotl"
+        else:
+            ids, labels, marks_from = _unmarked_ids(tok, format_plan, record, chat_template), None, "none"
+        mask = [x != IGNORE for x in labels] if labels is not None else [False] * len(ids)
+        out.append(RenderedExample(
+            input_ids=ids, labels=labels, spans=_spans(tok, ids, mask), marks_from=marks_from,
+            origin=origin, dropped=len(ids) > sequence_len,
+        ))
+    return out
+
+
+def _unmarked_ids(tok, plan: "FormatPlan", record: dict[str, Any], chat_template: str) -> list[int]:
+    from llmspec.runtime.dataset import example_text
+
+    if plan.style == "chat" and chat_template == "tokenizer_default" and tok.chat_template:
+        return list(tok.apply_chat_template(record["messages"], tokenize=True, return_dict=False))
+    return tok(example_text(record), add_special_tokens=False)["input_ids"]
+
+
+# ----------------------------------------------------------------------------- prompts
+
+
+ALPACA_NO_INPUT = ("Below is an instruction that describes a task. Write a response that appropriately "
+                   "completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
+
+
+def render_prompt(tokenizer, plan: "FormatPlan", prompt: str, *, system: str | None = None,
+                  chat_template: str = "tokenizer_default") -> str:
+    """A test prompt laid out exactly as training prompts are, ready for generation.
+
+    chat: the training system prompt (or the test's own) + the user turn, through the chat
+    template with the generation prompt; alpaca: Axolotl's instruct layout; completion and
+    input_output: the prompt as is (those styles have no template).
+    """
+    if plan.style == "chat":
+        sys_prompt = system if system is not None else plan.system
+        messages = ([{"role": "system", "content": sys_prompt}] if sys_prompt else []) + [
+            {"role": "user", "content": prompt}]
+        template = None
+        if chat_template != "tokenizer_default":
+            template = _axolotl_named_template(chat_template, tokenizer)
+        return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
+                                             add_generation_prompt=True)
+    if plan.style == "alpaca":
+        try:
+            from axolotl.prompters import AlpacaPrompter
+
+            return next(AlpacaPrompter(None).build_prompt(prompt))
+        except ImportError:
+            return ALPACA_NO_INPUT.format(instruction=prompt)
+    return prompt
+
+
+def _axolotl_named_template(name: str, tokenizer) -> str | None:
+    try:
+        from axolotl.utils.chat_templates import get_chat_template
+    except ImportError:
+        return None
+    return get_chat_template(name, tokenizer=tokenizer)
+
+
+__all__ = ["RenderedExample", "axolotl_strategy", "load_tokenizer", "render_examples", "render_prompt",
+           "tokenize_record"]
