@@ -1,0 +1,787 @@
+"""``report.html``: one self-contained page showing a whole run, charts included.
+
+The page must open from a CI artifact store or an email attachment with no network, so
+plotly.js is inlined once in ``<head>`` and a Content-Security-Policy forbids every fetch: a
+stray remote reference fails loudly in the browser console instead of leaking silently.
+
+Every string that came from the user's data or a model is escaped: the page is rendered by
+jinja2 with autoescaping, and chart labels are entity-escaped because plotly interprets a
+subset of HTML in text. plotly and jinja2 are imported inside the functions, so importing this
+module costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from llmspec.runtime.atomic import write_text_atomic
+
+FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
+KEPT_COLOUR = "#3f9b57"
+TUNED_COLOUR = "#3867d6"
+BASE_COLOUR = "#a5adba"
+TRAIN_COLOUR = "#3867d6"
+EVAL_COLOUR = "#e8710a"
+LR_COLOUR = "#9aa5b1"
+REJECT_COLOURS = ("#e4572e", "#f3a712", "#a8201a", "#c06c84", "#ff8c61", "#8c564b",
+                  "#d64f8a", "#b8860b", "#7b4fa0", "#e07b91")
+OUTCOMES = {
+    "promoted": ("Promoted", "ok", "Every error gate passed; this run is now the promoted model."),
+    "gates_failed": ("Gates failed", "bad", "An error gate failed, so this run was not promoted; "
+                                            "the previously promoted run stays in place."),
+    "failed": ("Run failed", "bad", "The run stopped with an error before it finished."),
+    "built": ("Built", "neutral", "Built without acceptance gates; nothing was promoted."),
+}
+ARTIFACT_LABELS = {"model": "Model", "junit": "JUnit results", "report_md": "Markdown summary",
+                   "report_html": "This report", "log": "Log"}
+# Hover tooltips stay; the zoom toolbar adds nothing to charts this small and covers legends.
+_PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
+# Locks the page to itself: scripts and styles inline, images as data: URIs, nothing fetched.
+_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "img-src data: blob:; font-src data:")
+
+
+def write_html_report(report: Mapping[str, Any], path: Path) -> Path:
+    """Render ``report`` (a RunReport dict; any section may be missing) to one HTML file at
+    ``path``, written atomically. Returns ``path``."""
+    path = Path(path)
+    write_text_atomic(path, render_html(report))
+    return path
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """The report page as a string. Deterministic: the same report gives the same bytes."""
+    import jinja2
+    from plotly.offline import get_plotlyjs
+
+    view = build_view(report)
+    charts = [c for c in (view["data"] and view["data"]["chart"],
+                          view["dataset"] and view["dataset"]["chart"],
+                          view["training"] and view["training"]["chart"],
+                          view["acceptance"] and view["acceptance"]["chart"]) if c]
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(_TEMPLATE).render(
+        v=view, css=jinja2.utils.markupsafe.Markup(_CSS), csp=_CSP,
+        plotlyjs=jinja2.utils.markupsafe.Markup(get_plotlyjs()) if charts else None)
+
+
+# --------------------------------------------------------------------------- view model
+
+def build_view(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Normalise the report into what the template shows; absent sections become None."""
+    outcome = str(report.get("outcome") or "")
+    label, tone, explain = OUTCOMES.get(outcome, (outcome or "Unknown", "neutral", ""))
+    view: dict[str, Any] = {
+        "project": report.get("project") or "llmspec project",
+        "run": report.get("run") or "",
+        "created": format_date(report.get("created_at")),
+        "spec_path": report.get("spec_path") or "",
+        "plan_summary": report.get("plan_summary") or "",
+        "outcome": {"label": label, "tone": tone, "explain": explain},
+        "data": _data_view(report.get("sources") or {}),
+        "dataset": _dataset_view(report.get("dataset")),
+        "training": _training_view(report.get("training")),
+        "acceptance": _acceptance_view(report.get("acceptance")),
+        "artifacts": [(ARTIFACT_LABELS.get(k, k), str(v))
+                      for k, v in (report.get("artifacts") or {}).items() if v],
+    }
+    view["cards"] = _headline_cards(view)
+    view["nav"] = [(anchor, title) for anchor, title, key in (
+        ("data", "Data", "data"), ("dataset", "Dataset", "dataset"),
+        ("training", "Training", "training"), ("acceptance", "Acceptance", "acceptance"),
+        ("artifacts", "Files", "artifacts")) if view[key]]
+    return view
+
+
+def _headline_cards(view: Mapping[str, Any]) -> list[dict[str, str]]:
+    cards = []
+    if view["data"]:
+        d = view["data"]
+        cards.append({"label": "Rows kept", "value": _fmt_int(d["kept"]),
+                      "sub": f"of {_fmt_int(d['rows_in'])} in ({_fmt_pct(d['kept_share'])})"})
+    if view["dataset"]:
+        d = view["dataset"]
+        cards.append({"label": "Training examples", "value": d["train"],
+                      "sub": f"+ {d['eval']} eval"})
+    if view["training"]:
+        t = view["training"]
+        cards.append({"label": "Final train loss", "value": t["final_train_loss"],
+                      "sub": f"eval loss {t['final_eval_loss']}"})
+    if view["acceptance"]:
+        a = view["acceptance"]
+        cards.append({"label": "Pass rate", "value": a["pass_rate"],
+                      "sub": f"base model {a['base_pass_rate']}" if a["has_base"]
+                      else "no base-model comparison"})
+    return cards
+
+
+def _data_view(sources: Mapping[str, Any]) -> dict[str, Any] | None:
+    if not sources:
+        return None
+    rows = []
+    for name, src in sources.items():
+        src = src or {}
+        rows_in = _int(src.get("rows_in"))
+        kept = _int(src.get("rows_kept"))
+        rejected = {str(k): _int(v) for k, v in (src.get("rejected") or {}).items()}
+        samples = src.get("samples") or {}
+        rules = [{"rule": rule, "count": _fmt_int(n), "share": _fmt_pct(_ratio(n, rows_in)),
+                  "samples": [{"origin": s.get("origin", ""), "detail": s.get("detail", ""),
+                               "text": _clip(s.get("text", ""), 600)}
+                              for s in (samples.get(rule) or [])[:5]]}
+                 for rule, n in sorted(rejected.items(), key=lambda kv: -kv[1])]
+        rows.append({
+            "name": str(name), "format": src.get("format") or "",
+            "rows_in": rows_in, "kept": kept, "rejected_total": sum(rejected.values()),
+            "kept_share": _fmt_pct(_ratio(kept, rows_in)),
+            "rules": rules, "rejected": rejected,
+            "modified": [(str(k), _fmt_int(v)) for k, v in (src.get("modified") or {}).items()],
+            "profile": _profile_view(src.get("profile")),
+        })
+    total_in = sum(r["rows_in"] for r in rows)
+    total_kept = sum(r["kept"] for r in rows)
+    for r in rows:
+        r["rows_in_fmt"], r["kept_fmt"] = _fmt_int(r["rows_in"]), _fmt_int(r["kept"])
+        r["rejected_fmt"] = _fmt_int(r["rejected_total"])
+    return {"sources": rows, "rows_in": total_in, "kept": total_kept,
+            "rows_in_fmt": _fmt_int(total_in), "kept_fmt": _fmt_int(total_kept),
+            "kept_share": _ratio(total_kept, total_in), "chart": _funnel_chart(rows)}
+
+
+def _profile_view(profile: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not profile:
+        return None
+    lengths = profile.get("lengths") or {}
+    nulls = profile.get("nulls") or {}
+    columns = list(dict.fromkeys([*lengths, *nulls]))
+    return {
+        "rows": _fmt_int(profile.get("rows")),
+        "duplicate_rate": _fmt_pct(profile.get("duplicate_rate")),
+        "non_text_share": _fmt_pct(profile.get("non_text_share")),
+        "columns": [{"name": str(c), "nulls": _fmt_int(nulls.get(c)),
+                     **{k: _fmt_int((lengths.get(c) or {}).get(k))
+                        for k in ("min", "median", "p95", "max")}} for c in columns],
+    }
+
+
+def _dataset_view(ds: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not ds:
+        return None
+    lengths = sorted(int(x) for x in (ds.get("token_lengths") or []) if x is not None)
+    approx = ds.get("token_lengths_basis")
+    stats = None
+    if lengths:
+        stats = {"n": _fmt_int(len(lengths)), "min": _fmt_int(lengths[0]),
+                 "median": _fmt_int(_quantile(lengths, 0.5)),
+                 "p95": _fmt_int(_quantile(lengths, 0.95)), "max": _fmt_int(lengths[-1])}
+    return {
+        "style": ds.get("style") or "",
+        "train": _fmt_int(ds.get("train")), "eval": _fmt_int(ds.get("eval")),
+        "leakage_removed": _fmt_int(ds.get("leakage_removed")),
+        "rejected": [(str(k), _fmt_int(v)) for k, v in (ds.get("rejected") or {}).items()],
+        "length_basis": f"approximate: {approx}" if approx else "tokens",
+        "stats": stats,
+        "examples": [{"source": e.get("source") or "", "origin": e.get("origin") or "",
+                      "rendered": _clip(e.get("rendered") or "", 4000)}
+                     for e in (ds.get("examples") or [])],
+        "chart": _length_chart(lengths, approx) if lengths else None,
+    }
+
+
+def _training_view(tr: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not tr:
+        return None
+    final = tr.get("final") or {}
+    history = [h for h in (tr.get("history") or []) if isinstance(h, Mapping)]
+    facts = [("Method", tr.get("method")), ("Base model", tr.get("base_model")),
+             ("Hardware", tr.get("hardware")), ("Steps", _fmt_int(tr.get("steps"))),
+             ("Epochs", _fmt_num(tr.get("epochs"))),
+             ("Duration", _fmt_duration(tr.get("duration_s"))),
+             ("Throughput", f"{_fmt_num(final.get('tokens_per_second'))} tokens/s"
+              if final.get("tokens_per_second") is not None else None),
+             ("Axolotl config", tr.get("config_path"))]
+    return {
+        "facts": [(k, str(v)) for k, v in facts if v not in (None, "")],
+        "final_train_loss": _fmt_num(final.get("train_loss")),
+        "final_eval_loss": _fmt_num(final.get("eval_loss")),
+        "chart": _loss_chart(history) if any(_finite(h.get("loss")) or _finite(h.get("eval_loss"))
+                                             for h in history) else None,
+    }
+
+
+def _acceptance_view(acc: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not acc:
+        return None
+    tests = [t for t in (acc.get("tests") or []) if isinstance(t, Mapping)]
+    has_base = acc.get("base_pass_rate") is not None or any(t.get("base") for t in tests)
+    n_pass = sum(bool(t.get("passed")) for t in tests)
+    n_base = sum(bool((t.get("base") or {}).get("passed")) for t in tests)
+    gates = [{"name": str(g.get("name", "")), "threshold": str(g.get("threshold") or ""),
+              "value": _fmt_num(g.get("value")), "passed": bool(g.get("passed")),
+              "severity": str(g.get("severity") or "error"), "message": str(g.get("message") or "")}
+             for g in (acc.get("gates") or [])]
+    # A long suite would bury the failures; open cards only where a reader needs to look.
+    open_all = len(tests) <= 20
+    test_views = []
+    for i, t in enumerate(tests):
+        base = t.get("base")
+        test_views.append({
+            "anchor": f"test-{i + 1}", "name": str(t.get("name") or f"test {i + 1}"),
+            "prompt": _clip(t.get("prompt") or "", 4000), "tags": [str(x) for x in t.get("tags") or []],
+            "passed": bool(t.get("passed")), "score": _fmt_num(t.get("score")),
+            "output": _clip(t.get("output") or "", 4000),
+            "assertions": [{"key": str(a.get("key", "")), "expected": _clip(a.get("expected", ""), 400),
+                            "got": _clip(a.get("got", ""), 400), "passed": bool(a.get("passed"))}
+                           for a in (t.get("assertions") or [])],
+            "base": None if not base else {"passed": bool(base.get("passed")),
+                                           "score": _fmt_num(base.get("score")),
+                                           "output": _clip(base.get("output") or "", 4000)},
+            "open": open_all or not t.get("passed"),
+        })
+    rate = acc.get("pass_rate")
+    if rate is None and tests:
+        rate = n_pass / len(tests)
+    base_rate = acc.get("base_pass_rate")
+    return {
+        "pass_rate": _fmt_pct(rate), "base_pass_rate": _fmt_pct(base_rate),
+        "counts": f"{n_pass}/{len(tests)}" if tests else "",
+        "base_counts": f"{n_base}/{len(tests)}" if tests and has_base else "",
+        "has_base": has_base, "gates": gates, "tests": test_views,
+        "failed": [tv for tv in test_views if not tv["passed"]],
+        "chart": _pass_rate_chart(tests, rate, base_rate, has_base)
+        if tests or rate is not None else None,
+    }
+
+
+# --------------------------------------------------------------------------- charts
+
+def _figure_html(fig: Any, div_id: str) -> str:
+    import plotly.io as pio
+
+    fig.update_layout(font={"family": FONT, "size": 13, "color": "#1f2933"},
+                      paper_bgcolor="white", plot_bgcolor="white",
+                      hoverlabel={"font": {"family": FONT}})
+    fig.update_xaxes(gridcolor="#e6e9ee", zerolinecolor="#cfd5dd", linecolor="#cfd5dd")
+    fig.update_yaxes(gridcolor="#e6e9ee", zerolinecolor="#cfd5dd", linecolor="#cfd5dd")
+    return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
+                       config=_PLOTLY_CONFIG, default_width="100%")
+
+
+def _funnel_chart(rows: Sequence[Mapping[str, Any]]) -> str:
+    import plotly.graph_objects as go
+
+    names = [f"<b>{_pl(r['name'])}</b><br>{_fmt_int(r['rows_in'])} rows in" for r in rows]
+    rules = list(dict.fromkeys(rule for r in rows for rule in r["rejected"]))
+    fig = go.Figure()
+    fig.add_bar(name="kept", y=names, x=[r["kept"] for r in rows], orientation="h",
+                marker_color=KEPT_COLOUR, text=[_fmt_int(r["kept"]) for r in rows],
+                customdata=[r["kept_share"] for r in rows],
+                hovertemplate="kept: %{text} rows (%{customdata})<extra></extra>")
+    for i, rule in enumerate(rules):
+        counts = [r["rejected"].get(rule, 0) for r in rows]
+        fig.add_bar(name=_pl(rule), y=names, x=counts, orientation="h",
+                    marker_color=REJECT_COLOURS[i % len(REJECT_COLOURS)],
+                    text=[_fmt_int(c) if c else "" for c in counts],
+                    customdata=[_fmt_pct(_ratio(c, r["rows_in"])) for c, r in zip(counts, rows)],
+                    hovertemplate=f"rejected by {_pl(rule)}: %{{text}} rows (%{{customdata}})"
+                                  "<extra></extra>")
+    # Share of rows in, not raw counts: a 40-row mailbox next to a 40,000-row export would
+    # otherwise be an invisible sliver.
+    fig.update_layout(barmode="stack", barnorm="percent", height=120 + 70 * len(rows),
+                      margin={"l": 10, "r": 10, "t": 60, "b": 40},
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0,
+                              "traceorder": "normal"},
+                      uniformtext={"minsize": 10, "mode": "hide"}, bargap=0.35)
+    fig.update_traces(textposition="inside", insidetextanchor="middle",
+                      textfont={"color": "white"})
+    fig.update_xaxes(title_text="share of rows in (%)", range=[0, 100], ticksuffix="%")
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return _figure_html(fig, "chart-funnel")
+
+
+def _length_chart(lengths: Sequence[int], approx: str | None) -> str:
+    import plotly.graph_objects as go
+
+    lo, hi = lengths[0], lengths[-1]
+    width = _nice_step(max(hi - lo, 1) / 30)
+    start = math.floor(lo / width) * width
+    counts: dict[int, int] = {}
+    for x in lengths:
+        b = int((x - start) // width)
+        counts[b] = counts.get(b, 0) + 1
+    bins = range(max(counts) + 1)
+    lefts = [start + b * width for b in bins]
+    fig = go.Figure()
+    fig.add_bar(x=[left + width / 2 for left in lefts], y=[counts.get(b, 0) for b in bins],
+                width=width * 0.92, marker_color=TUNED_COLOUR, name="examples",
+                customdata=[[left, left + width] for left in lefts],
+                hovertemplate="%{customdata[0]}–%{customdata[1]} tokens: %{y} examples"
+                              "<extra></extra>")
+    for q, label, dash in ((0.5, "median", "dash"), (0.95, "p95", "dot")):
+        value = _quantile(lengths, q)
+        fig.add_vline(x=value, line_dash=dash, line_color="#52606d", line_width=1.5,
+                      annotation_text=f"{label} {value:,}", annotation_position="top right",
+                      annotation_font_size=12)
+    basis = f" ({_pl(approx)})" if approx else ""
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 40}, showlegend=False,
+                      bargap=0)
+    fig.update_xaxes(title_text=f"tokens per training example{basis}", rangemode="tozero")
+    # Headroom above the tallest bar for the median / p95 labels.
+    fig.update_yaxes(title_text="examples", automargin=True,
+                     range=[0, max(counts.values()) * 1.18])
+    return _figure_html(fig, "chart-lengths")
+
+
+def _loss_chart(history: Sequence[Mapping[str, Any]]) -> str:
+    import plotly.graph_objects as go
+
+    def series(key: str) -> tuple[list, list, list]:
+        pts = [(h.get("step"), h.get(key), h.get("epoch")) for h in history
+               if _finite(h.get(key)) and h.get("step") is not None]
+        return [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts]
+
+    fig = go.Figure()
+    steps, loss, epochs = series("loss")
+    if steps:
+        fig.add_scatter(x=steps, y=loss, name="train loss", mode="lines+markers" if len(steps) < 3
+                        else "lines", line={"color": TRAIN_COLOUR, "width": 2}, customdata=epochs,
+                        hovertemplate="step %{x} (epoch %{customdata}): train loss %{y:.4f}"
+                                      "<extra></extra>")
+    steps, loss, epochs = series("eval_loss")
+    if steps:
+        fig.add_scatter(x=steps, y=loss, name="eval loss", mode="lines+markers",
+                        line={"color": EVAL_COLOUR, "width": 2}, marker={"size": 8},
+                        customdata=epochs,
+                        hovertemplate="step %{x} (epoch %{customdata}): eval loss %{y:.4f}"
+                                      "<extra></extra>")
+    steps, lr, _ = series("learning_rate")
+    if steps:
+        fig.add_scatter(x=steps, y=lr, name="learning rate", mode="lines", yaxis="y2",
+                        line={"color": LR_COLOUR, "width": 1.5, "dash": "dot"},
+                        hovertemplate="step %{x}: learning rate %{y:.2e}<extra></extra>")
+        fig.update_layout(yaxis2={"title": {"text": "learning rate", "font": {"color": LR_COLOUR}},
+                                  "overlaying": "y", "side": "right", "showgrid": False,
+                                  "exponentformat": "e", "rangemode": "tozero",
+                                  "tickfont": {"color": LR_COLOUR}})
+    fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 10, "b": 40},
+                      legend={"orientation": "h", "y": 1.0, "x": 1, "xanchor": "right",
+                              "yanchor": "bottom"}, hovermode="x unified")
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(yaxis={"title": {"text": "loss"}, "automargin": True, "rangemode": "tozero"})
+    return _figure_html(fig, "chart-loss")
+
+
+def _pass_rate_chart(tests: Sequence[Mapping[str, Any]], rate: float | None,
+                     base_rate: float | None, has_base: bool) -> str:
+    import plotly.graph_objects as go
+
+    groups: list[tuple[str, list[Mapping[str, Any]]]] = [("all tests", list(tests))]
+    for tag in sorted({str(tag) for t in tests for tag in t.get("tags") or []}):
+        groups.append((f"tag: {tag}", [t for t in tests if tag in (t.get("tags") or [])]))
+    labels, tuned, tuned_text, base, base_text = [], [], [], [], []
+    for label, members in groups:
+        labels.append(_pl(label))
+        n = len(members)
+        ok = sum(bool(t.get("passed")) for t in members)
+        r = ok / n if n else (rate or 0.0)
+        tuned.append(r)
+        tuned_text.append(f"{_fmt_pct(r)} ({ok}/{n})" if n else _fmt_pct(r))
+        b_ok = sum(bool((t.get("base") or {}).get("passed")) for t in members)
+        br = b_ok / n if n else (base_rate or 0.0)
+        base.append(br)
+        base_text.append(f"{_fmt_pct(br)} ({b_ok}/{n})" if n else _fmt_pct(br))
+    fig = go.Figure()
+    # On a reversed axis the first trace of a group is drawn on top: fine-tuned above base.
+    fig.add_bar(name="fine-tuned", y=labels, x=tuned, orientation="h", text=tuned_text,
+                marker_color=TUNED_COLOUR, hovertemplate="fine-tuned: %{text}<extra></extra>")
+    if has_base:
+        fig.add_bar(name="base model", y=labels, x=base, orientation="h", text=base_text,
+                    marker_color=BASE_COLOUR, hovertemplate="base: %{text}<extra></extra>")
+    fig.update_traces(textposition="outside", cliponaxis=False)
+    fig.update_layout(barmode="group", height=90 + (52 if has_base else 32) * len(groups),
+                      margin={"l": 10, "r": 80, "t": 10, "b": 40}, bargap=0.25,
+                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right",
+                              "yanchor": "bottom", "traceorder": "normal"})
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="tests passed")
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return _figure_html(fig, "chart-pass-rate")
+
+
+# --------------------------------------------------------------------------- formatting
+
+def _pl(text: Any) -> str:
+    """Escape text for a plotly label: plotly renders <b>, <br>, <a href> and entities."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _int(x: Any) -> int:
+    try:
+        return int(x or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def _quantile(sorted_values: Sequence[int], q: float) -> int:
+    return sorted_values[min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))]
+
+
+def _nice_step(raw: float) -> int:
+    """The smallest 1/2/5 x 10^k integer at least ``raw``: bin edges a reader can add up."""
+    for exp in range(0, 9):
+        for m in (1, 2, 5):
+            if m * 10 ** exp >= raw:
+                return m * 10 ** exp
+    return 10 ** 9
+
+
+def _fmt_int(x: Any) -> str:
+    if x is None:
+        return "–"
+    try:
+        return f"{int(x):,}"
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def _fmt_num(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if isinstance(x, int) or float(x).is_integer() and abs(x) >= 1:
+        return f"{int(x):,}"
+    if not math.isfinite(x):
+        return str(x)
+    return f"{x:.4g}" if abs(x) < 1000 else f"{x:,.1f}"
+
+
+def _fmt_pct(x: Any) -> str:
+    if x is None or not _finite(x):
+        return "–"
+    return f"{100 * x:.1f}%".replace(".0%", "%")
+
+
+def _fmt_duration(s: Any) -> str | None:
+    if not _finite(s):
+        return None
+    s = float(s)
+    if s < 60:
+        return f"{s:.1f} s"
+    m, sec = divmod(int(round(s)), 60)
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {sec:02d} s"
+
+
+def format_date(value: Any) -> str:
+    """An ISO timestamp as ``2026-01-24 10:15 UTC``; anything unparsable verbatim."""
+    if not value:
+        return ""
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    tz = dt.strftime("%Z") or ""
+    return dt.strftime("%Y-%m-%d %H:%M") + (f" {'UTC' if tz in ('UTC', 'UTC+00:00') else tz}"
+                                            if tz else "")
+
+
+def _clip(text: Any, limit: int) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit:,} more chars]"
+
+
+# --------------------------------------------------------------------------- page
+
+_CSS = """
+:root { --fg:#1f2933; --muted:#616e7c; --line:#dde2e8; --soft:#f5f7fa; --ok:#1e7b3c;
+  --ok-bg:#e3f4e8; --bad:#b3261e; --bad-bg:#fbe6e4; --warn:#8a5a00; --warn-bg:#fff3d6;
+  --neutral:#3e4c59; --neutral-bg:#e8ecf1; --accent:#3867d6; }
+* { box-sizing: border-box; }
+html { -webkit-text-size-adjust: 100%; }
+body { margin: 0; color: var(--fg); background: #eef1f5; font: 15px/1.5 %FONT%; }
+main { max-width: 1120px; margin: 0 auto; padding: 0 20px 48px; }
+header.top { background: #1f2933; color: #fff; }
+header.top .inner { max-width: 1120px; margin: 0 auto; padding: 22px 20px 18px; }
+header.top h1 { margin: 0; font-size: 26px; font-weight: 650; letter-spacing: -.01em; }
+header.top .run { color: #c3cbd5; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 14px; }
+header.top .meta { color: #c3cbd5; margin-top: 6px; font-size: 14px; }
+header.top .meta span + span::before { content: "·"; margin: 0 8px; color: #7b8794; }
+header.top .explain { margin: 10px 0 0; color: #e4e7eb; }
+nav { margin-top: 14px; display: flex; gap: 6px; flex-wrap: wrap; }
+nav a { color: #fff; text-decoration: none; font-size: 13px; padding: 3px 10px; border: 1px solid #52606d; border-radius: 999px; }
+nav a:hover { background: #323f4b; }
+.badge { display: inline-block; padding: 2px 10px; border-radius: 999px; font-size: 13px; font-weight: 600; vertical-align: middle; margin-left: 10px; }
+.badge.ok { background: var(--ok-bg); color: var(--ok); }
+.badge.bad { background: var(--bad-bg); color: var(--bad); }
+.badge.warn { background: var(--warn-bg); color: var(--warn); }
+.badge.neutral { background: var(--neutral-bg); color: var(--neutral); }
+.pill { display: inline-block; min-width: 44px; text-align: center; padding: 0 8px; border-radius: 4px; font-size: 12px; font-weight: 700; letter-spacing: .03em; text-transform: uppercase; }
+.pill.ok { background: var(--ok-bg); color: var(--ok); }
+.pill.bad { background: var(--bad-bg); color: var(--bad); }
+.pill.warn { background: var(--warn-bg); color: var(--warn); }
+.pill.neutral { background: var(--neutral-bg); color: var(--neutral); }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 12px; margin: 20px 0 4px; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; }
+.card .label { color: var(--muted); font-size: 13px; }
+.card .value { font-size: 26px; font-weight: 650; line-height: 1.2; }
+.card .sub { color: var(--muted); font-size: 13px; }
+section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 6px 22px 20px; margin-top: 20px; }
+h2 { font-size: 20px; margin: 16px 0 4px; }
+h3 { font-size: 16px; margin: 22px 0 6px; }
+h3 .fmt { color: var(--muted); font-weight: 400; font-size: 14px; }
+p.lead { color: var(--muted); margin: 0 0 10px; }
+.chart { margin: 8px 0 4px; }
+table { border-collapse: collapse; width: 100%; font-size: 14px; margin: 6px 0 10px; }
+th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: var(--soft); font-weight: 600; color: #3e4c59; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.fail td { background: #fff7f6; }
+code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
+pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; line-height: 1.45; }
+pre.sample { background: var(--soft); border: 1px solid var(--line); border-radius: 4px; padding: 4px 8px; margin: 2px 0 6px; max-height: 9em; overflow: auto; }
+.samples .origin { font-size: 12px; color: var(--muted); }
+.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; align-content: start; margin: 8px 0 12px; font-size: 14px; }
+.facts dt { color: var(--muted); }
+.facts dd { margin: 0; word-break: break-word; }
+.split { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; }
+.muted { color: var(--muted); }
+details.test { border: 1px solid var(--line); border-left: 4px solid var(--ok); border-radius: 6px; margin: 12px 0; background: #fff; }
+details.test.failed { border-left-color: var(--bad); }
+details.test > summary { cursor: pointer; padding: 10px 14px; list-style: none; display: flex; gap: 10px; align-items: center; flex-wrap: wrap; }
+details.test > summary::-webkit-details-marker { display: none; }
+details.test > summary::before { content: "▸"; color: var(--muted); width: 10px; }
+details.test[open] > summary::before { content: "▾"; }
+details.test .name { font-weight: 650; }
+.tag { font-size: 12px; color: #3e4c59; background: var(--neutral-bg); border-radius: 4px; padding: 0 6px; }
+details.test .body { padding: 0 14px 12px; }
+.answers { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; margin: 8px 0; }
+.answer { border: 1px solid var(--line); border-radius: 6px; overflow: hidden; }
+.answer .head { display: flex; justify-content: space-between; align-items: center; padding: 5px 10px; background: var(--soft); border-bottom: 1px solid var(--line); font-size: 13px; font-weight: 600; }
+.answer.ok .head { background: var(--ok-bg); }
+.answer.bad .head { background: var(--bad-bg); }
+.answer pre { padding: 8px 10px; }
+.prompt { background: #f0f4ff; border: 1px solid #d5def5; border-radius: 6px; padding: 8px 10px; }
+.label-sm { font-size: 12px; font-weight: 600; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; margin: 10px 0 4px; }
+details.example { margin: 6px 0; }
+details.example summary { cursor: pointer; color: var(--accent); }
+details.example pre { background: var(--soft); border: 1px solid var(--line); border-radius: 4px; padding: 8px 10px; margin-top: 6px; }
+footer { color: var(--muted); font-size: 13px; text-align: center; margin-top: 28px; }
+a { color: var(--accent); }
+@media (max-width: 800px) { .answers, .split { grid-template-columns: 1fr; } }
+@media print {
+  body { background: #fff; font-size: 12px; }
+  header.top { background: #fff; color: var(--fg); border-bottom: 2px solid var(--fg); }
+  header.top .run, header.top .meta, header.top .explain { color: var(--muted); }
+  nav, .modebar-container { display: none !important; }
+  main { padding: 0; max-width: none; }
+  section, .card { border: none; padding: 0; }
+  section { break-before: auto; }
+  details.test, table, .chart, .card, .answer { break-inside: avoid; }
+  pre.sample { max-height: none; overflow: visible; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
+""".replace("%FONT%", FONT)
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{{ csp }}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="llmspec">
+<title>{{ v.project }} · {{ v.run }} · {{ v.outcome.label }}</title>
+<style>{{ css }}</style>
+{% if plotlyjs %}
+<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>
+<script>{{ plotlyjs }}</script>
+{% endif %}
+</head>
+<body>
+<header class="top"><div class="inner">
+  <h1>{{ v.project }} <span class="badge {{ v.outcome.tone }}" id="outcome">{{ v.outcome.label }}</span></h1>
+  {% if v.run %}<div class="run">run {{ v.run }}</div>{% endif %}
+  <div class="meta">
+    {% if v.created %}<span>{{ v.created }}</span>{% endif %}
+    {% if v.spec_path %}<span>spec {{ v.spec_path }}</span>{% endif %}
+    {% if v.plan_summary %}<span>{{ v.plan_summary }}</span>{% endif %}
+  </div>
+  {% if v.outcome.explain %}<p class="explain">{{ v.outcome.explain }}</p>{% endif %}
+  {% if v.nav %}<nav>{% for anchor, title in v.nav %}<a href="#{{ anchor }}">{{ title }}</a>{% endfor %}</nav>{% endif %}
+</div></header>
+<main>
+{% if v.cards %}
+<div class="cards">
+  {% for c in v.cards %}
+  <div class="card"><div class="label">{{ c.label }}</div><div class="value">{{ c.value }}</div><div class="sub">{{ c.sub }}</div></div>
+  {% endfor %}
+</div>
+{% endif %}
+
+{% if v.data %}
+<section id="data">
+  <h2>Data: what went in and what was thrown away</h2>
+  <p class="lead">{{ v.data.rows_in_fmt }} rows read from {{ v.data.sources|length }} source{{ "s" if v.data.sources|length != 1 }}; {{ v.data.kept_fmt }} kept after cleaning. Each bar is one source: kept rows and the rows each rule rejected.</p>
+  <div class="chart">{{ v.data.chart|safe }}</div>
+  {% for s in v.data.sources %}
+  <h3 id="source-{{ loop.index }}">{{ s.name }} {% if s.format %}<span class="fmt">({{ s.format }})</span>{% endif %}</h3>
+  <p class="lead">{{ s.rows_in_fmt }} rows in → {{ s.rejected_fmt }} rejected → <strong>{{ s.kept_fmt }} kept</strong> ({{ s.kept_share }})</p>
+  {% if s.rules %}
+  <table class="rejects">
+    <thead><tr><th>Rejected by</th><th class="num">Rows</th><th class="num">Share</th><th>Sample rows</th></tr></thead>
+    <tbody>
+    {% for r in s.rules %}
+      <tr><td><code>{{ r.rule }}</code></td><td class="num">{{ r.count }}</td><td class="num">{{ r.share }}</td>
+        <td class="samples">{% for x in r.samples %}<div class="origin">{{ x.origin }}{% if x.detail %} · {{ x.detail }}{% endif %}</div><pre class="sample">{{ x.text }}</pre>{% else %}<span class="muted">no samples kept</span>{% endfor %}</td></tr>
+    {% endfor %}
+    </tbody>
+  </table>
+  {% else %}<p class="muted">No rows rejected.</p>{% endif %}
+  <div class="split">
+    {% if s.modified %}
+    <div><div class="label-sm">Rows modified</div>
+      <table><thead><tr><th>Rule</th><th class="num">Rows changed</th></tr></thead><tbody>
+      {% for rule, n in s.modified %}<tr><td><code>{{ rule }}</code></td><td class="num">{{ n }}</td></tr>{% endfor %}
+      </tbody></table></div>
+    {% endif %}
+    {% if s.profile %}
+    <div><div class="label-sm">Profile of kept rows</div>
+      <table><thead><tr><th>Column</th><th class="num">Nulls</th><th class="num">Min</th><th class="num">Median</th><th class="num">p95</th><th class="num">Max</th></tr></thead><tbody>
+      {% for c in s.profile.columns %}<tr><td><code>{{ c.name }}</code></td><td class="num">{{ c.nulls }}</td><td class="num">{{ c.min }}</td><td class="num">{{ c.median }}</td><td class="num">{{ c.p95 }}</td><td class="num">{{ c.max }}</td></tr>{% endfor %}
+      </tbody></table>
+      <div class="muted">{{ s.profile.rows }} rows · duplicate rate {{ s.profile.duplicate_rate }} · non-text share {{ s.profile.non_text_share }} · lengths in characters</div></div>
+    {% endif %}
+  </div>
+  {% endfor %}
+</section>
+{% endif %}
+
+{% if v.dataset %}
+<section id="dataset">
+  <h2>Dataset</h2>
+  <dl class="facts">
+    {% if v.dataset.style %}<dt>Format</dt><dd>{{ v.dataset.style }}</dd>{% endif %}
+    <dt>Split</dt><dd>{{ v.dataset.train }} train · {{ v.dataset.eval }} eval</dd>
+    <dt>Leakage removed</dt><dd>{{ v.dataset.leakage_removed }} eval examples that also appeared in train</dd>
+    {% for rule, n in v.dataset.rejected %}<dt>Rejected: <code>{{ rule }}</code></dt><dd>{{ n }}</dd>{% endfor %}
+  </dl>
+  {% if v.dataset.chart %}
+  <h3>Length of training examples</h3>
+  <p class="lead">{{ v.dataset.stats.n }} examples · min {{ v.dataset.stats.min }} · median {{ v.dataset.stats.median }} · p95 {{ v.dataset.stats.p95 }} · max {{ v.dataset.stats.max }} {{ v.dataset.length_basis }}</p>
+  <div class="chart">{{ v.dataset.chart|safe }}</div>
+  {% endif %}
+  {% if v.dataset.examples %}
+  <h3>Rendered examples</h3>
+  <p class="lead">Exactly what the model trains on, chat template included.</p>
+  {% for e in v.dataset.examples %}
+  <details class="example"{% if loop.first %} open{% endif %}><summary>{{ e.source or "example" }}{% if e.origin %} · {{ e.origin }}{% endif %}</summary><pre>{{ e.rendered }}</pre></details>
+  {% endfor %}
+  {% endif %}
+</section>
+{% endif %}
+
+{% if v.training %}
+<section id="training">
+  <h2>Training</h2>
+  <div class="split">
+    <dl class="facts">{% for k, val in v.training.facts %}<dt>{{ k }}</dt><dd>{{ val }}</dd>{% endfor %}</dl>
+    <dl class="facts"><dt>Final train loss</dt><dd><strong>{{ v.training.final_train_loss }}</strong></dd><dt>Final eval loss</dt><dd><strong>{{ v.training.final_eval_loss }}</strong></dd></dl>
+  </div>
+  {% if v.training.chart %}<div class="chart">{{ v.training.chart|safe }}</div>{% else %}<p class="muted">No loss history was recorded.</p>{% endif %}
+</section>
+{% endif %}
+
+{% if v.acceptance %}
+{% set a = v.acceptance %}
+<section id="acceptance">
+  <h2>Acceptance</h2>
+  <p class="lead">Fine-tuned model: <strong>{{ a.pass_rate }}</strong>{% if a.counts %} ({{ a.counts }} tests){% endif %}{% if a.has_base %} · base model on the same prompts: <strong>{{ a.base_pass_rate }}</strong>{% if a.base_counts %} ({{ a.base_counts }}){% endif %}{% endif %}</p>
+  {% if a.gates %}
+  <h3>Gates</h3>
+  <table class="gates">
+    <thead><tr><th>Result</th><th>Gate</th><th>Severity</th><th>Threshold</th><th class="num">Value</th><th>Detail</th></tr></thead>
+    <tbody>
+    {% for g in a.gates %}
+      <tr class="{{ 'pass' if g.passed else 'fail' }}">
+        <td><span class="pill {{ 'ok' if g.passed else ('bad' if g.severity == 'error' else 'warn') }}">{{ 'pass' if g.passed else 'fail' }}</span></td>
+        <td><code>{{ g.name }}</code></td><td>{{ g.severity }}</td><td><code>{{ g.threshold }}</code></td><td class="num">{{ g.value }}</td><td>{{ g.message }}</td></tr>
+    {% endfor %}
+    </tbody>
+  </table>
+  {% endif %}
+  {% if a.chart %}
+  <h3>Pass rate{% if a.has_base %}: fine-tuned vs base model{% endif %}</h3>
+  <div class="chart">{{ a.chart|safe }}</div>
+  {% endif %}
+  {% if a.tests %}
+  <h3>Tests{% if a.has_base %}, side by side with the base model{% endif %}</h3>
+  <table class="test-index">
+    <thead><tr><th>Test</th><th>Tags</th><th>Fine-tuned</th>{% if a.has_base %}<th>Base</th>{% endif %}<th class="num">Score</th></tr></thead>
+    <tbody>
+    {% for t in a.tests %}
+      <tr class="{{ 'pass' if t.passed else 'fail' }}"><td><a href="#{{ t.anchor }}">{{ t.name }}</a></td><td>{% for tag in t.tags %}<span class="tag">{{ tag }}</span> {% endfor %}</td>
+        <td><span class="pill {{ 'ok' if t.passed else 'bad' }}">{{ 'pass' if t.passed else 'fail' }}</span></td>
+        {% if a.has_base %}<td>{% if t.base %}<span class="pill {{ 'ok' if t.base.passed else 'bad' }}">{{ 'pass' if t.base.passed else 'fail' }}</span>{% else %}<span class="muted">–</span>{% endif %}</td>{% endif %}
+        <td class="num">{{ t.score }}</td></tr>
+    {% endfor %}
+    </tbody>
+  </table>
+  {% for t in a.tests %}
+  <details class="test {{ 'passed' if t.passed else 'failed' }}" id="{{ t.anchor }}"{% if t.open %} open{% endif %}>
+    <summary><span class="pill {{ 'ok' if t.passed else 'bad' }}">{{ 'pass' if t.passed else 'fail' }}</span><span class="name">{{ t.name }}</span>{% for tag in t.tags %}<span class="tag">{{ tag }}</span>{% endfor %}<span class="muted">score {{ t.score }}</span></summary>
+    <div class="body">
+      <div class="label-sm">Prompt</div>
+      <pre class="prompt">{{ t.prompt }}</pre>
+      <div class="answers">
+        <div class="answer {{ 'ok' if t.passed else 'bad' }}"><div class="head"><span>Fine-tuned model</span><span class="pill {{ 'ok' if t.passed else 'bad' }}">{{ 'pass' if t.passed else 'fail' }}</span></div><pre class="output">{{ t.output }}</pre></div>
+        {% if t.base %}
+        <div class="answer {{ 'ok' if t.base.passed else 'bad' }}"><div class="head"><span>Base model · score {{ t.base.score }}</span><span class="pill {{ 'ok' if t.base.passed else 'bad' }}">{{ 'pass' if t.base.passed else 'fail' }}</span></div><pre class="output">{{ t.base.output }}</pre></div>
+        {% else %}
+        <div class="answer"><div class="head"><span>Base model</span></div><pre class="muted">not run</pre></div>
+        {% endif %}
+      </div>
+      {% if t.assertions %}
+      <table class="assertions">
+        <thead><tr><th>Assertion</th><th>Expected</th><th>Got (fine-tuned)</th><th>Result</th></tr></thead>
+        <tbody>
+        {% for x in t.assertions %}
+          <tr class="{{ 'pass' if x.passed else 'fail' }}"><td><code>{{ x.key }}</code></td><td><pre>{{ x.expected }}</pre></td><td><pre>{{ x.got }}</pre></td><td><span class="pill {{ 'ok' if x.passed else 'bad' }}">{{ 'pass' if x.passed else 'fail' }}</span></td></tr>
+        {% endfor %}
+        </tbody>
+      </table>
+      {% endif %}
+    </div>
+  </details>
+  {% endfor %}
+  {% endif %}
+</section>
+{% endif %}
+
+{% if v.artifacts %}
+<section id="artifacts">
+  <h2>Files</h2>
+  <table><tbody>{% for k, p in v.artifacts %}<tr><th>{{ k }}</th><td><code>{{ p }}</code></td></tr>{% endfor %}</tbody></table>
+</section>
+{% endif %}
+<footer>Generated by llmspec{% if v.created %} · {{ v.created }}{% endif %}. This page is self-contained and works offline.</footer>
+</main>
+<script>
+// Collapsed tests would print as one line each: open them all for paper.
+window.addEventListener('beforeprint', function () {
+  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+});
+</script>
+</body>
+</html>
+"""

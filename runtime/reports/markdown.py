@@ -1,0 +1,201 @@
+"""``report.md``: the run in a form fit for a pull-request comment.
+
+Short on purpose (a reviewer reads it between other comments): outcome, gates, pass rates, the
+data funnel, training figures and the failed tests. The full story is in ``report.html``.
+Table cells are escaped so that model output cannot break a table or inject markup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from llmspec.runtime.atomic import write_text_atomic
+
+from .html import format_date
+
+_ICON = {"promoted": "✅", "gates_failed": "❌", "failed": "💥", "built": "📦"}
+_LABEL = {"promoted": "promoted", "gates_failed": "gates failed, not promoted",
+          "failed": "run failed", "built": "built (no gates)"}
+MAX_FAILED_TESTS = 10
+CELL_CHARS = 80
+
+
+def write_markdown_report(report: Mapping[str, Any], path: Path) -> Path:
+    """Write ``render_markdown(report)`` to ``path`` atomically; returns ``path``."""
+    path = Path(path)
+    write_text_atomic(path, render_markdown(report))
+    return path
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The Markdown summary of a RunReport dict; absent sections are left out."""
+    lines = _header(report)
+    for part in (_acceptance(report.get("acceptance")), _funnel(report.get("sources")),
+                 _dataset(report.get("dataset")), _training(report.get("training")),
+                 _artifacts(report.get("artifacts"))):
+        if part:
+            lines += ["", *part]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _header(report: Mapping[str, Any]) -> list[str]:
+    outcome = str(report.get("outcome") or "")
+    icon = _ICON.get(outcome, "ℹ️")
+    label = _LABEL.get(outcome, outcome or "unknown outcome")
+    title = f"## {icon} {_text(report.get('project') or 'llmspec')}"
+    if report.get("run"):
+        title += f" · run `{_code(report['run'])}`"
+    meta = [x for x in (_text(format_date(report.get("created_at"))),
+                        f"spec `{_code(report['spec_path'])}`" if report.get("spec_path") else "",
+                        _text(report.get("plan_summary") or "")) if x]
+    lines = [f"{title}: **{label}**"]
+    if meta:
+        lines += ["", " · ".join(meta)]
+    return lines
+
+
+def _acceptance(acc: Mapping[str, Any] | None) -> list[str]:
+    if not acc:
+        return []
+    tests = [t for t in acc.get("tests") or [] if isinstance(t, Mapping)]
+    n = len(tests)
+    passed = sum(bool(t.get("passed")) for t in tests)
+    line = f"**Pass rate:** fine-tuned **{_pct(acc.get('pass_rate'))}**"
+    line += f" ({passed}/{n})" if n else ""
+    if acc.get("base_pass_rate") is not None:
+        base_passed = sum(bool((t.get("base") or {}).get("passed")) for t in tests)
+        line += f" vs base model {_pct(acc.get('base_pass_rate'))}"
+        line += f" ({base_passed}/{n})" if n else ""
+    lines = ["### Acceptance", "", line]
+    gates = acc.get("gates") or []
+    if gates:
+        lines += ["", "| Gate | Severity | Threshold | Value | Result |", "|---|---|---|---:|---|"]
+        for g in gates:
+            ok = bool(g.get("passed"))
+            result = "✅ pass" if ok else ("⚠️ fail" if g.get("severity") == "warn" else "❌ fail")
+            lines.append(f"| `{_code(g.get('name', ''))}` | {_cell(g.get('severity') or 'error')} "
+                         f"| `{_code(g.get('threshold') or '')}` | {_num(g.get('value'))} "
+                         f"| {result} |")
+    failed = [t for t in tests if not t.get("passed")]
+    if failed:
+        lines += ["", f"**Failed tests ({len(failed)}):**"]
+        for t in failed[:MAX_FAILED_TESTS]:
+            bad = [a for a in t.get("assertions") or [] if not a.get("passed")]
+            why = "; ".join(f"`{_code(a.get('key', ''))}` expected `{_code(a.get('expected', ''), 40)}`"
+                            f", got `{_code(a.get('got', ''), 60)}`" for a in bad[:2])
+            if len(bad) > 2:
+                why += f"; +{len(bad) - 2} more"
+            lines.append(f"- **{_text(t.get('name', ''))}**: {why or 'failed'}")
+        if len(failed) > MAX_FAILED_TESTS:
+            lines.append(f"- … and {len(failed) - MAX_FAILED_TESTS} more (see report.html)")
+    return lines
+
+
+def _funnel(sources: Mapping[str, Any] | None) -> list[str]:
+    if not sources:
+        return []
+    lines = ["### Data", "", "| Source | Rows in | Rejected (by rule) | Kept |", "|---|---:|---|---:|"]
+    total_in = total_kept = 0
+    for name, src in sources.items():
+        src = src or {}
+        rows_in, kept = int(src.get("rows_in") or 0), int(src.get("rows_kept") or 0)
+        total_in, total_kept = total_in + rows_in, total_kept + kept
+        rejected = sorted((src.get("rejected") or {}).items(), key=lambda kv: -kv[1])
+        detail = ", ".join(f"{_cell(rule)} {n:,}" for rule, n in rejected) or "none"
+        share = f" ({100 * kept / rows_in:.1f}%)" if rows_in else ""
+        fmt = f" ({_cell(src['format'])})" if src.get("format") else ""
+        lines.append(f"| {_cell(name)}{fmt} | {rows_in:,} | {detail} | {kept:,}{share} |")
+    if len(sources) > 1:
+        lines.append(f"| **total** | {total_in:,} | {total_in - total_kept:,} | {total_kept:,} |")
+    return lines
+
+
+def _dataset(ds: Mapping[str, Any] | None) -> list[str]:
+    if not ds:
+        return []
+    parts = [f"{_int(ds.get('train'))} train", f"{_int(ds.get('eval'))} eval"]
+    if ds.get("leakage_removed"):
+        parts.append(f"{_int(ds['leakage_removed'])} leaked eval rows removed")
+    parts += [f"{n:,} rejected by {_cell(rule)}" for rule, n in (ds.get("rejected") or {}).items()]
+    lengths = sorted(x for x in ds.get("token_lengths") or [] if isinstance(x, int))
+    if lengths:
+        median = lengths[len(lengths) // 2]
+        p95 = lengths[min(len(lengths) - 1, round(0.95 * (len(lengths) - 1)))]
+        parts.append(f"tokens per example: median {median:,}, p95 {p95:,}, max {lengths[-1]:,}")
+    style = f" ({_cell(ds['style'])})" if ds.get("style") else ""
+    return [f"**Dataset{style}:** " + " · ".join(parts)]
+
+
+def _training(tr: Mapping[str, Any] | None) -> list[str]:
+    if not tr:
+        return []
+    final = tr.get("final") or {}
+    head = " · ".join(x for x in (
+        _cell(tr.get("method") or ""), f"`{_code(tr['base_model'])}`" if tr.get("base_model") else "",
+        f"on {_cell(tr['hardware'])}" if tr.get("hardware") else "") if x)
+    figures = [f"{_int(tr.get('steps'))} steps" if tr.get("steps") is not None else "",
+               f"{_num(tr.get('epochs'))} epochs" if tr.get("epochs") is not None else "",
+               _duration(tr.get("duration_s")),
+               f"train loss {_num(final.get('train_loss'))}" if final.get("train_loss") is not None else "",
+               f"eval loss {_num(final.get('eval_loss'))}" if final.get("eval_loss") is not None else "",
+               f"{_num(final.get('tokens_per_second'))} tokens/s"
+               if final.get("tokens_per_second") is not None else ""]
+    return [f"**Training:** {head}", "", " · ".join(f for f in figures if f)]
+
+
+def _artifacts(art: Mapping[str, Any] | None) -> list[str]:
+    if not art:
+        return []
+    return ["**Files:** " + " · ".join(f"{_cell(k)} `{_code(v)}`" for k, v in art.items() if v)]
+
+
+# --------------------------------------------------------------------------- escaping & numbers
+
+def _text(value: Any) -> str:
+    """Prose-safe: no HTML a Markdown renderer would honour, no line breaks."""
+    return (str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", " ").replace("\n", " "))
+
+
+def _cell(value: Any, limit: int = CELL_CHARS) -> str:
+    return _clip(_text(value), limit).replace("|", "\\|")
+
+
+def _code(value: Any, limit: int = CELL_CHARS) -> str:
+    """Text for inside a single-backtick span: backticks and newlines would end it early, and
+    GitHub splits table cells on | even inside code."""
+    text = " ".join(str(value).split())
+    return _clip(text, limit).replace("`", "'").replace("|", "\\|")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _pct(x: Any) -> str:
+    return "–" if not isinstance(x, (int, float)) else f"{100 * x:.1f}%"
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return _cell(x)
+    if isinstance(x, int) or (float(x).is_integer() and abs(x) >= 1):
+        return f"{int(x):,}"
+    return f"{x:.4g}"
+
+
+def _int(x: Any) -> str:
+    try:
+        return f"{int(x):,}"
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _duration(s: Any) -> str:
+    if not isinstance(s, (int, float)):
+        return ""
+    m, sec = divmod(int(round(s)), 60)
+    return f"{m} min {sec:02d} s" if m else f"{s:.1f} s"

@@ -1,0 +1,86 @@
+"""The last lines of ``apply`` / ``test`` on a terminal: gates and pass rates, then where the
+full reports are. Meaning never rides on colour alone (every verdict is also a word), so the
+output reads the same through a pipe or in a CI log."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+_OUTCOME = {"promoted": ("green", "promoted"),
+            "gates_failed": ("red", "gates failed: not promoted"),
+            "failed": ("red", "run failed"),
+            "built": ("cyan", "built (no acceptance gates)")}
+_REPORT_FILES = (("report_html", "HTML report"), ("report_md", "Markdown summary"),
+                 ("junit", "JUnit results"), ("model", "Model"), ("log", "Log"))
+
+
+def print_summary(report: Mapping[str, Any], console: Console) -> None:
+    """Print the outcome, a table of gates and pass rates, and the report paths."""
+    outcome = str(report.get("outcome") or "")
+    style, label = _OUTCOME.get(outcome, ("bold", outcome or "unknown"))
+    title = escape(str(report.get("run") or report.get("project") or "run"))
+    console.print(f"[bold]{title}[/bold]: [{style}]{escape(label)}[/{style}]", highlight=False)
+
+    acc = report.get("acceptance") or {}
+    if acc:
+        console.print(_rates_line(acc), highlight=False)
+        gates = acc.get("gates") or []
+        if gates:
+            console.print(_gates_table(gates))
+    elif report.get("sources"):
+        rows_in = sum(int((s or {}).get("rows_in") or 0) for s in report["sources"].values())
+        kept = sum(int((s or {}).get("rows_kept") or 0) for s in report["sources"].values())
+        console.print(f"No acceptance tests ran. Data: {rows_in:,} rows in, {kept:,} kept.",
+                      highlight=False)
+
+    artifacts = report.get("artifacts") or {}
+    for key, name in _REPORT_FILES:
+        if artifacts.get(key):
+            console.print(f"  {name + ':':<18}{escape(str(artifacts[key]))}", highlight=False,
+                          soft_wrap=True)
+
+
+def _rates_line(acc: Mapping[str, Any]) -> str:
+    tests = [t for t in acc.get("tests") or [] if isinstance(t, Mapping)]
+    n = len(tests)
+    passed = sum(bool(t.get("passed")) for t in tests)
+    line = f"Pass rate: fine-tuned [bold]{_pct(acc.get('pass_rate'))}[/bold]"
+    line += f" ({passed}/{n})" if n else ""
+    if acc.get("base_pass_rate") is not None:
+        base = sum(bool((t.get("base") or {}).get("passed")) for t in tests)
+        line += f"   base model {_pct(acc.get('base_pass_rate'))}" + (f" ({base}/{n})" if n else "")
+    return line
+
+
+def _gates_table(gates: list[Mapping[str, Any]]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
+    table.add_column("Gate")
+    table.add_column("Severity")
+    table.add_column("Threshold")
+    table.add_column("Value", justify="right")
+    table.add_column("Result")
+    for g in gates:
+        ok = bool(g.get("passed"))
+        severity = str(g.get("severity") or "error")
+        result = "[green]PASS[/green]" if ok else (
+            "[yellow]WARN[/yellow]" if severity == "warn" else "[red]FAIL[/red]")
+        table.add_row(escape(str(g.get("name", ""))), escape(severity),
+                      escape(str(g.get("threshold") or "")), _num(g.get("value")), result)
+    return table
+
+
+def _pct(x: Any) -> str:
+    return "–" if not isinstance(x, (int, float)) else f"{100 * x:.1f}%"
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return escape(str(x))
+    return f"{x:.4g}"
