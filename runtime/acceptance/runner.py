@@ -11,6 +11,7 @@ are set, so importing this module is cheap and can never reach the network.
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import os
 import time
@@ -44,6 +45,9 @@ OFFLINE_ENV = {
 # eos_token is another token (Axolotl keeps the base eos and adds <|im_end|>).
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model")
+# Import-time warnings about optional kernels (torchao, bitsandbytes) and a torch deprecation:
+# nothing a user can act on, and they would bury the acceptance output.
+NOISY_LOGGERS = ("torchao", "bitsandbytes", "torch.utils._pytree")
 CPU_BATCH = 8
 CUDA_BATCH = 16
 
@@ -231,6 +235,8 @@ def _counter(progress: Progress | None, total: int) -> Callable[[], None]:
 def offline_environment() -> None:
     """Make the HF stack local-only and quiet. Must run before transformers is imported."""
     os.environ.update(OFFLINE_ENV)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _resolve(model_path: Path | str) -> Path:
