@@ -1,0 +1,282 @@
+"""`llmspec clean SPEC`: read the sources and run the quality rules, nothing else.
+
+Prints a funnel per source (rows in, rejected per rule with sample rows, modified, kept), or
+with ``--json`` the counts as ``{"sources": {NAME: {rows_in, rows_kept, rejected, modified,
+profile, ...}}, "gates": [...]}``. ``--out DIR`` writes ``DIR/NAME.parquet`` (kept rows) and
+``DIR/NAME.rejects.parquet`` (every rejected row). Failed gates exit 1 with the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from llmspec.spec.errors import Diagnostic, LlmspecError, SpecError, did_you_mean
+
+SAMPLES_PER_RULE = 3
+SAMPLE_CHARS = 70
+
+
+@click.command("clean")
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--source", "only", multiple=True, metavar="NAME",
+              help="Clean only this source (repeatable). Overall gates then do not apply.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on standard output.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write NAME.parquet (kept rows) and NAME.rejects.parquet (rejected rows) here.")
+def clean_command(spec: Path, only: tuple[str, ...], as_json: bool, out_dir: Path | None) -> None:
+    """Read the sources and run the quality rules only: counts, samples, cleaned files."""
+    try:
+        code = _clean(spec, only, as_json, out_dir)
+    except LlmspecError as exc:
+        from llmspec.cli import print_diagnostics
+
+        print_diagnostics(exc.diagnostics)
+        raise SystemExit(exc.exit_code) from None
+    raise SystemExit(code)
+
+
+def _load(path: Path):
+    try:
+        from llmspec.api import load_spec
+    except ImportError:  # the API module is optional; the loader underneath is not
+        from llmspec.spec.load import load_spec
+    return load_spec(path)
+
+
+def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path | None) -> int:
+    from rich.console import Console
+
+    from llmspec.compiler.cleaning import compile_cleaning
+    from llmspec.runtime.clean import check_gates, run_cleaning
+    from llmspec.runtime.sources import read_source
+
+    loaded = _load(spec_path)
+    spec = loaded.spec
+    names = list(spec.sources)
+    for name in only:
+        if name not in spec.sources:
+            raise SpecError(Diagnostic("unknown-source", f"no source named '{name}'",
+                                       hint=did_you_mean(name, names) or f"sources: {', '.join(names)}"))
+    selected = [n for n in names if not only or n in only]
+    err = Console(stderr=True)
+    show_progress = err.is_terminal and not os.environ.get("CI")
+    counter = _TokenCounter(loaded) if _needs_tokens(spec.quality) else None
+    counter = counter if counter else None  # loads the tokenizer; without one, chars / 4
+    results, profiles, files = {}, {}, {}
+    with _Progress(err, enabled=show_progress) as bar:
+        for name in selected:
+            bar.start(name)
+            batch = read_source(name, spec.sources[name], loaded.base_dir)
+            _check_expectations(batch, spec.sources[name], loaded)
+            plan = compile_cleaning(spec.quality, name, dict(batch.rows.schema), locate=loaded.locate)
+            result = run_cleaning(batch, plan, count_tokens=counter, progress=bar.step)
+            results[name], files[name] = result, batch.files
+            profiles[name] = _profile(result.kept)
+            if out_dir is not None:
+                _write_outputs(out_dir, name, result)
+    quality = spec.quality
+    if only:
+        quality = quality.model_copy(update={"gates": type(quality.gates)()})
+    failures = [d for d in check_gates(results, quality) if d.severity == "error"]
+    if as_json:
+        doc = {"sources": {n: {**_counts(r), "profile": profiles[n]} for n, r in results.items()},
+               "gates": [d.to_json() for d in failures]}
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        out = Console(highlight=False, soft_wrap=False)
+        for name, result in results.items():
+            _funnel(out, name, result, files[name], out_dir)
+    if failures:
+        from llmspec.cli import print_diagnostics
+
+        print_diagnostics(failures)
+        return 1
+    return 0
+
+
+def _counts(result) -> dict[str, Any]:
+    d = result.to_dict()
+    return {"rows_in": d["rows_in"], "rows_kept": d["rows_kept"], "rejected": d["rejected"],
+            "modified": d["modified"], "notes": d["notes"]}
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def _needs_tokens(quality) -> bool:
+    from llmspec.spec.models import rule_args, rule_kind
+
+    return any(rule_kind(r) == "length" and (rule_args(r).min_tokens is not None or rule_args(r).max_tokens is not None)
+               for r in quality.rules)
+
+
+class _TokenCounter:
+    """The base model's tokenizer, loaded offline on first use; None-like when unavailable."""
+
+    def __init__(self, loaded):
+        self.loaded = loaded
+        self.tok = None
+        self.tried = False
+
+    def _load(self):
+        self.tried = True
+        try:
+            from llmspec.runtime.train import OFFLINE_ENV, resolve_model
+
+            os.environ.update({k: v for k, v in OFFLINE_ENV.items() if k not in os.environ})
+            from transformers import AutoTokenizer
+
+            explicit = self.loaded.spec.base_model.tokenizer
+            path = explicit if explicit else resolve_model(self.loaded)[0]
+            self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except Exception:  # an unknown tokenizer is not an error: the rule falls back to chars / 4
+            self.tok = None
+
+    def __bool__(self) -> bool:
+        if not self.tried:
+            self._load()
+        return self.tok is not None
+
+    def __call__(self, texts: list[str]) -> list[int]:
+        enc = self.tok(texts, add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in enc]
+
+
+def _check_expectations(batch, src, loaded) -> None:
+    try:
+        from llmspec.runtime.sources.contract import check_expectations
+    except ImportError:
+        return
+    errors = [d for d in check_expectations(batch, src) if d.severity == "error"]
+    if errors:
+        from llmspec.spec.errors import DataError
+
+        for d in errors:
+            d.pos = d.pos or loaded.locate(("sources", batch.name, "expect"))
+        raise DataError(errors)
+
+
+def _profile(df) -> dict[str, Any]:
+    data = df.drop("_origin", strict=False)
+    try:
+        from llmspec.runtime.profile import profile_frame
+    except ImportError:
+        profile_frame = None
+    if profile_frame is not None:
+        return profile_frame(data)
+    return {"rows": data.height, "nulls": {c: data.get_column(c).null_count() for c in data.columns}}
+
+
+def _write_outputs(out_dir: Path, name: str, result) -> None:
+    import tempfile
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for frame, target in ((result.kept, out_dir / f"{name}.parquet"),
+                          (result.rejects, out_dir / f"{name}.rejects.parquet")):
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=out_dir)
+        os.close(fd)
+        try:
+            frame.write_parquet(tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class _Progress:
+    """A transient rich progress bar on a terminal; nothing at all in pipes."""
+
+    def __init__(self, console, *, enabled: bool):
+        self.enabled = enabled
+        self.console = console
+        self.progress = None
+        self.task = None
+        self.name = ""
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=self.console, transient=True)
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def start(self, name: str) -> None:
+        self.name = name
+        if self.progress is not None:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(f"{name}: reading", total=None)
+
+    def step(self, p) -> None:
+        if self.progress is not None:
+            what = "done" if p.reason == "done" else p.reason
+            self.progress.update(self.task, total=p.total, completed=p.done,
+                                 description=f"{self.name}: {what} ({int(p):,} rows in play)")
+
+
+def _sample_line(row: dict[str, Any], data_cols: list[str]) -> str:
+    text = ""
+    for c in data_cols:
+        v = row.get(c)
+        if v is not None and str(v).strip():
+            text = f"{c}={str(v)!r}"
+            break
+    if not text and row.get("_raw") is not None:
+        text = f"raw={bytes(row['_raw'])[:SAMPLE_CHARS]!r}"
+    if len(text) > SAMPLE_CHARS:
+        text = text[:SAMPLE_CHARS - 1] + "…"
+    detail = row.get("_detail") or ""
+    if len(detail) > SAMPLE_CHARS:
+        detail = detail[:SAMPLE_CHARS - 1] + "…"
+    return f"{row.get('_origin')}: {detail}" + (f"  {text}" if text else "")
+
+
+def _funnel(console, name: str, result, files: list[str], out_dir: Path | None) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    pct = (lambda n: f"{n / result.rows_in:.1%}") if result.rows_in else (lambda n: "-")
+    table = Table(title=f"[bold]{escape(name)}[/bold]" + (f"  {escape(', '.join(files[:3]))}"
+                                                         + (" …" if len(files) > 3 else "") if files else ""),
+                  title_justify="left", show_edge=False, pad_edge=False, box=None)
+    table.add_column("step")
+    table.add_column("rows", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("sample rows (origin: reason  value)", overflow="fold")
+    table.add_row("rows in", f"{result.rows_in:,}", "", "")
+    data_cols = [c for c in result.rejects.columns if not c.startswith("_")]
+    reader = [r for r in result.rejected if r not in result.order]
+    for rule in reader + result.order:
+        if rule in result.modified:
+            n = result.modified[rule]
+            table.add_row(f"[yellow]~ {escape(rule)}[/yellow]", f"{n:,}", pct(n), "modified in place")
+            if rule not in result.rejected:
+                continue
+        n = result.rejected.get(rule, 0)
+        if not n and rule in reader:
+            continue
+        samples = result.rejects.filter(result.rejects.get_column("_rule") == rule).head(SAMPLES_PER_RULE)
+        lines = [escape(_sample_line(r, data_cols)) for r in samples.iter_rows(named=True)]
+        table.add_row(f"[red]- {escape(rule)}[/red]", f"{n:,}", pct(n), "\n".join(lines))
+    table.add_row("[green bold]kept[/green bold]", f"[bold]{result.rows_kept:,}[/bold]", pct(result.rows_kept),
+                  escape(f"-> {out_dir / (name + '.parquet')}") if out_dir else "")
+    console.print(table)
+    for note in result.notes:
+        console.print(f"  note: {escape(note)}")
+    console.print()
+
+
+if __name__ == "__main__":  # `python -m llmspec.commands.clean`, before the CLI registers it
+    clean_command(prog_name="llmspec clean")

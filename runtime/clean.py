@@ -1,0 +1,295 @@
+"""Run a cleaning plan over one source's rows, counting every row that goes.
+
+Rules apply in order; a row a rule rejects is gone for the rules after it. The reader's own
+rejects (``corrupt``, ``contract``) are counted first. After the run the accounting invariant
+``rows_in == rows_kept + sum(rejected)`` is checked, and ``rejects`` holds exactly the rejected rows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from llmspec.spec.errors import DataError, Diagnostic
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from llmspec.compiler.cleaning import CleaningPlan, CleaningStep
+    from llmspec.spec.models import QualitySpec
+
+READER_RULES = ("corrupt", "contract")
+META = ("_rule", "_detail", "_origin", "_raw", "_duplicate_of")
+
+
+class AccountingError(RuntimeError):
+    """Rows appeared or vanished during cleaning: a bug in llmspec, never the user's doing."""
+
+
+@dataclass
+class CleanResult:
+    source: str
+    kept: "pl.DataFrame"  # data columns + _origin
+    rejects: "pl.DataFrame"  # data columns + _rule, _detail, _origin, _raw, _duplicate_of
+    rows_in: int
+    rows_kept: int
+    rejected: dict[str, int]
+    modified: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # step reasons in the order they ran
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "rows_in": self.rows_in, "rows_kept": self.rows_kept,
+                "rejected": dict(self.rejected), "modified": dict(self.modified), "notes": list(self.notes),
+                "seconds": {k: round(v, 4) for k, v in self.seconds.items()}}
+
+
+class StepProgress(int):
+    """What ``progress`` receives: an int, the rows still in after the steps done so far (so a
+    caller may log it as a row count), carrying the step about to run and the step counts."""
+
+    reason: str
+    done: int
+    total: int
+
+    def __new__(cls, rows: int, reason: str, done: int, total: int) -> "StepProgress":
+        obj = super().__new__(cls, rows)
+        obj.reason, obj.done, obj.total = reason, done, total
+        return obj
+
+
+Progress = Callable[[StepProgress], None]
+CountTokens = Callable[[list[str]], list[int]]
+
+
+def run_cleaning(batch: Any, plan: "CleaningPlan", *, count_tokens: CountTokens | None = None,
+                 progress: Progress | None = None) -> CleanResult:
+    """Apply ``plan`` to a ``SourceBatch`` (name, rows, rejected, rows_in, files).
+
+    ``count_tokens`` maps texts to token counts with the model's tokenizer; without it token
+    bounds use ceil(chars / 4) and say so in each detail. ``progress`` gets a ``StepProgress``
+    before each step and once at the end (reason "done").
+    """
+    import polars as pl
+
+    df: pl.DataFrame = batch.rows
+    data_cols = [c for c in df.columns if c != "_origin"]
+    _check_columns(plan, df)
+    rejected: dict[str, int] = {r: 0 for r in READER_RULES}
+    reader = batch.rejected
+    if reader is not None and reader.height:
+        for rule, n in reader.group_by("_rule").len().iter_rows():
+            rejected[str(rule)] = rejected.get(str(rule), 0) + n
+    modified: dict[str, int] = {}
+    for step in plan.steps:
+        (modified if step.action == "modify" else rejected).setdefault(step.reason, 0)
+    parts: list[pl.DataFrame] = []
+    notes: list[str] = []
+    seconds: dict[str, float] = {}
+    total = len(plan.steps)
+    for k, step in enumerate(plan.steps):
+        if progress:
+            progress(StepProgress(df.height, step.reason, k, total))
+        t0 = time.perf_counter()
+        if step.action == "modify":
+            df, n = _modify(df, step)
+            modified[step.reason] += n
+        else:
+            df, gone, note = _reject(df, step, count_tokens)
+            rejected[step.reason] += gone.height
+            if gone.height:
+                parts.append(gone)
+            if note and note not in notes:
+                notes.append(note)
+        seconds[step.reason] = seconds.get(step.reason, 0.0) + time.perf_counter() - t0
+    if progress:
+        progress(StepProgress(df.height, "done", total, total))
+    rejects = _assemble_rejects(df, reader, parts, data_cols, keep_data=plan.keep_rejects)
+    result = CleanResult(source=plan.source, kept=df.select(data_cols + ["_origin"]), rejects=rejects,
+                         rows_in=int(batch.rows_in), rows_kept=df.height, rejected=rejected,
+                         modified=modified, notes=notes, seconds=seconds,
+                         order=list(dict.fromkeys(s.reason for s in plan.steps)))
+    check_accounting(result)
+    return result
+
+
+def check_accounting(result: CleanResult) -> None:
+    gone = sum(result.rejected.values())
+    if result.rows_in != result.rows_kept + gone or result.rejects.height != gone \
+            or result.kept.height != result.rows_kept:
+        raise AccountingError(
+            f"source '{result.source}': rows_in {result.rows_in} != rows_kept {result.rows_kept} + rejected "
+            f"{gone} {result.rejected} (rejects frame holds {result.rejects.height} rows)")
+
+
+def _check_columns(plan: "CleaningPlan", df: "pl.DataFrame") -> None:
+    missing = sorted({c for s in plan.steps for c in s.columns if c not in df.columns}
+                     | {s.args["from_column"] for s in plan.steps
+                        if s.kind == "fill" and s.args.get("from_column") and s.args["from_column"] not in df.columns})
+    if missing:
+        raise DataError(Diagnostic(
+            "missing-column", f"source '{plan.source}' has no column {', '.join(repr(c) for c in missing)}, "
+            "which the cleaning plan uses", hint=f"it has {', '.join(c for c in df.columns if c != '_origin')}; "
+            "recompile the plan after changing the source"))
+    from llmspec.compiler.cleaning import column_category
+
+    for s in plan.steps:
+        if s.all_text or s.kind in ("require", "fill") or (s.kind == "dedupe" and s.args["method"] == "exact"):
+            continue
+        bad = [c for c in s.columns if column_category(df.schema[c]) not in ("text", "turns")]
+        if bad:
+            raise DataError(Diagnostic(
+                "not-text", f"rule {s.reason} (quality.rules[{s.index}]) works on text, but column '{bad[0]}' of "
+                f"source '{plan.source}' is {df.schema[bad[0]]}", hint="declare the column as `str` or drop it "
+                "from the rule's columns"))
+
+
+def _modify(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.DataFrame", int]:
+    import polars as pl
+
+    if step.kind == "redact_pii":
+        from llmspec.runtime.pii import redact_frame
+
+        return redact_frame(df, step)
+    from llmspec.compiler.cleaning import modify_exprs
+
+    try:
+        exprs = modify_exprs(step, df.schema)
+        if not exprs:
+            return df, 0
+        names = [e.meta.output_name() for e in exprs]
+        tmp = df.lazy().with_columns([e.alias(f"__new__{n}") for e, n in zip(exprs, names)]).collect()
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+        if step.kind == "fill":
+            raise DataError(Diagnostic(
+                "fill-type", f"rule {step.reason} (quality.rules[{step.index}]) cannot put {step.args.get('value')!r}"
+                f" into column '{step.args['column']}' of type {df.schema[step.args['column']]}",
+                hint=str(exc).splitlines()[0])) from None
+        raise
+    n = tmp.select(pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"__new__{c}")) for c in names]).sum()).item()
+    out = tmp.select([pl.col(f"__new__{c}").alias(c) if c in names else pl.col(c) for c in df.columns])
+    return out, int(n or 0)
+
+
+def _reject(df: "pl.DataFrame", step: "CleaningStep",
+            count_tokens: CountTokens | None) -> tuple["pl.DataFrame", "pl.DataFrame", str | None]:
+    import polars as pl
+
+    note = None
+    dup_of = None
+    if df.height == 0:
+        return df, df.head(0), None
+    if step.kind == "dedupe":
+        from llmspec.runtime.dedupe import find_duplicates
+
+        dup_of, detail = find_duplicates(df, step)
+    else:
+        from llmspec.compiler.cleaning import reject_detail_expr
+
+        # with_columns, not select: a rule with nothing to test yields a literal that must broadcast
+        detail = df.with_columns(reject_detail_expr(step, df.schema).alias("__d")).get_column("__d")
+        if step.kind == "length" and (step.args.get("min_tokens") is not None
+                                      or step.args.get("max_tokens") is not None):
+            detail, note = _token_details(df, step, detail, count_tokens)
+    mask = detail.is_not_null()
+    if not mask.any():
+        return df, df.head(0), note
+    extra = [pl.lit(step.reason).alias("_rule"), detail.filter(mask).alias("_detail")]
+    if dup_of is not None:
+        extra.append(dup_of.filter(mask).alias("_duplicate_of"))
+    gone = df.filter(mask).with_columns(extra)
+    return df.filter(~mask), gone, note
+
+
+def _token_details(df: "pl.DataFrame", step: "CleaningStep", detail: "pl.Series",
+                   count_tokens: CountTokens | None) -> tuple["pl.Series", str | None]:
+    import polars as pl
+
+    from llmspec.compiler.cleaning import approx_tokens, text_columns, token_detail_expr
+
+    frame = pl.DataFrame({"d": detail.alias("d")})
+    for c, cat in text_columns(step, df.schema):
+        if count_tokens is None:
+            counts = df.select(approx_tokens(c, cat).alias("n")).get_column("n")
+        else:
+            col = df.get_column(c)
+            if cat == "turns":
+                col = col.list.eval(pl.element().struct.field("content")).list.join("\n")
+            todo = col.is_not_null()
+            texts = col.filter(todo).to_list()
+            # the tokenizer is a Python call: one batched call per column, on surviving rows only
+            got = pl.Series(list(count_tokens(texts)), dtype=pl.Int64) if texts else pl.Series([], dtype=pl.Int64)
+            counts = pl.Series([None] * df.height, dtype=pl.Int64).scatter(todo.arg_true(), got) if texts \
+                else pl.Series([None] * df.height, dtype=pl.Int64)
+        frame = frame.with_columns(counts.alias("n")).with_columns(
+            pl.coalesce(pl.col("d"), token_detail_expr(step, c, pl.col("n"), approximate=count_tokens is None))
+            .alias("d"))
+    note = None if count_tokens else (f"{step.reason}: no tokenizer known, token counts estimated as "
+                                      "ceil(chars / 4)")
+    return frame.get_column("d"), note
+
+
+def _assemble_rejects(kept: "pl.DataFrame", reader: "pl.DataFrame | None", parts: Sequence["pl.DataFrame"],
+                      data_cols: list[str], *, keep_data: bool) -> "pl.DataFrame":
+    import polars as pl
+
+    meta_types = {"_rule": pl.String, "_detail": pl.String, "_origin": pl.String, "_raw": pl.Binary,
+                  "_duplicate_of": pl.String}
+    schema = {c: kept.schema[c] for c in data_cols} if keep_data else {}
+    schema.update(meta_types)
+    frames = []
+    for f in ([reader] if reader is not None and reader.height else []) + list(parts):
+        cols = []
+        for name, dtype in schema.items():
+            if name in f.columns:
+                cols.append(pl.col(name).cast(dtype, strict=False) if f.schema[name] != dtype else pl.col(name))
+            else:
+                cols.append(pl.lit(None, dtype=dtype).alias(name))
+        frames.append(f.select(cols))
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    return pl.concat(frames, how="vertical")
+
+
+# ----------------------------------------------------------------------------- gates
+
+
+def check_gates(results: Mapping[str, CleanResult], quality: "QualitySpec") -> list[Diagnostic]:
+    """Failed gates, with the numbers: per source (quality.source_gates) and over all sources."""
+    diags: list[Diagnostic] = []
+    for name, res in results.items():
+        gates = quality.source_gates.get(name)
+        if gates is not None:
+            diags.extend(_gate(f"source '{name}'", f"quality.source_gates.{name}", gates,
+                               res.rows_in, res.rows_kept, res.rejected))
+    if results:
+        totals: dict[str, int] = {}
+        for res in results.values():
+            for rule, n in res.rejected.items():
+                totals[rule] = totals.get(rule, 0) + n
+        where = "all sources" if len(results) > 1 else f"source '{next(iter(results))}'"
+        diags.extend(_gate(where, "quality.gates", quality.gates, sum(r.rows_in for r in results.values()),
+                           sum(r.rows_kept for r in results.values()), totals))
+    return diags
+
+
+def _gate(what: str, key: str, gates: Any, rows_in: int, kept: int, rejected: Mapping[str, int]) -> list[Diagnostic]:
+    out = []
+    gone = rows_in - kept
+    top = sorted(((n, r) for r, n in rejected.items() if n), reverse=True)[:3]
+    why = ", ".join(f"{r} {n:,}" for n, r in top) or "none"
+    if gates.max_rejected_fraction is not None and rows_in:
+        frac = gone / rows_in
+        if frac > gates.max_rejected_fraction:
+            out.append(Diagnostic(
+                "gate-failed", f"{what}: cleaning rejected {frac:.1%} of rows ({gone:,} of {rows_in:,}), above "
+                f"{key}.max_rejected_fraction {gates.max_rejected_fraction:g}; largest reasons: {why}",
+                hint="run `llmspec clean SPEC` to see sample rejects per rule"))
+    if gates.min_rows_after is not None and kept < gates.min_rows_after:
+        out.append(Diagnostic(
+            "gate-failed", f"{what}: {kept:,} rows left after cleaning ({rows_in:,} in), below "
+            f"{key}.min_rows_after {gates.min_rows_after:,}; largest reasons: {why}",
+            hint="run `llmspec clean SPEC` to see sample rejects per rule"))
+    return out

@@ -1,0 +1,425 @@
+"""Duplicate detection: exact, fingerprint (OpenRefine key collision) and MinHash near-duplicates.
+
+In every method the kept row of a group is the first in source order (the frame's row order)
+and each other row records ``_duplicate_of``: the kept row's ``_origin``.
+
+MinHash, chosen by measurement (``bench/near_dup.py``):
+- shingles: Polars extracts words (``\\w+``) or characters of the normalised text, NumPy
+  combines consecutive token hashes into n-gram hashes;
+- signatures: ``rensa`` (Rust) from the flat hash buffer; its LSH index flags the rows that share
+  a band with another row; only those rows' signatures are copied to NumPy (copying every row's
+  signature out of rensa costs more than computing them);
+- banding in NumPy gives candidate pairs, each verified by its exact Jaccard similarity
+  (a Polars join over shingle hashes), so the band layout is tuned for recall;
+- connected components of the verified pairs (union-find by hooking roots to the smaller index,
+  vectorised) collapse chains: a row similar only to a duplicate still joins its group.
+A pure NumPy signature path (multiply-shift hashing) measured ~40x slower than rensa's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from llmspec.compiler.cleaning import CleaningStep
+
+# Within a band bucket larger than this, each row is paired with the bucket's first row and its
+# WINDOW neighbours instead of every other row: quadratic pair counts from a huge bucket would
+# dominate the run, and connectivity survives through verified neighbour links.
+WINDOW = 16
+# False negatives weigh 10x false positives when picking the band layout: every candidate pair
+# is verified exactly, so a false positive only costs a join row.
+FP_WEIGHT = 0.1
+_CHUNK = 50_000
+_PAIR_CHUNK = 200_000
+_MIX = 0x9E3779B97F4A7C15
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+def band_layout(threshold: float, permutations: int) -> tuple[int, int]:
+    """(bands, rows per band) with bands * rows == permutations (rensa requires it),
+    minimising missed pairs above the threshold + FP_WEIGHT * candidates below it."""
+    import numpy as np
+
+    best = None
+    xs_lo = np.linspace(0.0, threshold, 513)
+    xs_hi = np.linspace(threshold, 1.0, 513)
+    for r in range(1, permutations + 1):
+        if permutations % r:
+            continue
+        b = permutations // r
+        fp = np.trapezoid(1 - (1 - xs_lo ** r) ** b, xs_lo)
+        fn = np.trapezoid((1 - xs_hi ** r) ** b, xs_hi)
+        cost = fn + FP_WEIGHT * fp
+        if best is None or cost < best[0] - 1e-12:
+            best = (cost, b, r)
+    return best[1], best[2]
+
+
+def _exact_key(col: str, cat: str) -> "pl.Expr":
+    from llmspec.compiler.cleaning import normalize_text, on_text
+
+    if cat in ("text", "turns"):
+        return on_text(col, cat, lambda e: normalize_text(e, unicode="NFKC", whitespace="collapse",
+                                                          case="lower")).alias(f"__key__{col}")
+    import polars as pl
+
+    return pl.col(col).alias(f"__key__{col}")
+
+
+def fingerprint(e: "pl.Expr") -> "pl.Expr":
+    """OpenRefine's fingerprint: trim, lowercase, drop punctuation and control characters,
+    fold accents to ASCII, then the sorted unique whitespace tokens joined by one space."""
+    import polars as pl
+
+    e = e.str.strip_chars().str.to_lowercase()
+    e = e.str.replace_all(r"[\p{P}\p{S}\p{Cc}]", "")
+    e = e.str.normalize("NFKD").str.replace_all(r"\p{M}", "")
+    tokens = e.str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
+    return tokens.list.unique().list.sort().list.join(" ")
+
+
+def _fingerprint_key(col: str, cat: str) -> "pl.Expr":
+    import polars as pl
+
+    if cat == "turns":
+        text = pl.col(col).list.eval(pl.element().struct.field("content")).list.join(" ")
+    else:
+        text = pl.col(col)
+    return fingerprint(text.str.replace_all(r"\s+", " ")).alias(f"__key__{col}")
+
+
+def key_exprs(step: "CleaningStep", schema: Mapping[str, Any]) -> list["pl.Expr"]:
+    from llmspec.compiler.cleaning import column_category, text_columns
+
+    if step.args["method"] == "exact":
+        cols = step.columns if not step.all_text else [c for c, _ in text_columns(step, schema)]
+        return [_exact_key(c, column_category(schema[c])) for c in cols]
+    return [_fingerprint_key(c, cat) for c, cat in text_columns(step, schema)]
+
+
+def minhash_text(step: "CleaningStep", schema: Mapping[str, Any]) -> "pl.Expr":
+    """The text a row is shingled from: its text columns, normalised, joined by a space."""
+    import polars as pl
+
+    from llmspec.compiler.cleaning import normalize_text, text_columns
+
+    parts = []
+    for c, cat in text_columns(step, schema):
+        e = pl.col(c) if cat == "text" else pl.col(c).list.eval(pl.element().struct.field("content")).list.join(" ")
+        parts.append(e)
+    if not parts:
+        return pl.lit("", dtype=pl.String)
+    joined = pl.concat_str(parts, separator=" ", ignore_nulls=True)
+    return normalize_text(joined, unicode="NFKC", whitespace="collapse", case="lower").fill_null("")
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def find_duplicates(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.Series", "pl.Series"]:
+    """(duplicate_of, detail): the kept row's _origin and a reason for each duplicate, else null."""
+    import polars as pl
+
+    method = step.args["method"]
+    if df.height == 0:
+        empty = pl.Series([], dtype=pl.String)
+        return empty, empty
+    if method in ("exact", "fingerprint"):
+        keys = key_exprs(step, df.schema)
+        if not keys:
+            nulls = pl.Series([None] * df.height, dtype=pl.String)
+            return nulls, nulls
+        names = [k.meta.output_name() for k in keys]
+        out = df.lazy().select(pl.col("_origin"), *keys).with_columns(
+            pl.struct(names).is_first_distinct().alias("__first"),
+            pl.col("_origin").first().over(names).alias("__kept"),
+        ).select(
+            pl.when(~pl.col("__first")).then(pl.col("__kept")).alias("dup"),
+            (pl.when(~pl.col("__first")).then(
+                pl.concat_str([pl.lit("exact duplicate of "), pl.col("__kept"), pl.lit(" (after normalisation)")])
+                if method == "exact" else
+                pl.concat_str([pl.lit("same fingerprint as "), pl.col("__kept"), pl.lit(": '"),
+                               pl.concat_str(names, separator=" | ", ignore_nulls=True).str.slice(0, 60),
+                               pl.lit("'")]))).alias("detail"),
+        ).collect()
+        return out.get_column("dup"), out.get_column("detail")
+    texts = df.select(minhash_text(step, df.schema).alias("t")).get_column("t")
+    a = step.args
+    root, jac = minhash_groups(texts, threshold=a["threshold"], ngram=a["ngram"], unit=a["unit"],
+                               permutations=a["permutations"], seed=a["seed"], bands=a["bands"])
+    return _minhash_outputs(df.get_column("_origin"), root, jac, a)
+
+
+def _minhash_outputs(origins: "pl.Series", root: "np.ndarray", jac: "np.ndarray", a: Mapping[str, Any]):
+    import numpy as np
+    import polars as pl
+
+    n = len(root)
+    is_dup = root != np.arange(n)
+    kept_origin = origins.gather(pl.Series(root.astype(np.int64)))
+    dup = pl.select(pl.when(pl.Series(is_dup)).then(kept_origin).otherwise(None)).to_series()
+    shingle = f"{a['unit']} {a['ngram']}-grams"
+    j = pl.Series(np.round(jac, 2))
+    chain = pl.Series(jac < a["threshold"])
+    detail = pl.select(
+        pl.when(pl.Series(is_dup)).then(pl.format(
+            "near duplicate of {} (Jaccard {} on {}{})", kept_origin, j.cast(pl.String), pl.lit(shingle),
+            pl.when(chain).then(pl.lit(", linked through similar rows")).otherwise(pl.lit(""))))
+    ).to_series()
+    return dup.cast(pl.String), detail.cast(pl.String)
+
+
+# ----------------------------------------------------------------------------- minhash
+
+
+def _mix64(x: "np.ndarray") -> "np.ndarray":
+    """splitmix64's finaliser: n-gram hashes built by multiply-add need their bits spread."""
+    import numpy as np
+
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _ngrams(tokens: "np.ndarray", lengths: "np.ndarray", n: int) -> tuple["np.ndarray", "np.ndarray"]:
+    """Hashes of the n-grams of each document's token hashes; a document shorter than n gives one
+    shingle of all its tokens. Returns (flat hashes, shingles per document)."""
+    import numpy as np
+
+    lengths = lengths.astype(np.int64)
+    if tokens.size == 0:
+        return np.zeros(0, np.uint64), np.zeros(len(lengths), np.int64)
+    starts = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    doc = np.repeat(np.arange(len(lengths)), lengths)
+    pos = np.arange(tokens.size) - starts[doc]
+    rem = lengths[doc] - pos  # tokens left from this one to the end of its document
+    padded = np.concatenate([tokens.astype(np.uint64), np.zeros(n, np.uint64)])
+    comb = np.zeros(tokens.size, np.uint64)
+    mult = np.uint64(_MIX)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            take = rem > k
+            np.multiply(comb, mult, out=comb, where=take)
+            np.add(comb, padded[k:k + tokens.size], out=comb, where=take)
+        keep = (rem >= n) | ((lengths[doc] < n) & (pos == 0))
+        flat = _mix64(comb[keep])
+    counts = np.bincount(doc[keep], minlength=len(lengths)).astype(np.int64)
+    return flat, counts
+
+
+def shingle_hashes(texts: "pl.Series", *, unit: str, ngram: int, seed: int) -> tuple["np.ndarray", "np.ndarray"]:
+    """(flat u64 shingle hashes in row order, shingles per row) of normalised texts."""
+    import numpy as np
+
+    flats, counts = [], []
+    for start in range(0, max(texts.len(), 1), _CHUNK):
+        chunk = texts.slice(start, _CHUNK)
+        if unit == "word":
+            toks = chunk.str.extract_all(r"\w+")
+            lengths = toks.list.len().fill_null(0).to_numpy()
+            tok_hash = toks.explode().drop_nulls().hash(seed).to_numpy()
+        else:
+            values = chunk.fill_null("").to_list()
+            lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+            # code points straight from one UTF-32 buffer: no per-character Python objects
+            tok_hash = np.frombuffer("".join(values).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+            tok_hash = tok_hash + np.uint64(seed)
+        flat, cnt = _ngrams(tok_hash, lengths, ngram)
+        flats.append(flat)
+        counts.append(cnt)
+    return np.concatenate(flats), np.concatenate(counts)
+
+
+def _segments(flat: "np.ndarray", offsets: "np.ndarray", rows: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
+    """The flat hashes of the given rows, and their per-row counts."""
+    import numpy as np
+
+    lens = (offsets[rows + 1] - offsets[rows]).astype(np.int64)
+    total = int(lens.sum())
+    first = np.repeat(offsets[rows].astype(np.int64) - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    return flat[first + np.arange(total)], lens
+
+
+def _signatures(flat: "np.ndarray", lens: "np.ndarray", permutations: int, seed: int):
+    import numpy as np
+    import rensa
+
+    offsets = np.zeros(len(lens) + 1, np.uint64)
+    np.cumsum(lens, out=offsets[1:])
+    return rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, permutations, seed)
+
+
+def _to_numpy(matrix, permutations: int) -> "np.ndarray":
+    import array
+
+    import numpy as np
+
+    buf = array.array("I")
+    for row in matrix.to_rows():
+        buf.extend(row)
+    return np.frombuffer(buf, dtype=np.uint32).reshape(-1, permutations)
+
+
+def candidate_pairs(sig: "np.ndarray", bands: int, rows: int) -> "np.ndarray":
+    """(i, j), i < j, rows of ``sig`` sharing a whole band; unique."""
+    import numpy as np
+
+    n = sig.shape[0]
+    found = []
+    with np.errstate(over="ignore"):
+        for b in range(bands):
+            block = sig[:, b * rows:(b + 1) * rows].astype(np.uint64)
+            key = np.zeros(n, np.uint64)
+            for col in range(rows):
+                key = key * np.uint64(_MIX) + block[:, col]
+            key = _mix64(key)
+            order = np.argsort(key, kind="stable")
+            ks = key[order]
+            new_group = np.concatenate([[True], ks[1:] != ks[:-1]])
+            head = order[np.maximum.accumulate(np.where(new_group, np.arange(n), 0))]
+            for w in range(1, min(WINDOW, n - 1) + 1):
+                same = ks[:-w] == ks[w:]
+                if not same.any():
+                    break
+                found.append(np.stack([order[:-w][same], order[w:][same]], axis=1))
+            not_head = ~new_group
+            found.append(np.stack([head[not_head], order[not_head]], axis=1))
+    if not found:
+        return np.zeros((0, 2), np.int64)
+    pairs = np.concatenate(found).astype(np.int64)
+    pairs = np.sort(pairs, axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    code = np.unique(pairs[:, 0] * n + pairs[:, 1])
+    return np.stack([code // n, code % n], axis=1)
+
+
+def exact_jaccard(flat: "np.ndarray", lens: "np.ndarray", pairs: "np.ndarray") -> "np.ndarray":
+    """Exact Jaccard of the shingle sets of each pair (rows index ``lens``)."""
+    import numpy as np
+    import polars as pl
+
+    if len(pairs) == 0:
+        return np.zeros(0)
+    doc = np.repeat(np.arange(len(lens)), lens)
+    sets = pl.DataFrame({"d": doc, "h": flat}).unique()
+    sizes = sets.group_by("d").len("n")
+    out = []
+    for s in range(0, len(pairs), _PAIR_CHUNK):
+        p = pl.DataFrame({"a": pairs[s:s + _PAIR_CHUNK, 0], "b": pairs[s:s + _PAIR_CHUNK, 1]}).with_row_index("k")
+        inter = (p.join(sets, left_on="a", right_on="d")
+                 .join(sets, left_on=["b", "h"], right_on=["d", "h"])
+                 .group_by("k").len("i"))
+        res = (p.join(inter, on="k", how="left")
+               .join(sizes.rename({"d": "a", "n": "na"}), on="a", how="left")
+               .join(sizes.rename({"d": "b", "n": "nb"}), on="b", how="left")
+               .sort("k")
+               .select((pl.col("i").fill_null(0) / (pl.col("na") + pl.col("nb") - pl.col("i").fill_null(0)))
+                       .alias("j")))
+        out.append(res.get_column("j").to_numpy())
+    return np.concatenate(out)
+
+
+def components(n: int, edges: "np.ndarray") -> "np.ndarray":
+    """Root (smallest member) of each node's connected component: vectorised union-find.
+
+    Each round hooks the larger root of every edge under the smaller one, then compresses paths
+    fully; the smallest index of a component is never hooked, so it ends as the root.
+    """
+    import numpy as np
+
+    parent = np.arange(n)
+    if len(edges) == 0:
+        return parent
+    u, v = edges[:, 0], edges[:, 1]
+    while True:
+        pu, pv = parent[u], parent[v]
+        differ = pu != pv
+        if not differ.any():
+            return parent
+        lo, hi = np.minimum(pu[differ], pv[differ]), np.maximum(pu[differ], pv[differ])
+        np.minimum.at(parent, hi, lo)
+        while True:
+            nxt = parent[parent]
+            if np.array_equal(nxt, parent):
+                break
+            parent = nxt
+
+
+def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: str, permutations: int,
+                   seed: int, bands: int | None = None) -> tuple["np.ndarray", "np.ndarray"]:
+    """For each text: the index of its group's first row (itself when unique) and the exact
+    Jaccard to that row (1.0 for itself). Texts without shingles are never duplicates."""
+    import numpy as np
+    import rensa
+
+    n = texts.len()
+    root = np.arange(n)
+    jac = np.ones(n)
+    if bands is None:
+        bands, rows = band_layout(threshold, permutations)
+    rows = permutations // bands
+    flat, counts = shingle_hashes(texts, unit=unit, ngram=ngram, seed=seed)
+    live = np.flatnonzero(counts > 0)
+    if len(live) < 2:
+        return root, jac
+    lens = counts[live]
+    offsets = np.zeros(len(live) + 1, np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    matrix = _signatures(flat, lens, permutations, seed)
+    lsh = rensa.RMinHashLSH(threshold, permutations, bands)
+    flags = np.fromiter(lsh.query_duplicate_flags_matrix_one_shot(matrix), dtype=bool, count=len(live))
+    cand = np.flatnonzero(flags)  # indexes into live
+    if len(cand) < 2:
+        return root, jac
+    sub_flat, sub_lens = _segments(flat, offsets, cand)
+    sig = _to_numpy(_signatures(sub_flat, sub_lens, permutations, seed), permutations)
+    pairs = candidate_pairs(sig, bands, rows)
+    if len(pairs) == 0:
+        return root, jac
+    j = exact_jaccard(sub_flat, sub_lens, pairs)
+    edges = pairs[j >= threshold - 1e-12]
+    sub_root = components(len(cand), edges)
+    dups = np.flatnonzero(sub_root != np.arange(len(cand)))
+    if len(dups):
+        to_root = np.stack([sub_root[dups], dups], axis=1)
+        jac_dups = exact_jaccard(sub_flat, sub_lens, to_root)
+        rows_of = live[cand]
+        root[rows_of[dups]] = rows_of[sub_root[dups]]
+        jac[rows_of[dups]] = jac_dups
+    return root, jac
+
+
+# ----------------------------------------------------------------------------- explain
+
+
+def explain_lazy(lf: "pl.LazyFrame", step: "CleaningStep", schema: Mapping[str, Any]) -> "pl.LazyFrame":
+    import polars as pl
+
+    if step.args["method"] in ("exact", "fingerprint"):
+        keys = key_exprs(step, schema)
+        if not keys:
+            return lf
+        names = [k.meta.output_name() for k in keys]
+        return (lf.with_columns(keys)
+                .with_columns(pl.when(~pl.struct(names).is_first_distinct())
+                              .then(pl.col("_origin").first().over(names)).alias("_duplicate_of"))
+                .filter(pl.col("_duplicate_of").is_null()).drop(names + ["_duplicate_of"]))
+    text = minhash_text(step, schema)
+    shingled = text.str.extract_all(r"\w+") if step.args["unit"] == "word" else text
+    return (lf.with_columns(shingled.alias("__shingle_source"))
+            .with_columns(pl.col("_origin").map_batches(minhash_lsh_union_find, return_dtype=pl.String)
+                          .alias("_duplicate_of"))
+            .filter(pl.col("_duplicate_of").is_null()).drop("__shingle_source", "_duplicate_of"))
+
+
+def minhash_lsh_union_find(s: "pl.Series") -> "pl.Series":  # named for explain() output only
+    return s
