@@ -165,23 +165,19 @@ ALPACA_NO_INPUT = ("Below is an instruction that describes a task. Write a respo
                    "completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
 
 
-def render_prompt(tokenizer, plan: "FormatPlan", prompt: str, *, system: str | None = None,
-                  chat_template: str = "tokenizer_default") -> str:
-    """A test prompt laid out exactly as training prompts are, ready for generation.
+def render_conversation(tokenizer, plan: "FormatPlan", messages: list[dict[str, str]], *,
+                        chat_template: str = "tokenizer_default") -> str:
+    """A conversation laid out exactly as training examples are, ready for generation.
 
-    chat: the training system prompt (or the test's own) + the user turn, through the chat
-    template with the generation prompt; alpaca: Axolotl's instruct layout; completion and
-    input_output: the prompt as is (those styles have no template).
+    chat: through the chat template (the model's own, or Axolotl's named one) with the
+    generation prompt; alpaca: Axolotl's instruct layout of the last user turn; completion
+    and input_output: the user text as is (those styles have no template).
     """
     if plan.style == "chat":
-        sys_prompt = system if system is not None else plan.system
-        messages = ([{"role": "system", "content": sys_prompt}] if sys_prompt else []) + [
-            {"role": "user", "content": prompt}]
-        template = None
-        if chat_template != "tokenizer_default":
-            template = _axolotl_named_template(chat_template, tokenizer)
-        return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
+        template = _axolotl_named_template(chat_template, tokenizer) if chat_template != "tokenizer_default" else None
+        return tokenizer.apply_chat_template(list(messages), chat_template=template, tokenize=False,
                                              add_generation_prompt=True)
+    prompt = next((m["content"] for m in reversed(list(messages)) if m["role"] == "user"), "")
     if plan.style == "alpaca":
         try:
             from axolotl.prompters import AlpacaPrompter
@@ -192,6 +188,15 @@ def render_prompt(tokenizer, plan: "FormatPlan", prompt: str, *, system: str | N
     return prompt
 
 
+def render_prompt(tokenizer, plan: "FormatPlan", prompt: str, *, system: str | None = None,
+                  chat_template: str = "tokenizer_default") -> str:
+    """One user prompt with the training system prompt (or ``system``), as ``render_conversation``."""
+    sys_prompt = system if system is not None else plan.system
+    messages = ([{"role": "system", "content": sys_prompt}] if sys_prompt and plan.style == "chat" else []) + [
+        {"role": "user", "content": prompt}]
+    return render_conversation(tokenizer, plan, messages, chat_template=chat_template)
+
+
 def _axolotl_named_template(name: str, tokenizer) -> str | None:
     try:
         from axolotl.utils.chat_templates import get_chat_template
@@ -200,5 +205,5 @@ def _axolotl_named_template(name: str, tokenizer) -> str | None:
     return get_chat_template(name, tokenizer=tokenizer)
 
 
-__all__ = ["RenderedExample", "axolotl_strategy", "load_tokenizer", "render_examples", "render_prompt",
-           "tokenize_record"]
+__all__ = ["RenderedExample", "axolotl_strategy", "load_tokenizer", "render_conversation", "render_examples",
+           "render_prompt", "tokenize_record"]
