@@ -231,6 +231,26 @@ def test_prompt_goes_through_chat_template_with_system(tiny_model):
                     f"<|im_start|>user\n{PROMPTS[0]}<|im_end|>\n<|im_start|>assistant\n")
 
 
+def test_alpaca_and_completion_prompts_use_training_layout(tiny_model):
+    from llmspec.runtime.acceptance.runner import prompt_format_for_style
+
+    test = _tests()[0]
+    alpaca = LoadedModel(tiny_model.model, tiny_model.tokenizer, "cpu", label="tiny",
+                         prompt_format=prompt_format_for_style("alpaca"))
+    assert tiny_model.tokenizer.decode(alpaca.render(test.conversation())) == (
+        "Below is an instruction that describes a task. Write a response that appropriately "
+        f"completes the request.\n\n### Instruction:\n{PROMPTS[0]}\n\n### Response:\n")
+    completion = LoadedModel(tiny_model.model, tiny_model.tokenizer, "cpu", label="tiny",
+                             prompt_format=prompt_format_for_style("input_output"))
+    assert tiny_model.tokenizer.decode(completion.render(test.conversation())) == PROMPTS[0]
+    [run] = completion.run([test])
+    assert run.output
+    multi = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+             {"role": "user", "content": "c"}]
+    with pytest.raises(LlmspecError, match="not conversations"):
+        alpaca.render(multi)
+
+
 def test_perplexity_is_finite_and_above_one(tiny_model):
     ppl = tiny_model.perplexity([{"role": "user", "content": "Can I get a refund?"}],
                                 "We offer a full refund within thirty days.")

@@ -2,8 +2,10 @@
 a full fine-tune as a model folder), answer every prompt with greedy decoding, judge the
 answers with the assertion language, and do the same on the base model for comparison.
 
-Prompts go through the tokenizer's chat template with the training system prompt, exactly as
-Axolotl's ``chat_template`` dataset type renders a conversation up to the assistant turn.
+Prompts are laid out as training laid out examples: for the chat style through the tokenizer's
+chat template with the training system prompt, exactly as Axolotl's ``chat_template`` dataset
+type renders a conversation up to the assistant turn; for the alpaca style in Axolotl's alpaca
+layout; for completion and input_output as raw text.
 torch, transformers and peft are imported inside functions only, after the offline switches
 are set, so importing this module is cheap and can never reach the network.
 """
@@ -27,6 +29,7 @@ from .junit import JUnitCase, case_from_outcome
 from .suite import SuiteTest
 
 Device = Literal["cpu", "cuda", "auto"]
+PromptFormat = Literal["chat", "alpaca", "completion"]
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: called after each test answered (base model runs included)."""
 
@@ -48,6 +51,10 @@ TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model")
 # Import-time warnings about optional kernels (torchao, bitsandbytes) and a torch deprecation:
 # nothing a user can act on, and they would bury the acceptance output.
 NOISY_LOGGERS = ("torchao", "bitsandbytes", "torch.utils._pytree")
+# Axolotl's AlpacaPrompter (instruct style), the layout `type: alpaca` trains on.
+ALPACA_SYSTEM = ("Below is an instruction that describes a task. Write a response that "
+                 "appropriately completes the request.")
+ALPACA_TURN = "### Instruction:\n{instruction}\n\n### Response:\n"
 CPU_BATCH = 8
 CUDA_BATCH = 16
 
@@ -158,11 +165,13 @@ def junit_cases(result: AcceptanceResult) -> list[JUnitCase]:
 def run_suite(tests: Sequence[SuiteTest], *, model_path: Path | str, adapter_path: Path | None,
               tokenizer_path: Path | None = None, device: Device = "auto",
               default_max_new_tokens: int = 64, progress: Progress | None = None,
-              chat_template: str | None = None, batch_size: int | None = None) -> list[TestRun]:
+              chat_template: str | None = None, batch_size: int | None = None,
+              prompt_format: PromptFormat = "chat") -> list[TestRun]:
     """Load one model and run ``tests`` on it. ``chat_template`` (Jinja) overrides the
-    tokenizer's own; ``batch_size`` defaults to 8 on CPU, 16 on CUDA."""
+    tokenizer's own; ``prompt_format`` is the layout training used (see
+    ``prompt_format_for_style``); ``batch_size`` defaults to 8 on CPU, 16 on CUDA."""
     model = load_model(model_path, adapter_path=adapter_path, tokenizer_path=tokenizer_path,
-                       device=device, chat_template=chat_template)
+                       device=device, chat_template=chat_template, prompt_format=prompt_format)
     try:
         return model.run(tests, default_max_new_tokens=default_max_new_tokens,
                          batch_size=batch_size, progress=_counter(progress, len(tests)))
@@ -173,7 +182,8 @@ def run_suite(tests: Sequence[SuiteTest], *, model_path: Path | str, adapter_pat
 def run_acceptance(tests: Sequence[SuiteTest], *, tuned: ModelRef, base: ModelRef | None,
                    device: Device = "auto", default_max_new_tokens: int = 64,
                    progress: Progress | None = None, chat_template: str | None = None,
-                   batch_size: int | None = None) -> AcceptanceResult:
+                   batch_size: int | None = None,
+                   prompt_format: PromptFormat = "chat") -> AcceptanceResult:
     """Run ``tests`` on the fine-tuned model, then on the base model with the same prompts.
 
     The base model's prompts are rendered with the fine-tuned model's chat template (the one
@@ -185,7 +195,7 @@ def run_acceptance(tests: Sequence[SuiteTest], *, tuned: ModelRef, base: ModelRe
     count = _counter(progress, len(tests) * (2 if base is not None else 1))
     model = load_model(tuned.model_path, adapter_path=tuned.adapter_path,
                        tokenizer_path=tuned.tokenizer_path, device=device,
-                       chat_template=chat_template)
+                       chat_template=chat_template, prompt_format=prompt_format)
     try:
         tuned_runs = model.run(tests, default_max_new_tokens=default_max_new_tokens,
                                batch_size=batch_size, progress=count)
@@ -201,7 +211,7 @@ def run_acceptance(tests: Sequence[SuiteTest], *, tuned: ModelRef, base: ModelRe
         model.close()
     base_model = load_model(base.model_path, adapter_path=base.adapter_path,
                             tokenizer_path=base.tokenizer_path, device=device,
-                            chat_template=template)
+                            chat_template=template, prompt_format=prompt_format)
     try:
         base_runs = base_model.run(tests, default_max_new_tokens=default_max_new_tokens,
                                    batch_size=batch_size, progress=count)
@@ -282,7 +292,8 @@ def _tokenizer_dir(model_dir: Path, adapter_dir: Path | None, explicit: Path | N
 
 def load_model(model_path: Path | str, *, adapter_path: Path | None = None,
                tokenizer_path: Path | None = None, device: Device = "auto",
-               chat_template: str | None = None) -> "LoadedModel":
+               chat_template: str | None = None,
+               prompt_format: PromptFormat = "chat") -> "LoadedModel":
     """Load a model (and adapter) for generation; ``LlmspecError`` names what is wrong."""
     model_dir = _resolve(model_path)
     _check_model_dir(model_dir)
@@ -324,7 +335,8 @@ def load_model(model_path: Path | str, *, adapter_path: Path | None = None,
                          hint="was the adapter trained on this base model?") from None
     model.to(target)
     model.eval()
-    return LoadedModel(model, tokenizer, target, label=str(adapter_dir or model_dir))
+    return LoadedModel(model, tokenizer, target, label=str(adapter_dir or model_dir),
+                       prompt_format=prompt_format)
 
 
 def _pick_device(device: Device, torch: Any) -> str:
@@ -348,7 +360,12 @@ def _first_line(exc: BaseException) -> str:
 class LoadedModel:
     """A model and its tokenizer on a device, answering prompts greedily."""
 
-    def __init__(self, model: Any, tokenizer: Any, device: str, *, label: str):
+    def __init__(self, model: Any, tokenizer: Any, device: str, *, label: str,
+                 prompt_format: PromptFormat = "chat"):
+        if prompt_format not in ("chat", "alpaca", "completion"):
+            raise _error("bad-prompt-format", f"unknown prompt format {prompt_format!r}; use "
+                         "chat, alpaca or completion")
+        self.prompt_format = prompt_format
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -366,8 +383,20 @@ class LoadedModel:
         return template if isinstance(template, str) else None
 
     def render(self, conversation: list[dict[str, str]]) -> list[int]:
-        """Token ids of the conversation through the chat template, ending with the assistant's
-        turn header, as training rendered it."""
+        """Token ids of the prompt as training laid it out, ending where the answer starts."""
+        if self.prompt_format == "chat":
+            return self._render_chat(conversation)
+        turns = [m for m in conversation if m["role"] != "system"]
+        if len(turns) != 1 or turns[0]["role"] != "user":
+            raise _error("prompt-format", f"a {self.prompt_format}-style model answers single "
+                         "prompts, not conversations", hint="holdout tests need the chat style")
+        text = turns[0]["content"]
+        if self.prompt_format == "alpaca":
+            text = f"{ALPACA_SYSTEM}\n\n" + ALPACA_TURN.format(instruction=text)
+        # As Axolotl tokenizes these styles: with the tokenizer's own BOS, if it adds one.
+        return list(self.tokenizer(text)["input_ids"])
+
+    def _render_chat(self, conversation: list[dict[str, str]]) -> list[int]:
         if not self.chat_template:
             raise _error("no-chat-template", f"the tokenizer of {self.label} has no chat "
                          "template, so prompts cannot be rendered as in training",
@@ -484,6 +513,12 @@ class LoadedModel:
             torch.cuda.empty_cache()
 
 
+def prompt_format_for_style(style: str) -> PromptFormat:
+    """The prompt layout of a ``format.style``: input_output examples are free text, so their
+    tests are prompted as completions."""
+    return {"chat": "chat", "alpaca": "alpaca"}.get(style, "completion")  # type: ignore[return-value]
+
+
 def _stop_ids(tokenizer: Any, model: Any) -> tuple[int, ...]:
     ids: list[int] = []
 
@@ -502,5 +537,5 @@ def _stop_ids(tokenizer: Any, model: Any) -> tuple[int, ...]:
 
 
 __all__ = ["AcceptanceResult", "Device", "LoadedModel", "ModelRef", "OFFLINE_ENV", "Progress",
-           "TestRun", "junit_cases", "load_model", "offline_environment", "run_acceptance",
-           "run_suite"]
+           "PromptFormat", "TestRun", "junit_cases", "load_model", "offline_environment",
+           "prompt_format_for_style", "run_acceptance", "run_suite"]
