@@ -26,8 +26,10 @@ BASE_COLOUR = "#a5adba"
 TRAIN_COLOUR = "#3867d6"
 EVAL_COLOUR = "#e8710a"
 LR_COLOUR = "#9aa5b1"
-REJECT_COLOURS = ("#e4572e", "#f3a712", "#a8201a", "#c06c84", "#ff8c61", "#8c564b",
-                  "#d64f8a", "#b8860b", "#7b4fa0", "#e07b91")
+# Warm and purple hues only, so no rejection reason reads as the green of "kept".
+REJECT_COLOURS = ("#e4572e", "#f3a712", "#a8201a", "#7b4fa0", "#ff8c61", "#8c564b",
+                  "#d64f8a", "#b8860b", "#5c6bc0", "#37474f", "#e377c2", "#6d4c41",
+                  "#f06292", "#ffb74d", "#9c27b0", "#a1887f")
 OUTCOMES = {
     "promoted": ("Promoted", "ok", "Every error gate passed; this run is now the promoted model."),
     "gates_failed": ("Gates failed", "bad", "An error gate failed, so this run was not promoted; "
@@ -142,6 +144,9 @@ def _data_view(sources: Mapping[str, Any]) -> dict[str, Any] | None:
             "modified": [(str(k), _fmt_int(v)) for k, v in (src.get("modified") or {}).items()],
             "profile": _profile_view(src.get("profile")),
         })
+    rules = list(dict.fromkeys(rule for r in rows for rule in r["rejected"]))
+    colours = {"kept": KEPT_COLOUR, **{rule: REJECT_COLOURS[i % len(REJECT_COLOURS)]
+                                       for i, rule in enumerate(rules)}}
     total_in = sum(r["rows_in"] for r in rows)
     total_kept = sum(r["kept"] for r in rows)
     for r in rows:
@@ -149,7 +154,10 @@ def _data_view(sources: Mapping[str, Any]) -> dict[str, Any] | None:
         r["rejected_fmt"] = _fmt_int(r["rejected_total"])
     return {"sources": rows, "rows_in": total_in, "kept": total_kept,
             "rows_in_fmt": _fmt_int(total_in), "kept_fmt": _fmt_int(total_kept),
-            "kept_share": _ratio(total_kept, total_in), "chart": _funnel_chart(rows)}
+            "kept_share": _ratio(total_kept, total_in),
+            # An HTML legend reflows at any width; plotly's would eat into the bars' height.
+            "legend": [("kept", KEPT_COLOUR)] + [(rule, colours[rule]) for rule in rules],
+            "chart": _funnel_chart(rows, rules, colours)}
 
 
 def _profile_view(profile: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -271,30 +279,27 @@ def _figure_html(fig: Any, div_id: str) -> str:
                        config=_PLOTLY_CONFIG, default_width="100%")
 
 
-def _funnel_chart(rows: Sequence[Mapping[str, Any]]) -> str:
+def _funnel_chart(rows: Sequence[Mapping[str, Any]], rules: Sequence[str],
+                  colours: Mapping[str, str]) -> str:
     import plotly.graph_objects as go
 
     names = [f"<b>{_pl(r['name'])}</b><br>{_fmt_int(r['rows_in'])} rows in" for r in rows]
-    rules = list(dict.fromkeys(rule for r in rows for rule in r["rejected"]))
     fig = go.Figure()
     fig.add_bar(name="kept", y=names, x=[r["kept"] for r in rows], orientation="h",
                 marker_color=KEPT_COLOUR, text=[_fmt_int(r["kept"]) for r in rows],
                 customdata=[r["kept_share"] for r in rows],
                 hovertemplate="kept: %{text} rows (%{customdata})<extra></extra>")
-    for i, rule in enumerate(rules):
+    for rule in rules:
         counts = [r["rejected"].get(rule, 0) for r in rows]
-        fig.add_bar(name=_pl(rule), y=names, x=counts, orientation="h",
-                    marker_color=REJECT_COLOURS[i % len(REJECT_COLOURS)],
+        fig.add_bar(name=_pl(rule), y=names, x=counts, orientation="h", marker_color=colours[rule],
                     text=[_fmt_int(c) if c else "" for c in counts],
                     customdata=[_fmt_pct(_ratio(c, r["rows_in"])) for c, r in zip(counts, rows)],
                     hovertemplate=f"rejected by {_pl(rule)}: %{{text}} rows (%{{customdata}})"
                                   "<extra></extra>")
     # Share of rows in, not raw counts: a 40-row mailbox next to a 40,000-row export would
     # otherwise be an invisible sliver.
-    fig.update_layout(barmode="stack", barnorm="percent", height=120 + 70 * len(rows),
-                      margin={"l": 10, "r": 10, "t": 60, "b": 40},
-                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0,
-                              "traceorder": "normal"},
+    fig.update_layout(barmode="stack", barnorm="percent", height=70 + 64 * len(rows),
+                      margin={"l": 10, "r": 10, "t": 10, "b": 40}, showlegend=False,
                       uniformtext={"minsize": 10, "mode": "hide"}, bargap=0.35)
     fig.update_traces(textposition="inside", insidetextanchor="middle",
                       textfont={"color": "white"})
@@ -532,7 +537,7 @@ nav a:hover { background: #323f4b; }
 .pill.bad { background: var(--bad-bg); color: var(--bad); }
 .pill.warn { background: var(--warn-bg); color: var(--warn); }
 .pill.neutral { background: var(--neutral-bg); color: var(--neutral); }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 12px; margin: 20px 0 4px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(210px, 1fr)); gap: 12px; margin: 20px 0 4px; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; }
 .card .label { color: var(--muted); font-size: 13px; }
 .card .value { font-size: 26px; font-weight: 650; line-height: 1.2; }
@@ -543,6 +548,8 @@ h3 { font-size: 16px; margin: 22px 0 6px; }
 h3 .fmt { color: var(--muted); font-weight: 400; font-size: 14px; }
 p.lead { color: var(--muted); margin: 0 0 10px; }
 .chart { margin: 8px 0 4px; }
+.legend { display: flex; flex-wrap: wrap; gap: 4px 16px; margin: 10px 0 0; font-size: 13px; }
+.legend .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
 table { border-collapse: collapse; width: 100%; font-size: 14px; margin: 6px 0 10px; }
 th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--soft); font-weight: 600; color: #3e4c59; white-space: nowrap; }
@@ -633,6 +640,7 @@ _TEMPLATE = """<!DOCTYPE html>
 <section id="data">
   <h2>Data: what went in and what was thrown away</h2>
   <p class="lead">{{ v.data.rows_in_fmt }} rows read from {{ v.data.sources|length }} source{{ "s" if v.data.sources|length != 1 }}; {{ v.data.kept_fmt }} kept after cleaning. Each bar is one source: kept rows and the rows each rule rejected.</p>
+  <div class="legend">{% for name, colour in v.data.legend %}<span><span class="swatch" style="background: {{ colour }}"></span>{{ name }}</span>{% endfor %}</div>
   <div class="chart">{{ v.data.chart|safe }}</div>
   {% for s in v.data.sources %}
   <h3 id="source-{{ loop.index }}">{{ s.name }} {% if s.format %}<span class="fmt">({{ s.format }})</span>{% endif %}</h3>
