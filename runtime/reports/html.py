@@ -211,6 +211,8 @@ def _training_view(tr: Mapping[str, Any] | None) -> dict[str, Any] | None:
              ("Duration", _fmt_duration(tr.get("duration_s"))),
              ("Throughput", f"{_fmt_num(final.get('tokens_per_second'))} tokens/s"
               if final.get("tokens_per_second") is not None else None),
+             ("Resumed", "yes, from an interrupted run's checkpoint"
+              if tr.get("resumed") else None),
              ("Axolotl config", tr.get("config_path"))]
     return {
         "facts": [(k, str(v)) for k, v in facts if v not in (None, "")],
@@ -239,10 +241,12 @@ def _acceptance_view(acc: Mapping[str, Any] | None) -> dict[str, Any] | None:
         base = t.get("base")
         test_views.append({
             "anchor": f"test-{i + 1}", "name": str(t.get("name") or f"test {i + 1}"),
-            "prompt": _clip(t.get("prompt") or "", 4000), "tags": [str(x) for x in t.get("tags") or []],
+            "prompt": _clip(t.get("prompt") or "", 4000),
+            "tags": [str(x) for x in t.get("tags") or []],
             "passed": bool(t.get("passed")), "score": _fmt_num(t.get("score")),
             "output": _clip(t.get("output") or "", 4000),
-            "assertions": [{"key": str(a.get("key", "")), "expected": _clip(a.get("expected", ""), 400),
+            "assertions": [{"key": str(a.get("key", "")),
+                            "expected": _clip(a.get("expected", ""), 400),
                             "got": _clip(a.get("got", ""), 400), "passed": bool(a.get("passed"))}
                            for a in (t.get("assertions") or [])],
             "base": None if not base else {"passed": bool(base.get("passed")),
@@ -328,7 +332,7 @@ def _length_chart(lengths: Sequence[int], approx: str | None) -> str:
                               "<extra></extra>")
     for q, label, dash in ((0.5, "median", "dash"), (0.95, "p95", "dot")):
         value = _quantile(lengths, q)
-        fig.add_vline(x=value, line_dash=dash, line_color="#52606d", line_width=1.5,
+        fig.add_vline(x=value, line_dash=dash, line_color="#1f2933", line_width=1.5, layer="above",
                       annotation_text=f"{label} {value:,}", annotation_position="top right",
                       annotation_font_size=12)
     basis = f" ({_pl(approx)})" if approx else ""
