@@ -171,8 +171,7 @@ def diff_plan(plan: Plan, previous: dict[str, dict[str, Any]] | None, *, baselin
 def _stage_diff(stage: Stage, prev: dict | None, done: dict[str, StageDiff]) -> StageDiff:
     upstream = [i for i in stage.inputs if done[i].action != "unchanged"]
     if prev is None:
-        return StageDiff(stage.id, stage.kind, "new", reasons=["never built"] if not upstream else
-                         ["never built"] + [f"upstream {i} {_past(done[i])}" for i in upstream])
+        return StageDiff(stage.id, stage.kind, "new")
     if stage.volatile:
         return StageDiff(stage.id, stage.kind, "unknown",
                          reasons=["a database source: read at apply; later stages rebuild only if its data changed"])

@@ -16,7 +16,7 @@ def _stage_line(s: StageDiff) -> str:
         return f"  {s.symbol} {s.id}"
     if s.action == "removed":
         return f"  {s.symbol} {s.id}  (remove)"
-    word = {"new": f"{s.verb} (new)", "unknown": f"{s.verb} (read at apply)"}.get(s.action, s.verb)
+    word = {"new": f"{s.verb}, new", "unknown": f"{s.verb}, read at apply"}.get(s.action, s.verb)
     return f"  {s.symbol} {s.id}  ({word})"
 
 

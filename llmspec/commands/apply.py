@@ -58,8 +58,7 @@ def apply_command(target: Path, yes: bool) -> None:
 def _finish(console, result) -> None:
     from llmspec.runtime.reports.terminal import print_summary
 
-    if result.report.get("acceptance"):
-        print_summary(result.report, console)
+    print_summary(result.report, console)
     console.print(f"Run {result.run}: {result.outcome} "
                   f"({len(result.built)} stages built, {len(result.reused)} reused).")
     html = result.run_dir / "report.html"
