@@ -16,10 +16,12 @@ Decisions:
   ``v``/``V`` (``v1.2.3.4``), after the words version/ver/build/release/firmware, or part of a
   longer dotted number (``1.2.3.4.5``). Redacting a rare version string is preferred to leaking an IP.
 - Cards: 13-19 digits, optionally grouped by single spaces or dashes, first digit 2-6 (the
-  banking and payment industries of ISO/IEC 7812), Luhn-valid. When a digit run is longer than a
-  card, the longest valid run of whole groups inside it is redacted.
-- Phones: ``+`` and a country code followed by 7-14 more digits in groups, ``(area) ...`` forms
-  and North American ``555-123-4567``; bare digit runs are not phones (too many order numbers).
+  banking and payment industries of ISO/IEC 7812), Luhn-valid. A longer run of digit groups
+  holding a valid card (``4111 1111 1111 1111 123``) is redacted whole: which neighbouring
+  group belongs to the card cannot be known, and a partly redacted card still leaks digits.
+- Phones: ``+`` or ``00`` and a country code, then more digits in groups (at least 8 digits for
+  ``+``; ``00`` forms must be grouped, ``0049 30 1234567``), ``(area) ...`` forms and North American
+  ``555-123-4567``; bare digit runs are not phones (too many order numbers look like them).
 """
 
 from __future__ import annotations
@@ -45,19 +47,18 @@ PREFILTER = {
     "credit_card": r"\d{4}[ \-]?\d{4}[ \-]?\d{4}|\d{4}[ \-]\d{6}|\d{13}",
     "iban": r"[A-Za-z]{2}\d{2} ?[A-Za-z0-9]{4}",
     "ip": r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",
-    "phone": r"\+\d|\(\d{2,5}\)|\d{3}[.\-]\d{3}[.\-]\d{4}",
+    "phone": r"\+\d|\b00[1-9]\d{0,2}[ .\-]|\(\d{2,5}\)|\d{3}[.\-]\d{3}[.\-]\d{4}",
 }
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 PATTERNS = {
     "credit_card": re.compile(
-        r"(?<![\w.,])(?:\d{4}[ \-]){2,5}\d{1,4}(?![\w])|(?<![\w.,])\d{4}[ \-]\d{6}[ \-]\d{4,5}(?![\w])"
-        r"|(?<![\w.,])\d{13,19}(?![\w])"),
+        r"(?<![\w.,])(?<!\d-)(?:(?:\d{4}[ \-]){2,}\d{1,4}|\d{4}[ \-]\d{6}[ \-]\d{4,5}|\d{13,19})(?![\w])"),
     "iban": re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?![\w])"),
     "ipv4": re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\.?\d)(?![\w])"),
     "ipv6": re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![\w:])"),
     "phone": re.compile(
-        r"(?<![\w+])\+\d{1,3}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,4})){2,7}(?![\w])"
+        r"(?<![\w+])(?:\+|00(?=[1-9]))\d{1,3}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,4})){2,7}(?![\w])"
         r"|(?<![\w)])\(\d{2,5}\)[ .\-]?\d{2,4}(?:[ .\-]?\d{2,4}){1,3}(?![\w])"
         r"|(?<![\w.\-])\d{3}[.\-]\d{3}[.\-]\d{4}(?![\w]|[.\-]\d)"),
 }
@@ -106,35 +107,51 @@ def _digits(text: str) -> int:
 # ----------------------------------------------------------------------------- Python stage
 
 
-def _best_span(text: str, ok: Callable[[str], bool], *, anchored: bool) -> tuple[int, int] | None:
+def _best_span(text: str, ok: Callable[[str], bool], *, anchored: bool, max_len: int) -> tuple[int, int] | None:
     """The longest (then leftmost) run of whole space/dash-separated groups of ``text`` that is
-    valid; ``anchored`` runs must start at the first group (an IBAN starts with its country)."""
-    cuts = [0] + [m.end() for m in re.finditer(r"[ \-]", text)]
-    ends = [m.start() for m in re.finditer(r"[ \-]", text)] + [len(text)]
-    if len(cuts) == 1 and anchored:  # no groups: shorten character by character
-        for end in range(len(text), 14, -1):
+    valid and at most ``max_len`` characters without separators; ``anchored`` runs start at the
+    first group (an IBAN starts with its country code)."""
+    seps = list(re.finditer(r"[ \-]", text))
+    if not seps and anchored:  # one block: shorten character by character
+        for end in range(min(len(text), max_len), 14, -1):
             if ok(text[:end]):
                 return 0, end
         return None
-    spans = [(cuts[i], ends[j]) for i in range(len(cuts)) for j in range(i, len(ends))
-             if not anchored or i == 0]
+    cuts = [0] + [m.end() for m in seps]
+    ends = [m.start() for m in seps] + [len(text)]
+    spans = []
+    for i in range(1 if anchored else len(cuts)):
+        size = 0
+        for j in range(i, len(ends)):
+            size += ends[j] - cuts[j]
+            if size > max_len:
+                break
+            spans.append((cuts[i], ends[j]))
     spans.sort(key=lambda s: (-(s[1] - s[0]), s[0]))
-    for a, b in spans:
-        if ok(text[a:b]):
-            return a, b
-    return None
+    return next(((a, b) for a, b in spans if ok(text[a:b])), None)
 
 
-def _sub_spans(rx: re.Pattern, text: str, ok: Callable[[str], bool], tag: str, anchored: bool) -> str:
-    def repl(m: re.Match) -> str:
+def _scan(rx: re.Pattern, text: str, ok: Callable[[str], bool], tag: str, *, anchored: bool,
+          whole_run: bool, max_len: int) -> str:
+    """Replace the valid candidates of ``rx`` in ``text``. A candidate that is not valid as a whole
+    may hold a valid run of groups: with ``whole_run`` the whole candidate goes (digit runs next to
+    a card cannot be told apart from it), else only that run, and scanning resumes right after it
+    in the full text (so an IBAN cut short by the candidate's length cap is found whole)."""
+    out, pos = [], 0
+    while (m := rx.search(text, pos)) is not None:
         cand = m.group(0)
-        if ok(cand):
-            return tag
-        span = _best_span(cand, ok, anchored=anchored)
+        span = (0, len(cand)) if ok(cand) else _best_span(cand, ok, anchored=anchored, max_len=max_len)
         if span is None:
-            return cand
-        return cand[:span[0]] + tag + cand[span[1]:]
-    return rx.sub(repl, text)
+            nxt = m.end() if whole_run else m.start() + 1  # every sub-run was tried already
+            out.append(text[pos:nxt])
+            pos = nxt
+            continue
+        a, b = (0, len(cand)) if whole_run else span
+        out.append(text[pos:m.start() + a])
+        out.append(tag)
+        pos = m.start() + b
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _ipv4_repl(tag: str) -> Callable[[re.Match], str]:
@@ -159,18 +176,24 @@ def _phone_repl(tag: str) -> Callable[[re.Match], str]:
     def repl(m: re.Match) -> str:
         cand = m.group(0)
         n = _digits(cand)
+        # No upper bound: a run of groups longer than E.164's 15 digits is two numbers written
+        # back to back (a phone then an extension or a second phone); both go.
         if cand.startswith("+"):
-            return tag if 8 <= n <= 15 else cand
-        return tag if 7 <= n <= 12 else cand
+            return tag if n >= 8 else cand
+        if cand.startswith("00"):  # 00 + country code; grouped, or it is an order number
+            return tag if n >= 10 and any(c in " .-(" for c in cand) else cand
+        return tag if n >= 7 else cand
     return repl
 
 
 def redact_text(text: str, placeholders: Mapping[str, str]) -> str:
     """Redact one string with the Python patterns only (emails are done in Polars first)."""
     if "iban" in placeholders:
-        text = _sub_spans(PATTERNS["iban"], text, iban_ok, placeholders["iban"], anchored=True)
+        text = _scan(PATTERNS["iban"], text, iban_ok, placeholders["iban"], anchored=True, whole_run=False,
+                     max_len=34)
     if "credit_card" in placeholders:
-        text = _sub_spans(PATTERNS["credit_card"], text, is_card, placeholders["credit_card"], anchored=False)
+        text = _scan(PATTERNS["credit_card"], text, is_card, placeholders["credit_card"], anchored=False,
+                     whole_run=True, max_len=19)
     if "ip" in placeholders:
         # IPv6 first: an IPv4-mapped address (::ffff:1.2.3.4) is one address, not two
         text = PATTERNS["ipv6"].sub(_ipv6_repl(placeholders["ip"]), text)
