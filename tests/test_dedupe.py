@@ -1,0 +1,201 @@
+"""Dedupe: exact, fingerprint and MinHash, the keep rule, _duplicate_of, chains, and MinHash
+against datasketch (the oracle) and exact Jaccard ground truth."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+
+from llmspec.compiler.cleaning import compile_cleaning
+from llmspec.runtime.clean import run_cleaning
+from llmspec.runtime.dedupe import band_layout, components, exact_jaccard, minhash_groups, shingle_hashes
+from llmspec.runtime.sources import SourceBatch
+from llmspec.spec.models import QualitySpec
+
+EMPTY = pl.DataFrame(schema={"_rule": pl.String, "_detail": pl.String, "_origin": pl.String, "_raw": pl.Binary})
+
+
+def clean(rules, data, schema=None):
+    rows = pl.DataFrame(data, schema=schema)
+    rows = rows.with_columns(pl.format("f:{}", pl.int_range(pl.len()) + 1).alias("_origin"))
+    q = QualitySpec.model_validate({"rules": rules})
+    return run_cleaning(SourceBatch("s", rows, EMPTY, rows.height, []), compile_cleaning(q, "s", dict(rows.schema)))
+
+
+def dup_map(result) -> dict[str, str]:
+    return dict(zip(result.rejects["_origin"], result.rejects["_duplicate_of"]))
+
+
+# ----------------------------------------------------------------------------- exact, fingerprint
+
+
+def test_exact_after_normalisation_keeps_first_and_points_to_it():
+    data = {"q": ["Reset my password", "reset  my PASSWORD ", "Ｒｅｓｅｔ my password", "other", "reset my password"],
+            "a": ["x", "x", "x", "y", "z"]}
+    r = clean([{"dedupe": {"columns": ["q"]}}], data)
+    assert r.kept["_origin"].to_list() == ["f:1", "f:4"]
+    assert dup_map(r) == {"f:2": "f:1", "f:3": "f:1", "f:5": "f:1"}
+    assert r.rejects["_detail"][0] == "exact duplicate of f:1 (after normalisation)"
+    # over all columns by default: the answer differs for f:5
+    r = clean([{"dedupe": {}}], data)
+    assert r.kept["_origin"].to_list() == ["f:1", "f:4", "f:5"]
+
+
+def test_exact_treats_nulls_as_equal_and_other_types_as_is():
+    r = clean([{"dedupe": {}}], {"q": [None, None, "x"], "n": [1, 1, 1]})
+    assert r.kept["_origin"].to_list() == ["f:1", "f:3"]
+    assert dup_map(r) == {"f:2": "f:1"}
+
+
+def test_fingerprint_is_openrefine_key_collision():
+    data = {"q": ["Hello, World!", "world hello", "Héllo wörld", "hello-world", "Hello world again"]}
+    r = clean([{"dedupe": {"method": "fingerprint"}}], data)
+    # punctuation is removed, not spaced: hello-world -> helloworld, a different key
+    assert r.kept["_origin"].to_list() == ["f:1", "f:4", "f:5"]
+    assert dup_map(r) == {"f:2": "f:1", "f:3": "f:1"}
+    assert "'hello world'" in r.rejects["_detail"][0]
+
+
+def test_dedupe_on_email_turns():
+    turns = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+    t = [{"role": "customer", "content": "Where is my order?"}]
+    data = {"subject": ["a", "b", "c"], "turns": [t, [{"role": "customer", "content": "where is  my ORDER?"}], []]}
+    r = clean([{"dedupe": {"columns": ["turns"]}}], data, schema={"subject": pl.String, "turns": turns})
+    assert dup_map(r) == {"f:2": "f:1"}
+
+
+# ----------------------------------------------------------------------------- minhash semantics
+
+
+WORDS = [f"w{i}" for i in range(3000)]
+
+
+def doc(rng: random.Random, n: int = 30) -> list[str]:
+    return [rng.choice(WORDS) for _ in range(n)]
+
+
+def test_minhash_chains_collapse_to_the_first_row():
+    rng = random.Random(1)
+    a = doc(rng, 40)
+    b = list(a)
+    b[10] = "x1"
+    c = list(b)
+    c[30] = "x2"  # c is near b, less near a
+    texts = [" ".join(a), "unrelated " + " ".join(doc(rng, 40)), " ".join(b), " ".join(c)]
+    shingles = [set(zip(t.split(), t.split()[1:], t.split()[2:])) for t in texts]
+    jac = lambda x, y: len(shingles[x] & shingles[y]) / len(shingles[x] | shingles[y])  # noqa: E731
+    threshold = (min(jac(0, 2), jac(2, 3)) + jac(0, 3)) / 2  # a~b and b~c pass, a~c does not
+    assert min(jac(0, 2), jac(2, 3)) >= threshold > jac(0, 3)
+    r = clean([{"dedupe": {"method": "minhash", "threshold": round(threshold, 3), "ngram": 3}}], {"t": texts})
+    assert r.kept["_origin"].to_list() == ["f:1", "f:2"]
+    assert dup_map(r) == {"f:3": "f:1", "f:4": "f:1"}
+    detail = dict(zip(r.rejects["_origin"], r.rejects["_detail"]))
+    assert "linked through similar rows" in detail["f:4"] and "linked" not in detail["f:3"]
+
+
+def test_minhash_char_shingles_empty_texts_and_determinism():
+    texts = ["The parcel never arrived.", "The parcel never arived.", "", None, "   ", "Completely different."]
+    rules = [{"dedupe": {"method": "minhash", "unit": "char", "ngram": 4, "threshold": 0.6}}]
+    r1 = clean(rules, {"t": texts})
+    r2 = clean(rules, {"t": texts})
+    assert dup_map(r1) == dup_map(r2) == {"f:2": "f:1"}  # empty texts are never near-duplicates
+
+
+def test_band_layout_uses_every_permutation_and_beats_datasketch_at_the_threshold():
+    from datasketch.lsh import _optimal_param
+
+    for t in (0.5, 0.7, 0.85, 0.95):
+        b, r = band_layout(t, 128)
+        assert b * r == 128
+        db, dr = _optimal_param(t, 128, 0.5, 0.5)
+        assert 1 - (1 - t ** r) ** b >= 1 - (1 - t ** dr) ** db
+
+
+def test_components_match_a_plain_union_find():
+    rng = np.random.default_rng(5)
+    n = 300
+    edges = rng.integers(0, n, size=(200, 2))
+    parent = list(range(n))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for u, v in edges:
+        ru, rv = find(int(u)), find(int(v))
+        parent[max(ru, rv)] = min(ru, rv)
+    expected = {}
+    for x in range(n):
+        expected.setdefault(find(x), []).append(x)
+    got = components(n, edges)
+    for members in expected.values():
+        assert set(got[members]) == {min(members)}
+
+
+def test_exact_jaccard_matches_python_sets():
+    rng = random.Random(2)
+    texts = [" ".join(doc(rng, rng.randint(1, 12))) for _ in range(40)]
+    flat, counts = shingle_hashes(pl.Series(texts), unit="word", ngram=2, seed=1)
+    pairs = np.array([(i, j) for i in range(40) for j in range(i + 1, 40)])
+    got = exact_jaccard(flat, counts, pairs)
+
+    def sh(t):
+        w = t.split()
+        return {tuple(w)} if len(w) < 2 else set(zip(w, w[1:]))
+
+    want = [len(sh(texts[i]) & sh(texts[j])) / len(sh(texts[i]) | sh(texts[j])) for i, j in pairs]
+    assert np.allclose(got, want)
+
+
+# ----------------------------------------------------------------------------- oracle
+
+
+def _shingles(text: str, n: int) -> set[str]:
+    w = re.findall(r"\w+", text.lower())
+    return {" ".join(w)} if len(w) < n else {" ".join(w[i:i + n]) for i in range(len(w) - n + 1)}
+
+
+def planted_corpus(seed: int, docs: int, pairs: int):
+    rng = random.Random(seed)
+    texts = [" ".join(doc(rng, rng.randint(25, 40))) for _ in range(docs)]
+    for k in range(pairs):
+        words = texts[k].split()
+        words[rng.randrange(len(words))] = rng.choice(WORDS)  # a one-word edit
+        texts.append(" ".join(words))
+    rng.shuffle(texts)
+    return texts
+
+
+@pytest.mark.parametrize("threshold", [0.7, 0.8])
+def test_minhash_recall_at_least_datasketch_with_perfect_precision(threshold):
+    from datasketch import MinHash, MinHashLSH
+
+    texts = planted_corpus(11, 300, 80)
+    sets = [_shingles(t, 3) for t in texts]
+    truth = {(i, j) for i in range(len(sets)) for j in range(i + 1, len(sets))
+             if len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= threshold}
+    assert len(truth) >= 40
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=128)
+    sigs = []
+    for i, s in enumerate(sets):
+        m = MinHash(num_perm=128, seed=1)
+        m.update_batch([x.encode() for x in s])
+        lsh.insert(i, m)
+        sigs.append(m)
+    found_ds = {(min(i, j), max(i, j)) for i, m in enumerate(sigs) for j in lsh.query(m) if i != j}
+    recall_ds = len(found_ds & truth) / len(truth)
+
+    root, _ = minhash_groups(pl.Series(texts), threshold=threshold, ngram=3, unit="word", permutations=128, seed=1)
+    same = {(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts)) if root[i] == root[j]}
+    recall = len(same & truth) / len(truth)
+    assert recall >= recall_ds
+    assert same <= truth  # every grouped pair is a true pair: candidates are verified exactly
+    for i in range(len(texts)):  # the kept row of a group is its first
+        assert root[i] <= i
