@@ -30,7 +30,8 @@ from .templates import check_template
 
 Locate = Callable[..., Pos]
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
-_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s:]+:([^@\s/]+)@", re.IGNORECASE)
+# user:password@ right after a scheme, anywhere in a string (descriptions and prompts included)
+_URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/@\s:]+:([^@\s/]+)@", re.IGNORECASE)
 BUILTIN_MODELS = ("builtin:tiny",)
 
 
@@ -106,7 +107,10 @@ def _check_format_map(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate)
 def _template_diags(text: str, path: tuple, columns: set[str] | None, source: str, at: Locate):
     result = check_template(text)
     if result.error_code:
-        yield Diagnostic(result.error_code, result.error, at(path),
+        message = result.error
+        if result.line_in_template and "\n" in text.strip("\n"):
+            message += f" (line {result.line_in_template} of the template)"
+        yield Diagnostic(result.error_code, message, at(path),
                          hint="templates are Jinja: {{ column }}, filters like | trim; no private attributes")
         return
     if columns is not None:
@@ -152,16 +156,18 @@ def _walk_strings(node, path=()):
 
 def _check_secrets(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
     url_paths = {("sources", n, "url") for n, s in spec.sources.items() if isinstance(s, PostgresSource)}
+    reported = set()
     for path, text in _walk_strings(data):
-        match = _URL_PASSWORD.match(text.strip())
+        match = _URL_PASSWORD.search(text)
         if match and not ENV_REF.fullmatch(match.group(1)):
+            reported.add(path)
             yield Diagnostic("inline-secret", "a URL with an inline password: secrets never go in the spec",
                              at(path), hint="put the URL in an environment variable and write `${env:NAME}`")
             continue
         if ENV_REF.search(text) and path not in url_paths:
             yield Diagnostic("env-not-allowed", "`${env:...}` references are only resolved in a source's `url`",
                              at(path))
-    for path in sorted(url_paths):
+    for path in sorted(url_paths - reported):
         raw = _lookup(data, path)
         if isinstance(raw, str) and not ENV_REF.search(raw):
             yield Diagnostic("inline-secret", "a database URL must be given as `${env:NAME}`, never inline",
@@ -184,22 +190,20 @@ def _check_rules(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> I
             if name not in spec.sources:
                 yield Diagnostic("unknown-source", f"rule {kind} names source '{name}', which is not declared",
                                  at(base + ("sources", j)), hint=did_you_mean(name, sources))
-        targets = getattr(args, "targets", None)
-        if targets is None and kind == "fill":
-            targets = [args.column] + ([args.from_column] if args.from_column else [])
+        targets = _rule_targets(args, kind, base)
         if not targets or args.skip_missing_columns:
             continue
         for src in args.sources or sources:
             columns = known_columns(spec, src) if src in spec.sources else None
             if columns is None:
                 continue
-            missing = [c for c in targets if c not in columns]
+            missing = [(c, p) for c, p in targets if c not in columns]
             if missing:
-                names = ", ".join(f"'{c}'" for c in missing)
-                guess = did_you_mean(missing[0], columns) if len(missing) == 1 else None
+                names = ", ".join(f"'{c}'" for c, _ in missing)
+                guess = did_you_mean(missing[0][0], columns) if len(missing) == 1 else None
                 yield Diagnostic("unknown-column", f"rule {kind} uses {names}, which source '{src}' does not have",
-                                 at(base), hint=guess or f"'{src}' has {', '.join(sorted(columns))}; limit the "
-                                 "rule with `sources: [...]` or set `skip_missing_columns: true`")
+                                 at(missing[0][1]), hint=guess or f"'{src}' has {', '.join(sorted(columns))}; "
+                                 "limit the rule with `sources: [...]` or set `skip_missing_columns: true`")
         if isinstance(args, DedupeArgs) and args.method != "minhash":
             raw = _lookup(data, base) if isinstance(_lookup(data, base), dict) else {}
             for key in ("threshold", "ngram", "unit", "permutations"):
@@ -210,6 +214,16 @@ def _check_rules(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> I
         if name not in spec.sources:
             yield Diagnostic("unknown-source", f"quality.source_gates names '{name}', which is not declared",
                              key_at(("quality", "source_gates", name)), hint=did_you_mean(name, sources))
+
+
+def _rule_targets(args, kind: str, base: tuple) -> list[tuple[str, tuple]]:
+    """(column, where it is written) for every column a rule works on."""
+    if kind == "fill":
+        out = [(args.column, base + ("column",))]
+        return out + ([(args.from_column, base + ("from_column",))] if args.from_column else [])
+    if getattr(args, "column", None) is not None:
+        return [(args.column, base + ("column",))]
+    return [(c, base + ("columns", i)) for i, c in enumerate(getattr(args, "columns", None) or [])]
 
 
 def _check_split(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:

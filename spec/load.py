@@ -58,7 +58,7 @@ def check_spec(path: Path, *, text: bytes | str | None = None, display: str | No
     result = LoadedSpec(path=path, display_path=display, spec=None)
     try:
         loaded = load_yaml_text(text, display) if text is not None else load_yaml_file(path, display)
-        data, positions = resolve_extends(loaded, path.resolve().parent)
+        data, positions = resolve_extends(loaded, path.resolve().parent, (str(path.resolve()),))
     except LlmspecError as exc:
         result.diagnostics = exc.diagnostics
         return result
@@ -67,12 +67,33 @@ def check_spec(path: Path, *, text: bytes | str | None = None, display: str | No
         spec = ProjectSpec.model_validate(data)
     except ValidationError as exc:
         result.diagnostics = translate(exc, data, positions, ProjectSpec, Pos(display, 1, 1))
+        result.diagnostics += _checks_beside_shape_errors(exc, data, result)
         return result
     result.spec = spec
     result.diagnostics = run_checks(spec, data, result.locate, result.locate_key)
     if result.errors:
         result.spec = None
     return result
+
+
+# Sections the cross-field checks read from; a shape error in one of them leaves nothing to check
+# against. Any other section with a shape error is set aside (its defaults take its place), so that
+# a typo in `training` does not hide an unknown column in `format.map`.
+_CHECKED_AGAINST = {"sources", "format"}
+_STAND_INS = {"llmspec": 1, "project": "x", "base_model": {"id": "builtin:tiny"}}
+
+
+def _checks_beside_shape_errors(exc: ValidationError, data: dict, result: LoadedSpec) -> list[Diagnostic]:
+    broken = {err["loc"][0] for err in exc.errors(include_url=False) if err["loc"]}
+    if broken & _CHECKED_AGAINST or not broken <= set(data) | set(_STAND_INS):
+        return []
+    rest = {k: v for k, v in data.items() if k not in broken}
+    rest.update({k: v for k, v in _STAND_INS.items() if k in broken})
+    try:
+        spec = ProjectSpec.model_validate(rest)
+    except ValidationError:
+        return []
+    return run_checks(spec, rest, result.locate, result.locate_key)
 
 
 def load_spec(path: Path | str) -> LoadedSpec:

@@ -7,6 +7,7 @@ components that are not there, to find the key or value the user should look at.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any
@@ -190,7 +191,50 @@ def _one(errs: list[dict], path: tuple, data: dict, positions: Positions, root: 
         return Diagnostic("invalid-value", f"{where}: {_describe(value)} does not match the expected form", pos,
                           hint=f"expected a value matching {pattern}")
     # Our own PydanticCustomError codes (bad-regex, bad-gate, conflict, ...) are already user-facing.
-    message = err["msg"]
+    message = _filled(err)
+    if etype == "bad-regex":
+        pos = _pattern_pos(data, path, err.get("ctx", {}).get("pattern"), positions) or pos
+    elif isinstance(_value_at(data, path), dict):
+        pos = _culprit_pos(data, path, message, positions) or pos
     if "-" in etype or etype in ("conflict",):
         return Diagnostic(etype, f"{where}: {message}", pos)
     return Diagnostic("invalid-value", f"{where}: {message}", pos)
+
+
+def _filled(err: dict) -> str:
+    # pydantic fills only plain `{name}` fields of a custom message; `{name!r}` stays as written.
+    message, ctx = err["msg"], err.get("ctx") or {}
+    if "{" in message and ctx:
+        try:
+            return message.format(**ctx)
+        except (KeyError, IndexError, ValueError):
+            return message
+    return message
+
+
+def _pattern_pos(data: dict, path: tuple, pattern: Any, positions: Positions) -> Pos | None:
+    """The list item holding the regex that failed, rather than the whole list."""
+    items = _value_at(data, path)
+    if isinstance(items, list) and pattern in items:
+        return positions.at(path + (items.index(pattern),))
+    return None
+
+
+def _culprit_pos(data: dict, path: tuple, message: str, positions: Positions) -> Pos | None:
+    """For a check across a mapping's keys (`qlora needs ... cpu`), the key or value it names first.
+
+    The message names keys (`column`, `columns`) or their values (qlora, cpu); pointing at the
+    first one named beats pointing at the whole mapping, and shows which file it came from.
+    """
+    mapping = _value_at(data, path)
+    best: tuple[int, Pos] | None = None
+    for key, value in mapping.items():
+        for text, locate in ((str(key), positions.key_at), (value, positions.at)):
+            if not isinstance(text, str) or not text:
+                continue
+            found = re.search(rf"(?<![\w-]){re.escape(text)}(?![\w-])", message)
+            if found and (best is None or found.start() < best[0]):
+                pos = locate(path + (key,))
+                if pos is not None:
+                    best = (found.start(), pos)
+    return best[1] if best else None

@@ -52,15 +52,33 @@ def _load_reference(ref: str, *, from_dir: Path, pos: Pos | None) -> tuple[Loade
                 hint=did_you_mean(name, recipes) or f"built-in recipes: {', '.join(recipes)}",
             ))
         return load_yaml_text(recipes[name], f"recipes/{name}.yaml"), None
+    full = _reference_path(ref, from_dir, pos)
+    if not full.is_file():
+        raise SpecError(Diagnostic("file-not-found", f"extends file '{ref}' does not exist", pos))
+    return load_yaml_file(full, _display(full)), full.parent
+
+
+def _reference_path(ref: str, from_dir: Path, pos: Pos | None) -> Path:
     path = Path(ref)
     if path.is_absolute():
         raise SpecError(Diagnostic("absolute-path", f"extends path '{ref}' is absolute", pos,
                                    hint="give a path relative to the spec's folder"))
-    full = (from_dir / path)
-    if not full.is_file():
-        raise SpecError(Diagnostic("file-not-found", f"extends file '{ref}' does not exist", pos))
-    display = str(full) if not full.is_relative_to(Path.cwd()) else str(full.relative_to(Path.cwd()))
-    return load_yaml_file(full, display), full.parent
+    return from_dir / path
+
+
+def _display(full: Path) -> str:
+    cwd = Path.cwd()
+    return str(full.relative_to(cwd)) if full.is_relative_to(cwd) else str(full)
+
+
+def _identity(ref: str, from_dir: Path, pos: Pos | None) -> str:
+    """What a reference names, however it is spelt (`base.yaml` and `./base.yaml` are one file)."""
+    if ref.startswith(RECIPE_PREFIX):
+        return ref
+    try:
+        return str(_reference_path(ref, from_dir, pos).resolve())
+    except OSError:
+        return ref
 
 
 def _extends_list(loaded: Loaded) -> list[tuple[str, Pos | None]]:
@@ -69,24 +87,38 @@ def _extends_list(loaded: Loaded) -> list[tuple[str, Pos | None]]:
         return [(raw, loaded.positions.at(("extends",)))]
     if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
         raise SpecError(Diagnostic("wrong-type", "extends must be a list of `recipe:NAME` or relative paths",
-                                   loaded.positions.at(("extends",))))
+                                   loaded.positions.at(("extends",)),
+                                   hint="e.g. `extends: [recipe:lora-small, shared/base.yaml]`"))
     return [(x, loaded.positions.at(("extends", i))) for i, x in enumerate(raw)]
 
 
 def resolve_extends(loaded: Loaded, base_dir: Path, _seen: tuple[str, ...] = ()) -> tuple[dict, Positions]:
-    """The file's data with everything it extends merged underneath, and merged positions."""
+    """The file's data with everything it extends merged underneath, and merged positions.
+
+    `_seen` holds what the chain so far resolved to (the spec itself first, when the caller knows
+    its path), so a cycle is found whatever spelling each file uses for the next.
+    """
     if len(_seen) > MAX_EXTENDS_DEPTH:
         raise SpecError(Diagnostic("extends-cycle", "extends chain is deeper than "
                                    f"{MAX_EXTENDS_DEPTH}: {' -> '.join(_seen)}", loaded.positions.at(("extends",))))
     data, positions = {}, Positions(key={}, value={})
     for ref, pos in _extends_list(loaded):
-        if ref in _seen:
-            raise SpecError(Diagnostic("extends-cycle", f"extends cycle: {' -> '.join(_seen + (ref,))}", pos))
+        ident = _identity(ref, base_dir, pos)
+        if ident in _seen or ref in _seen:
+            chain = [Path(x).name if not x.startswith(RECIPE_PREFIX) else x for x in _seen + (ident,)]
+            raise SpecError(Diagnostic("extends-cycle", f"extends cycle: {' -> '.join(chain)}", pos,
+                                       hint="a file may not extend itself, directly or through others"))
         parent, parent_dir = _load_reference(ref, from_dir=base_dir, pos=pos)
-        pdata, ppos = resolve_extends(parent, parent_dir or base_dir, _seen + (ref,))
+        pdata, ppos = resolve_extends(parent, parent_dir or base_dir, _seen + (ident,))
         pdata.pop("extends", None)
         data, positions = merge(data, positions, pdata, ppos)
-    return merge(data, positions, loaded.data, loaded.positions)
+    data, positions = merge(data, positions, loaded.data, loaded.positions)
+    if isinstance(data.get("extends"), str):
+        # one reference may be written without brackets; the models see the list it means
+        data["extends"] = [data["extends"]]
+        if ("extends",) in positions.value:
+            positions.value[("extends", 0)] = positions.value[("extends",)]
+    return data, positions
 
 
 def _copy_positions(src: Positions, src_prefix: tuple, dst: Positions, dst_prefix: tuple) -> None:

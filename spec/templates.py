@@ -43,16 +43,29 @@ def check_template(text: str) -> TemplateCheck:
         ast = env.parse(text)
     except TemplateSyntaxError as exc:
         return TemplateCheck(set(), "bad-template", f"template does not parse: {exc.message}", exc.lineno)
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
-        name = None
-        if isinstance(node, nodes.Getattr):
-            name = node.attr
-        elif isinstance(node, nodes.Name):
-            name = node.name
-        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            name = node.arg.value
-        if name is not None and name.startswith("_"):
-            return TemplateCheck(set(), "unsafe-template",
-                                 f"template accesses '{name}': private and dunder attributes are refused",
-                                 getattr(node, "lineno", None))
+    unsafe: dict[str, int | None] = {}
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Name, nodes.Filter)):
+        for name in _accessed_names(node):
+            if name.startswith("_"):
+                unsafe.setdefault(name, getattr(node, "lineno", None))
+    if unsafe:
+        # find_all walks outside-in; the user reads left to right
+        names = sorted(unsafe, key=lambda n: (text.find(n) if n in text else len(text), n))
+        listed = ", ".join(f"'{n}'" for n in names)
+        return TemplateCheck(set(), "unsafe-template",
+                             f"template accesses {listed}: private and dunder attributes are refused",
+                             unsafe[names[0]])
     return TemplateCheck(set(meta.find_undeclared_variables(ast)))
+
+
+def _accessed_names(node: nodes.Node) -> list[str]:
+    if isinstance(node, nodes.Getattr):
+        return [node.attr]
+    if isinstance(node, nodes.Name):
+        return [node.name]
+    if isinstance(node, nodes.Getitem):
+        return [node.arg.value] if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else []
+    # `x | attr('__class__')` is attribute access spelt as a filter
+    if isinstance(node, nodes.Filter) and node.name == "attr":
+        return [a.value for a in node.args if isinstance(a, nodes.Const) and isinstance(a.value, str)]
+    return []
