@@ -1,0 +1,83 @@
+"""A source's profile for plans and reports: size, nulls, text lengths, duplicates and how
+much of it looks like something other than text. Vectorised; one pass per statistic."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# Control characters other than tab and newlines, and U+FFFD (what a failed decode leaves).
+_BROKEN = r"[\p{Cc}--[\t\n\r]]|\x{FFFD}"
+# Private-use and unassigned code points: a few are fine (icons), many mean binary data.
+_ODD = r"[\p{Co}\p{Cn}]"
+_ODD_SHARE = 0.1
+
+
+def _stats(values: "pl.Series") -> dict:
+    if values.len() == 0 or values.null_count() == values.len():
+        return {"min": None, "median": None, "p95": None, "max": None}
+    return {
+        "min": int(values.min()),
+        "median": float(values.median()),
+        "p95": float(values.quantile(0.95, interpolation="nearest")),
+        "max": int(values.max()),
+    }
+
+
+def profile_frame(df: "pl.DataFrame", text_columns: list[str] | None = None) -> dict:
+    """JSON-able profile of the data columns (those not starting with ``_``).
+
+    ``text_columns`` defaults to every text column. Token counts are estimates (characters
+    divided by 4), labelled as such in the result.
+    """
+    import polars as pl
+
+    data_cols = [c for c in df.columns if not c.startswith("_")]
+    if text_columns is None:
+        text_columns = [c for c in data_cols if df.schema[c] == pl.String]
+    else:
+        text_columns = [c for c in text_columns if c in df.columns]
+    n = df.height
+    out: dict = {
+        "rows": n,
+        "columns": {c: str(df.schema[c]) for c in data_cols},
+        "nulls": {c: int(v) for c, v in df.select(data_cols).null_count().row(0, named=True).items()}
+        if data_cols and n else {c: 0 for c in data_cols},
+        "tokens_estimate": "chars/4",
+        "text": {},
+    }
+    if text_columns and n:
+        lengths = df.select(pl.col(c).str.len_chars().alias(c) for c in text_columns)
+        for c in text_columns:
+            chars = lengths[c]
+            out["text"][c] = {"chars": _stats(chars), "tokens": _stats((chars / 4).ceil().cast(pl.Int64))}
+        odd = pl.any_horizontal(
+            (pl.col(c).str.contains(_BROKEN).fill_null(False))
+            | (pl.col(c).str.count_matches(_ODD).fill_null(0) > pl.col(c).str.len_chars().fill_null(0) * _ODD_SHARE)
+            for c in text_columns
+        )
+        non_text = int(df.select(odd.sum()).item())
+    else:
+        non_text = 0
+    out["non_text_rows"] = non_text
+    out["non_text_rate"] = non_text / n if n else 0.0
+    out["duplicate_rows"] = _duplicates(df, data_cols)
+    out["duplicate_rate"] = out["duplicate_rows"] / n if n else 0.0
+    return out
+
+
+def _duplicates(df: "pl.DataFrame", cols: list[str]) -> int:
+    """Rows equal, on every data column, to an earlier row."""
+    import polars as pl
+
+    if not cols or df.height == 0:
+        return 0
+    try:
+        unique = df.select(cols).n_unique()
+    except pl.exceptions.PolarsError:
+        # Some nested types cannot be compared directly; their text form can.
+        unique = df.select(pl.col(c).cast(pl.String) if df.schema[c] == pl.Null else pl.col(c)
+                           for c in cols).select(pl.struct(cols).hash()).n_unique()
+    return df.height - unique

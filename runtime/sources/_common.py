@@ -1,0 +1,158 @@
+"""Pieces every reader shares: safe path resolution, origins, reject frames, errors."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from llmspec.spec.errors import DataError, Diagnostic, Pos
+
+if TYPE_CHECKING:
+    import polars as pl
+
+REJECT_COLUMNS = ("_rule", "_detail", "_origin", "_raw")
+_GLOB_CHARS = set("*?[")
+
+# When a path names a folder, these are the files a glob-based format reads from it.
+FOLDER_DEFAULTS = {"eml": "*.eml", "text": "**/*.txt", "markdown": "**/*.md"}
+
+
+def data_error(message: str, path: str | None = None, *, code: str = "source", hint: str | None = None,
+               line: int | None = None) -> DataError:
+    return DataError(Diagnostic(code=code, message=message, pos=Pos(path, line) if path else None, hint=hint))
+
+
+def display(path: Path, base_dir: Path) -> str:
+    """The path as users wrote it: relative to the spec folder, with forward slashes."""
+    try:
+        return path.relative_to(base_dir).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _check_relative(pattern: str) -> None:
+    p = PurePosixPath(pattern.replace("\\", "/"))
+    # Validation refuses these too; checked again because a reader must never open files
+    # outside the project whatever called it.
+    if p.is_absolute() or (len(pattern) > 1 and pattern[1] == ":") or ".." in p.parts:
+        raise data_error(f"path {pattern!r} must be relative to the spec's folder and stay inside it",
+                         pattern, code="unsafe-path")
+
+
+def resolve_files(pattern: str, base_dir: Path, fmt: str) -> list[Path]:
+    """The files a source reads: one file, a folder (with the format's default glob) or a glob.
+
+    Sorted so that row order, origins and fingerprints do not depend on the file system.
+    """
+    _check_relative(pattern)
+    base_dir = Path(base_dir)
+    if not _GLOB_CHARS.intersection(pattern):
+        path = base_dir / pattern
+        if path.is_dir():
+            default = FOLDER_DEFAULTS.get(fmt)
+            if default is None:
+                raise data_error(f"{pattern} is a folder; a {fmt} source reads one file", pattern,
+                                 code="not-a-file")
+            pattern = f"{pattern.rstrip('/')}/{default}"
+        elif path.is_file():
+            return [path]
+        else:
+            raise data_error(f"{pattern}: no such file (looked in {base_dir})", pattern, code="missing-file")
+    found = sorted(glob.glob(pattern, root_dir=base_dir, recursive=True))
+    files = [base_dir / f for f in found if (base_dir / f).is_file()]
+    if not files:
+        raise data_error(f"{pattern}: no files match (looked in {base_dir})", pattern, code="missing-file")
+    return files
+
+
+def read_bytes(path: Path, shown: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise data_error(f"{shown}: no such file", shown, code="missing-file") from None
+    except OSError as exc:
+        raise data_error(f"{shown}: cannot read ({exc.strerror or exc})", shown, code="unreadable") from None
+
+
+def rejects(rule: str, details: Sequence[str], origins: Sequence[str],
+            raws: Sequence[bytes | None] | None = None) -> "pl.DataFrame":
+    import polars as pl
+
+    n = len(details)
+    return pl.DataFrame(
+        {
+            "_rule": pl.Series([rule] * n, dtype=pl.String),
+            "_detail": pl.Series(list(details), dtype=pl.String),
+            "_origin": pl.Series(list(origins), dtype=pl.String),
+            "_raw": pl.Series(list(raws) if raws is not None else [None] * n, dtype=pl.Binary),
+        }
+    )
+
+
+def empty_rejects() -> "pl.DataFrame":
+    return rejects("corrupt", [], [], [])
+
+
+def concat_rejects(frames: Iterable["pl.DataFrame"]) -> "pl.DataFrame":
+    import polars as pl
+
+    frames = [f.select(REJECT_COLUMNS) for f in frames if f.height]
+    return pl.concat(frames, how="vertical") if frames else empty_rejects()
+
+
+def concat_rows(frames: list["pl.DataFrame"], what: str) -> "pl.DataFrame":
+    """Rows of several files (or chunks) as one frame; columns missing in one file become null."""
+    import polars as pl
+
+    frames = [f for f in frames if f.width]
+    if not frames:
+        return pl.DataFrame({"_origin": pl.Series([], dtype=pl.String)})
+    if len(frames) == 1:
+        return frames[0]
+    try:
+        return pl.concat(frames, how="diagonal_relaxed")
+    except (pl.exceptions.SchemaError, pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as exc:
+        raise data_error(f"{what}: the files disagree on column types and cannot be combined ({exc})",
+                         code="schema-conflict",
+                         hint="declare `columns` types or split the files into separate sources") from None
+
+
+def with_origin_last(df: "pl.DataFrame") -> "pl.DataFrame":
+    cols = [c for c in df.columns if c != "_origin"] + ["_origin"]
+    return df.select(cols)
+
+
+def short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Part:
+    """What one file (or one query) yielded: rows with ``_origin``, rejects, units read."""
+
+    __slots__ = ("rows", "rejected", "units")
+
+    def __init__(self, rows: "pl.DataFrame", rejected: "pl.DataFrame", units: int):
+        self.rows, self.rejected, self.units = rows, rejected, units
+
+
+def contract_rejects(bad: "pl.DataFrame | None") -> "pl.DataFrame":
+    import polars as pl
+
+    if bad is None:
+        return empty_rejects()
+    return bad.select(
+        pl.lit("contract", dtype=pl.String).alias("_rule"),
+        pl.col("_detail").cast(pl.String),
+        pl.col("_origin").cast(pl.String),
+        pl.lit(None, dtype=pl.Binary).alias("_raw"),
+    )
+
+
+def origins(prefix: str, numbers) -> "pl.Series":
+    """``prefix`` followed by each number, built without a Python loop."""
+    import polars as pl
+
+    nums = pl.Series(numbers, dtype=pl.Int64).cast(pl.String)
+    return pl.select(pl.lit(prefix, dtype=pl.String) + pl.lit(nums)).to_series().alias("_origin")

@@ -1,0 +1,31 @@
+"""JSON Lines: one JSON object per line.
+
+Columns: the keys of the objects (the union over all lines; a key a line lacks is null
+there). Without a contract values keep the types polars reads: nested objects become
+structs, arrays lists; a key whose values mix types (``1`` here, ``"a"`` there) becomes text.
+Origins: ``path:LINE`` (1-based). Units: every non-blank line; a line that is not valid
+UTF-8, not JSON, or JSON but not an object is rejected as ``corrupt`` with its bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import _ndjson
+from ._common import Part, contract_rejects, origins, read_bytes, rejects, concat_rejects
+
+
+def read_file(path: Path, shown: str, spec, contract) -> Part:
+    data = read_bytes(path, shown)
+    parsed = _ndjson.parse(data, shown)
+    frame = parsed.frame.with_columns(origins(f"{shown}:", parsed.rows + 1))
+    bad = rejects(
+        "corrupt",
+        [why for _, why in parsed.corrupt],
+        [f"{shown}:{i + 1}" for i, _ in parsed.corrupt],
+        [parsed.raw(data, i) for i, _ in parsed.corrupt],
+    )
+    if not contract:
+        return Part(frame, bad, parsed.units)
+    good, wrong = _ndjson.check_contract(frame, parsed.buffer, contract, shown)
+    return Part(good, concat_rejects([bad, contract_rejects(wrong)]), parsed.units)
