@@ -337,3 +337,57 @@ def test_loading_errors_are_clear(tmp_path, tiny):
     with pytest.raises(LlmspecError, match="cannot load") as info:
         load_model(broken, device="cpu")
     assert info.value.first.code in ("model-load", "tokenizer-load")
+
+
+@pytest.mark.slow
+def test_trained_adapter_passes_where_base_fails(tiny, tmp_path):
+    """Teach the tiny model three answers with a LoRA adapter, laid out as the chat_template
+    dataset type trains (answer and <|im_end|> learned, prompt masked), then check the runner
+    renders prompts the same way: the tuned model answers exactly, the base model does not."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llmspec.runtime.acceptance.gates import evaluate_gates, failed_errors
+    from llmspec.spec.models import AcceptanceGates
+
+    tok = AutoTokenizer.from_pretrained(str(tiny))
+    pairs = [("Can I get a refund?", "We offer a full refund within thirty days."),
+             ("How do I reset my password?", "Click Forgot password on the login page."),
+             ("What are your opening hours?", "Monday to Friday, nine to six.")]
+    rows = []
+    for question, answer in pairs:
+        prompt = tok.apply_chat_template([{"role": "system", "content": SYSTEM},
+                                          {"role": "user", "content": question}],
+                                         tokenize=False, add_generation_prompt=True)
+        p = tok(prompt, add_special_tokens=False)["input_ids"]
+        a = tok(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        rows.append((p + a, [-100] * len(p) + a))
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.tensor([i + [0] * (width - len(i)) for i, _ in rows])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+    mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in rows])
+
+    torch.manual_seed(0)
+    model = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny)),
+                                peft.LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    for _ in range(60):
+        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.save_pretrained(str(tmp_path / "adapter"))
+
+    tests = [SuiteTest(name=f"q{i}", prompt=q, system=SYSTEM, max_new_tokens=32,
+                       expectations=(parse_expectation({"equals": a}),
+                                     parse_expectation({"perplexity": {"reference": a,
+                                                                       "max": 1e9}})))
+             for i, (q, a) in enumerate(pairs)]
+    result = run_acceptance(tests, tuned=ModelRef("fine-tuned", tiny,
+                                                  adapter_path=tmp_path / "adapter"),
+                            base=ModelRef("base", tiny), device="cpu")
+    assert [r.output for r in result.tuned] == [a for _, a in pairs]  # stopped at <|im_end|>
+    assert result.pass_rate == 1.0 and result.base_pass_rate == 0.0
+    for tuned, base in zip(result.tuned, result.base):
+        assert tuned.outcome.results[1].value < base.outcome.results[1].value
+    gates = evaluate_gates(AcceptanceGates.model_validate(
+        {"pass_rate": ">= 1.0", "beats_baseline": True}), result, eval_loss=None)
+    assert [g.passed for g in gates] == [True, True] and failed_errors(gates) == []
