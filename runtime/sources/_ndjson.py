@@ -431,7 +431,7 @@ def check_contract(frame: "pl.DataFrame", buffer: bytes, contract, shown: str):
         if c.type == "list" and good.schema[c.name] == pl.String and good.height:
             # Arrays widened to JSON text (the column also held other types in rejected rows).
             try:
-                good = good.with_columns(pl.col(c.name).str.json_decode(infer_schema_length=None))
+                good = good.with_columns(good[c.name].str.json_decode(infer_schema_length=None))
             except pl.exceptions.PolarsError:
                 pass
     return good, bad

@@ -41,6 +41,7 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
     try:
         con.text_factory = _text
         con.execute("PRAGMA query_only = ON")
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails early on a non-database
         cur = con.execute(spec.query)
         names = [d[0] for d in cur.description or []]
         rows = cur.fetchall()
