@@ -259,3 +259,132 @@ def test_without_axolotl_validation_is_skipped_and_says_so(tiny_model, tmp_path,
     with caplog.at_level(logging.DEBUG, logger=check.__name__):
         assert check.validate_axolotl_config(compile_for(make_spec(), tiny_model, tmp_path), lambda p: None) == []
     assert "axolotl is not installed" in caplog.text
+
+
+# ----------------------------------------------------------------------------- llmspec compile
+
+
+STYLE_MAPS = {
+    "chat": {"tickets": {"user": "question", "assistant": "answer"},
+             "faq": {"user": "q", "assistant": "{{ a }}"},
+             "docs": {"user": "What does the guide say about {{ heading }}?", "assistant": "text"}},
+    "alpaca": {"tickets": {"instruction": "question", "input": "{{ product or '' }}", "output": "answer"},
+               "faq": {"instruction": "q", "output": "a"},
+               "docs": {"instruction": "Summarise {{ heading }}.", "output": "text"}},
+    "completion": {"tickets": {"text": "Q: {{ question }}\nA: {{ answer }}"},
+                   "faq": {"text": "{{ q }} {{ a }}"}, "docs": {"text": "# {{ heading }}\n{{ text }}"}},
+    "input_output": {s: {"segments": [{"text": p, "train": False}, {"text": r + "<|im_end|>", "train": True}]}
+                     for s, p, r in (("tickets", "Q: {{ question }}\n", "A: {{ answer }}"),
+                                     ("faq", "Q: {{ q }}\n", "A: {{ a }}"),
+                                     ("docs", "About {{ heading }}:\n", "{{ text }}"))},
+}
+
+
+def write_project(root: Path, style: str) -> Path:
+    import io
+
+    from ruamel.yaml import YAML
+
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    with open(root / "data" / "tickets.jsonl", "w") as fh:
+        for i in range(24):
+            fh.write(json.dumps({"question": f"My router {i} keeps dropping wifi, what now?",
+                                 "answer": f"Move it away from the microwave and restart it ({i}).",
+                                 "product": "router" if i % 2 else None}) + "\n")
+        fh.write(json.dumps({"question": "  ", "answer": "blank question"}) + "\n")
+    (root / "data" / "faq.csv").write_text("q,a\n" + "".join(
+        f"How long is refund window {i}?,Thirty days from delivery ({i}).\n" for i in range(12)))
+    (root / "data" / "guide.md").write_text("# Guide\n\n" + "".join(
+        f"## Topic {i}\n\nHold the reset button for {i + 5} seconds.\n\n" for i in range(6)))
+    spec = {
+        "llmspec": 1, "project": f"three-{style.replace('_', '-')}", "base_model": {"id": "builtin:tiny"},
+        "sources": {"tickets": {"path": "data/tickets.jsonl", "format": "jsonl"},
+                    "faq": {"path": "data/faq.csv", "format": "csv"},
+                    "docs": {"path": "data/guide.md", "format": "markdown"}},
+        "quality": {"rules": [{"require": {"sources": ["tickets"], "columns": ["question", "answer"]}}]},
+        "format": {"style": style, "system": "You are Acme's support assistant.", "map": STYLE_MAPS[style]},
+        "split": {"eval_fraction": 0.2, "seed": 1},
+        "training": {"method": "lora", "hardware": "cpu", "sequence_len": 256, "epochs": 2,
+                     "batch": {"micro": 4, "accumulate": 2}},
+        "acceptance": {"tests": [{"name": "refund", "prompt": "Can I return it?", "expect": [{"contains": "days"}]}]},
+    }
+    buf = io.StringIO()
+    dumper = YAML(typ="safe", pure=True)
+    dumper.default_flow_style = False
+    dumper.dump(spec, buf)
+    (root / "llmspec.yaml").write_text(buf.getvalue())
+    return root / "llmspec.yaml"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", sorted(STYLE_MAPS))
+def test_compile_writes_everything_for_three_sources(style, tmp_path, monkeypatch):
+    pytest.importorskip("axolotl")
+    from click.testing import CliRunner
+
+    from llmspec.cli import cli
+
+    monkeypatch.setenv("LLMSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    spec_path = write_project(tmp_path / "proj", style)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["compile", str(spec_path), "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Axolotl check: passed" in result.output and "time on cpu-2-cores" in result.output
+
+    plan = json.loads((out / "plan.json").read_text())
+    ds = plan["dataset"]
+    assert {k: v["rows_in"] for k, v in ds["per_source"].items()} == {"tickets": 24, "faq": 12, "docs": 6}
+    assert ds["train_size"] + ds["eval_size"] + ds["leakage_removed"] == 42
+    assert plan["clean"]["tickets"]["rejected"]["require"] == 1
+    assert sorted(p.name for p in (out / "clean").iterdir()) == ["docs.txt", "faq.txt", "tickets.txt"]
+    assert "require" in (out / "clean" / "tickets.txt").read_text()
+    assert plan["axolotl_check"] == "passed"
+
+    cfg = YAML_LOAD((out / "axolotl.yaml").read_text())
+    assert cfg["datasets"][0]["path"] == str(out / "data" / "train.jsonl")
+    assert cfg["datasets"][0]["type"] == plan["format"]["axolotl_dataset"]["type"]
+    assert cfg["test_datasets"][0]["path"] == str(out / "data" / "eval.jsonl")
+
+    est = plan["estimates"]
+    assert est["tokens"]["method"] == "tokenizer" and est["tokens"]["train"] > 0
+    assert est["steps"]["per_epoch"] == -(-(-(-ds["train_size"] // 4)) // 2) and est["steps"]["total"] == \
+        2 * est["steps"]["per_epoch"]
+    assert est["time"]["cpu-2-cores"]["seconds"] > 0
+    assert plan["examples"] and all("[[" in e["text"] for e in plan["examples"])
+
+    suite = json.loads((out / "acceptance.json").read_text())
+    (test,) = suite["tests"]
+    if style == "chat":
+        assert test["rendered_prompt"] == ("<|im_start|>system\nYou are Acme's support assistant.<|im_end|>\n"
+                                           "<|im_start|>user\nCan I return it?<|im_end|>\n<|im_start|>assistant\n")
+    elif style == "alpaca":
+        assert test["rendered_prompt"].endswith("### Instruction:\nCan I return it?\n\n### Response:\n")
+    else:
+        assert test["rendered_prompt"] == "Can I return it?"
+
+
+@pytest.mark.slow
+def test_compile_fails_on_an_axolotl_error_but_leaves_the_files(tmp_path, monkeypatch):
+    pytest.importorskip("axolotl")
+    from click.testing import CliRunner
+
+    from llmspec.cli import cli
+    from llmspec.spec.errors import SpecError
+
+    monkeypatch.setenv("LLMSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    spec_path = write_project(tmp_path / "proj", "chat")
+    text = spec_path.read_text().replace("  sequence_len: 256\n", "  sequence_len: 256\n  axolotl:\n"
+                                         "    lr_scheduler_kwargs: 5\n")
+    spec_path.write_text(text)
+    line = text.splitlines().index("    lr_scheduler_kwargs: 5") + 1
+    result = CliRunner().invoke(cli, ["compile", str(spec_path), "--out", str(tmp_path / "out")])
+    assert isinstance(result.exception, SpecError)
+    (diag,) = result.exception.diagnostics
+    assert diag.code == "axolotl-config" and diag.pos.line == line
+    assert json.loads((tmp_path / "out" / "plan.json").read_text())["axolotl_check"] == "failed"
+
+
+def YAML_LOAD(text: str):
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(text)
