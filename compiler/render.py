@@ -56,8 +56,9 @@ def _estimate_line(e: dict[str, Any]) -> str:
         parts.append(f"{approx}{e['tokens']:,} tokens")
     if e.get("steps") is not None:
         parts.append(f"{e['steps']:,} steps ({e.get('steps_per_epoch', '?')}/epoch)")
-    if e.get("time") is not None:
-        parts.append(f"~{e['time']} on {e.get('hardware', '?')}")
+    times = e.get("time")
+    if isinstance(times, dict) and times:
+        parts.append(" / ".join(f"~{v['human']} on {k}" for k, v in times.items()))
     if not parts:
         return "Estimates: unknown until the data has been read once (run `llmspec clean`)."
     note = f" [{e['basis']}]" if e.get("basis") else ""
