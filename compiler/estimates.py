@@ -228,7 +228,12 @@ def time_estimate(steps: int, *, examples: int, tokens: int | None, training: "T
     For callers that know counts but not per-example tokens (the plan before a dataset is
     rebuilt). ``tokens`` is the train split's token total; None falls back to 256 per example.
     """
-    hw_kind = hardware if hardware in ("cpu", "cuda") else "cpu"
+    if hardware in ("cpu", "cuda"):
+        hw_kind = hardware
+    else:
+        from llmspec.compiler.axolotl_config import resolve_hardware
+
+        hw_kind = resolve_hardware(training.hw)
     params = parameters_for(base_model, model_path)
     per_example = (tokens / examples) if tokens and examples else 256.0
     gpus = training.hw.gpus if hw_kind == "cuda" else 1
