@@ -339,7 +339,6 @@ def test_loading_errors_are_clear(tmp_path, tiny):
     assert info.value.first.code in ("model-load", "tokenizer-load")
 
 
-@pytest.mark.slow
 def test_trained_adapter_passes_where_base_fails(tiny, tmp_path):
     """Teach the tiny model three answers with a LoRA adapter, laid out as the chat_template
     dataset type trains (answer and <|im_end|> learned, prompt masked), then check the runner
@@ -370,10 +369,15 @@ def test_trained_adapter_passes_where_base_fails(tiny, tmp_path):
     model = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny)),
                                 peft.LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    for _ in range(60):
-        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
-        opt.step()
-        opt.zero_grad()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads only add overhead
+    try:
+        for _ in range(60):
+            model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+            opt.step()
+            opt.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
     model.save_pretrained(str(tmp_path / "adapter"))
 
     tests = [SuiteTest(name=f"q{i}", prompt=q, system=SYSTEM, max_new_tokens=32,

@@ -17,10 +17,10 @@ import logging
 import math
 import os
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 from llmspec.spec.errors import Diagnostic, LlmspecError, Pos
 
@@ -55,6 +55,9 @@ NOISY_LOGGERS = ("torchao", "bitsandbytes", "torch.utils._pytree")
 ALPACA_SYSTEM = ("Below is an instruction that describes a task. Write a response that "
                  "appropriately completes the request.")
 ALPACA_TURN = "### Instruction:\n{instruction}\n\n### Response:\n"
+# Below this many parameters, torch's intra-op threads cost more than they save (10x slower
+# for builtin:tiny on a busy 2-core machine), so a CPU run uses one thread.
+SMALL_MODEL_PARAMS = 20_000_000
 CPU_BATCH = 8
 CUDA_BATCH = 16
 
@@ -152,7 +155,7 @@ class AcceptanceResult:
 
 
 def junit_cases(result: AcceptanceResult) -> list[JUnitCase]:
-    """One JUnit case per test, judged on the fine-tuned model, the base model's answer alongside."""
+    """One JUnit case per test, judged on the fine-tuned model, with the base model's answer."""
     return [case_from_outcome(run.name, run.outcome, tags=test.tags, time=run.duration,
                               prompt=run.prompt, output=run.output,
                               base_outcome=base.outcome if base else None,
@@ -265,21 +268,21 @@ def _error(code: str, message: str, path: Path | None = None, hint: str | None =
 
 def _check_model_dir(path: Path) -> None:
     if not path.exists():
-        raise _error("model-missing", f"model folder {path} does not exist", path)
+        raise _error("model-missing", "model folder does not exist", path)
     if not path.is_dir() or not (path / "config.json").is_file():
-        raise _error("not-a-model", f"{path} is not a model folder (no config.json in it)", path,
+        raise _error("not-a-model", "not a model folder (no config.json in it)", path,
                      hint="give a folder saved with save_pretrained, or a LoRA adapter as the "
                           "adapter")
 
 
 def _check_adapter_dir(path: Path) -> None:
     if not path.exists():
-        raise _error("adapter-missing", f"adapter folder {path} does not exist", path)
+        raise _error("adapter-missing", "adapter folder does not exist", path)
     if not path.is_dir() or not (path / "adapter_config.json").is_file():
         hint = ("it holds a config.json: a full fine-tune is loaded as the model, not as an "
                 "adapter" if (path / "config.json").is_file() else None)
-        raise _error("not-an-adapter", f"{path} is not a peft adapter folder (no "
-                     "adapter_config.json in it)", path, hint=hint)
+        raise _error("not-an-adapter", "not a peft adapter folder (no adapter_config.json in it)",
+                     path, hint=hint)
 
 
 def _tokenizer_dir(model_dir: Path, adapter_dir: Path | None, explicit: Path | None) -> Path:
@@ -312,7 +315,7 @@ def load_model(model_path: Path | str, *, adapter_path: Path | None = None,
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError...
-        raise _error("tokenizer-load", f"cannot load the tokenizer in {tok_dir}: "
+        raise _error("tokenizer-load", "cannot load the tokenizer: "
                      f"{type(exc).__name__}: {_first_line(exc)}", tok_dir) from None
     if chat_template:
         tokenizer.chat_template = chat_template
@@ -322,7 +325,7 @@ def load_model(model_path: Path | str, *, adapter_path: Path | None = None,
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True,
                                                      dtype=dtype)
     except Exception as exc:
-        raise _error("model-load", f"cannot load the model in {model_dir}: "
+        raise _error("model-load", "cannot load the model: "
                      f"{type(exc).__name__}: {_first_line(exc)}", model_dir) from None
     if adapter_dir is not None:
         from peft import PeftModel
@@ -330,8 +333,8 @@ def load_model(model_path: Path | str, *, adapter_path: Path | None = None,
         try:
             model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
         except Exception as exc:
-            raise _error("adapter-load", f"cannot apply the adapter in {adapter_dir} to "
-                         f"{model_dir}: {type(exc).__name__}: {_first_line(exc)}", adapter_dir,
+            raise _error("adapter-load", f"cannot apply this adapter to the model in {model_dir}: "
+                         f"{type(exc).__name__}: {_first_line(exc)}", adapter_dir,
                          hint="was the adapter trained on this base model?") from None
     model.to(target)
     model.eval()
@@ -457,6 +460,12 @@ class LoadedModel:
         """Answer and judge every test; results in the order of ``tests``."""
         size = batch_size or (CUDA_BATCH if self.device == "cuda" else CPU_BATCH)
         rendered = [self.render(t.conversation()) for t in tests]
+        with self._threads():
+            return self._run(tests, rendered, default_max_new_tokens, size, progress)
+
+    def _run(self, tests: Sequence[SuiteTest], rendered: list[list[int]],
+             default_max_new_tokens: int, size: int, progress: Callable[[], None] | None
+             ) -> list[TestRun]:
         budget = [t.max_new_tokens or default_max_new_tokens for t in tests]
         # Batches of one token budget and similar prompt lengths waste the least padding.
         groups: dict[int, list[int]] = {}
@@ -497,6 +506,21 @@ class LoadedModel:
                               tags=tuple(test.tags))
         return runs
 
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        import torch
+
+        small = sum(p.numel() for p in self.model.parameters()) < SMALL_MODEL_PARAMS
+        if self.device != "cpu" or not small:
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
     def adapter_disabled(self):
         """Context in which a peft model answers as its base model."""
         disable = getattr(self.model, "disable_adapter", None)
@@ -516,7 +540,8 @@ class LoadedModel:
 def prompt_format_for_style(style: str) -> PromptFormat:
     """The prompt layout of a ``format.style``: input_output examples are free text, so their
     tests are prompted as completions."""
-    return {"chat": "chat", "alpaca": "alpaca"}.get(style, "completion")  # type: ignore[return-value]
+    formats: dict[str, PromptFormat] = {"chat": "chat", "alpaca": "alpaca"}
+    return formats.get(style, "completion")
 
 
 def _stop_ids(tokenizer: Any, model: Any) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ loading a model stack.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -109,7 +109,8 @@ def build_suite(acceptance: AcceptanceSpec, base_dir: Path, *, system: str | Non
             raise SpecError(Diagnostic("bad-assertion", f"acceptance.tests[{i}] ({tc.name}): {exc}")
                             ) from None
         tests.append(SuiteTest(name=tc.name, prompt=tc.prompt, expectations=expectations,
-                               tags=tuple(tc.tags), max_new_tokens=tc.max_new_tokens or default_tokens,
+                               tags=tuple(tc.tags),
+                               max_new_tokens=tc.max_new_tokens or default_tokens,
                                system=tc.system if tc.system is not None else system))
     if acceptance.tests_from:
         tests.extend(load_tests_file(Path(base_dir) / acceptance.tests_from, system=system,
@@ -187,7 +188,8 @@ def _test_from_line(line: str, pos: Pos, file_name: str, *, system: str | None,
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
         raise bad(f"test {name!r}: tags must be a list of non-empty strings")
     tokens = row.get("max_new_tokens", max_new_tokens)
-    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
+    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int)
+                               or tokens < 1):
         raise bad(f"test {name!r}: max_new_tokens must be a whole number >= 1")
     own_system = row.get("system", system)
     if own_system is not None and not isinstance(own_system, str):
@@ -208,7 +210,7 @@ def holdout_tests(holdout: HoldoutSpec, eval_records: Iterable[Mapping[str, Any]
         messages = record.get("messages") if isinstance(record, Mapping) else None
         if not _is_conversation(messages):
             raise DataError(Diagnostic(
-                "holdout-format", f"acceptance.holdout needs chat records ({{\"messages\": [{{role, "
+                "holdout-format", "acceptance.holdout needs chat records ({\"messages\": [{role, "
                 f"content}}, ...]}}), but eval record {i + 1} is not one",
                 hint="holdout works with format.style: chat; use tests or tests_from otherwise"))
         last = max((j for j, m in enumerate(messages) if m["role"] == "assistant"), default=None)
