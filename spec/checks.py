@@ -189,7 +189,8 @@ def _check_rules(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> I
         for j, name in enumerate(args.sources or []):
             if name not in spec.sources:
                 yield Diagnostic("unknown-source", f"rule {kind} names source '{name}', which is not declared",
-                                 at(base + ("sources", j)), hint=did_you_mean(name, sources))
+                                 at(base + ("sources", j)),
+                                 hint=did_you_mean(name, sources) or f"declared sources: {', '.join(sources)}")
         targets = _rule_targets(args, kind, base)
         if not targets or args.skip_missing_columns:
             continue
@@ -213,7 +214,8 @@ def _check_rules(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> I
     for name in spec.quality.source_gates:
         if name not in spec.sources:
             yield Diagnostic("unknown-source", f"quality.source_gates names '{name}', which is not declared",
-                             key_at(("quality", "source_gates", name)), hint=did_you_mean(name, sources))
+                             key_at(("quality", "source_gates", name)),
+                             hint=did_you_mean(name, sources) or f"declared sources: {', '.join(sources)}")
 
 
 def _rule_targets(args, kind: str, base: tuple) -> list[tuple[str, tuple]]:

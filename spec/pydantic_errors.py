@@ -60,24 +60,106 @@ def _model_at(root: type[BaseModel], loc: tuple) -> list[type[BaseModel]]:
     current: list[Any] = [root]
     for comp in loc:
         nxt: list[Any] = []
+        # A string component is a field, or else a union member's tag (a rule's kind, a source's
+        # format): only the members it names stay, so hints list that member's keys alone.
+        fields: list[Any] = []
+        tagged: list[Any] = []
         for ann in current:
             for t in _flatten(ann):
                 if isinstance(t, type) and issubclass(t, BaseModel):
                     if isinstance(comp, str) and comp in t.model_fields:
-                        nxt.append(t.model_fields[comp].annotation)
+                        fields.append(t.model_fields[comp].annotation)
+                    elif isinstance(comp, str) and _has_literal(t, comp):
+                        tagged.append(t)
                     elif isinstance(comp, str):
-                        nxt.append(t)  # a union tag: stay on this model
+                        nxt.append(t)
                 elif typing.get_origin(t) in (dict, list):
                     args = typing.get_args(t)
                     if args:
                         nxt.append(args[-1])
-        current = nxt
+        current = fields or tagged or nxt
     models = []
     for ann in current:
         for t in _flatten(ann):
             if isinstance(t, type) and issubclass(t, BaseModel) and t not in models:
                 models.append(t)
     return models
+
+
+def _has_literal(model: type[BaseModel], value: str) -> bool:
+    return any(typing.get_origin(f.annotation) is typing.Literal and value in typing.get_args(f.annotation)
+               for f in model.model_fields.values())
+
+
+def _bounds(root: type[BaseModel], loc: tuple) -> list[tuple[str, Any]]:
+    """(operator, bound) pairs constraining the field at loc, for a 'valid range' hint."""
+    for cut in range(len(loc), 0, -1):
+        name = loc[cut - 1]
+        if not isinstance(name, str):
+            continue
+        for model in _model_at(root, loc[:cut - 1]):
+            field = model.model_fields.get(name)
+            if field is None:
+                continue
+            found: list[tuple[str, Any]] = []
+            for meta in list(field.metadata) + _annotated_metadata(field.annotation):
+                for attr, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+                    bound = getattr(meta, attr, None)
+                    if bound is not None and (op, bound) not in found:
+                        found.append((op, bound))
+            if found:
+                return found
+    return []
+
+
+def _annotated_metadata(ann: Any) -> list[Any]:
+    origin = typing.get_origin(ann)
+    if origin is typing.Annotated:
+        out = []
+        for extra in typing.get_args(ann)[1:]:
+            out.extend(getattr(extra, "metadata", None) or [extra])
+        return out + _annotated_metadata(typing.get_args(ann)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for a in typing.get_args(ann) for m in _annotated_metadata(a)]
+    return []
+
+
+def _range_hint(bounds: list[tuple[str, Any]]) -> str | None:
+    from .expressions import format_number
+
+    low = [(op, b) for op, b in bounds if op in (">", ">=")]
+    high = [(op, b) for op, b in bounds if op in ("<", "<=")]
+    num = lambda b: format_number(b) if isinstance(b, float) else str(b)  # noqa: E731
+    if low and high:
+        lo_op = "<" if low[0][0] == ">" else "<="
+        return f"valid range: {num(low[0][1])} {lo_op} value {high[0][0]} {num(high[0][1])}"
+    if low or high:
+        op, b = (low or high)[0]
+        return f"valid range: value {op} {num(b)}"
+    return None
+
+
+_RANGE_WORDS = {"greater_than": "greater than", "greater_than_equal": "at least", "less_than": "less than",
+                "less_than_equal": "at most"}
+
+
+def _range_message(etype: str, ctx: dict, where: str, value: Any) -> str:
+    if etype in _RANGE_WORDS:
+        from .expressions import format_number
+
+        bound = next((ctx[k] for k in ("gt", "ge", "lt", "le") if k in ctx), "?")
+        bound = format_number(bound) if isinstance(bound, float) else bound
+        shown = repr(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _describe(value)
+        return f"{where} must be {_RANGE_WORDS[etype]} {bound}, got {shown}"
+    unit = "character" if etype.startswith("string") else "item"
+    if "min_length" in ctx:
+        n = ctx["min_length"]
+        if n == 1:
+            return f"{where} must not be empty"
+        return f"{where} needs at least {n} {unit}s, got {ctx.get('actual_length', len(value))}"
+    n = ctx.get("max_length", "?")
+    got = ctx.get("actual_length") if "actual_length" in ctx else (len(value) if hasattr(value, "__len__") else "?")
+    return f"{where} takes at most {n} {unit}{'s' if n != 1 else ''}, got {got}"
 
 
 def _flatten(ann: Any) -> list[Any]:
@@ -158,8 +240,13 @@ def _one(errs: list[dict], path: tuple, data: dict, positions: Positions, root: 
                               hint=f"formats: {', '.join(SOURCE_FORMATS)}")
         tag = str(err.get("ctx", {}).get("tag", ""))
         fpos = positions.at(path + ("format",)) or pos
+        written = _value_at(data, path).get("format") if isinstance(_value_at(data, path), dict) else None
+        formats = f"formats: {', '.join(SOURCE_FORMATS)}"
+        if not isinstance(written, str):
+            return Diagnostic("invalid-value", f"{where}.format must name a source format, got {_describe(written)}",
+                              fpos, hint=formats)
         return Diagnostic("invalid-value", f"unknown source format '{tag}'", fpos,
-                          hint=did_you_mean(tag, SOURCE_FORMATS) or f"formats: {', '.join(SOURCE_FORMATS)}")
+                          hint=did_you_mean(tag, SOURCE_FORMATS) or formats)
     value = err.get("input")
     if etype == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
@@ -185,7 +272,9 @@ def _one(errs: list[dict], path: tuple, data: dict, positions: Positions, root: 
         return Diagnostic("wrong-type", f"{where}: expected {' or '.join(wanted) or 'another type'}, "
                           f"got {_describe(value)}", pos, hint=hint)
     if etype in _RANGE_TYPES:
-        return Diagnostic("out-of-range", f"{where}: {err['msg'].lower()}, got {_describe(value)}", pos)
+        ctx = err.get("ctx") or {}
+        hint = _range_hint(_bounds(root, loc)) if etype in _RANGE_WORDS else None
+        return Diagnostic("out-of-range", _range_message(etype, ctx, where, value), pos, hint=hint)
     if etype == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern", "")
         return Diagnostic("invalid-value", f"{where}: {_describe(value)} does not match the expected form", pos,

@@ -111,6 +111,20 @@ def test_unknown_key_in_a_rule(write_spec):
     assert diag.hint == "did you mean 'method'?"
 
 
+def test_unknown_key_lists_only_the_keys_of_that_rule(write_spec):
+    text = MINIMAL_SPEC + "quality:\n  rules:\n    - dedupe: {columns: [question], zzz: 1}\n"
+    diag = one_error(write_spec(text), "unknown-key")
+    assert at(diag) == where(text, "zzz")
+    assert "method" in diag.hint and "patterns" not in diag.hint and "normalize" not in diag.hint
+
+
+def test_unknown_key_lists_only_the_keys_of_that_source_format(write_spec):
+    text = replaced("    columns:", "    zzz: 1\n    columns:")
+    diag = one_error(write_spec(text), "unknown-key")
+    assert at(diag) == where(text, "zzz")
+    assert "path" in diag.hint and "query" not in diag.hint and "delimiter" not in diag.hint
+
+
 # -- missing keys ------------------------------------------------------------------------------
 
 
@@ -175,6 +189,7 @@ def test_out_of_range(write_spec, section, value, needle):
     diag = one_error(write_spec(text), "out-of-range")
     assert at(diag) == where(text, needle, after=MINIMAL_SPEC)
     assert value in diag.message
+    assert diag.hint.startswith("valid range: ")
 
 
 def test_out_of_range_gate(write_spec):
@@ -217,6 +232,21 @@ def test_unknown_source_format_suggests_one(write_spec):
     assert at(diag) == where(text, "jsonlines")
     assert "'jsonlines'" in diag.message
     assert diag.hint == "did you mean 'jsonl'?"
+
+
+def test_source_format_that_is_not_a_name(write_spec):
+    text = replaced("format: jsonl", "format: [jsonl]")
+    diag = one_error(write_spec(text), "invalid-value")
+    assert at(diag) == where(text, "[jsonl]")
+    assert "a list" in diag.message and "jsonl, json, csv" in diag.hint
+
+
+def test_empty_sources(write_spec):
+    text = MINIMAL_SPEC.replace("sources:\n  qa:\n    path: data/qa.jsonl\n    format: jsonl\n"
+                                "    columns: {question: str, answer: str}\n", "sources: {}\n")
+    diag = one_error(write_spec(text), "out-of-range")
+    assert at(diag) == where(text, "{}")
+    assert diag.message == "sources must not be empty"
 
 
 # -- quality rules -----------------------------------------------------------------------------
