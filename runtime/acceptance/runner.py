@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,10 @@ def offline_environment() -> None:
     os.environ.update(OFFLINE_ENV)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    # bitsandbytes (imported by peft) tries to fetch a CPU kernel from the hub and warns that
+    # offline mode skipped the check; it falls back to its own kernels.
+    warnings.filterwarnings("ignore", message="Skipping publisher trust check",
+                            category=UserWarning)
 
 
 def _resolve(model_path: Path | str) -> Path:
