@@ -186,20 +186,32 @@ def _phone_repl(tag: str) -> Callable[[re.Match], str]:
     return repl
 
 
+def _iban(text: str, tag: str) -> str:
+    return _scan(PATTERNS["iban"], text, iban_ok, tag, anchored=True, whole_run=False, max_len=34)
+
+
+def _cards(text: str, tag: str) -> str:
+    return _scan(PATTERNS["credit_card"], text, is_card, tag, anchored=False, whole_run=True, max_len=19)
+
+
+def _ips(text: str, tag: str) -> str:
+    # IPv6 first: an IPv4-mapped address (::ffff:1.2.3.4) is one address, not two
+    text = PATTERNS["ipv6"].sub(_ipv6_repl(tag), text)
+    return PATTERNS["ipv4"].sub(_ipv4_repl(tag), text)
+
+
+def _phones(text: str, tag: str) -> str:
+    return PATTERNS["phone"].sub(_phone_repl(tag), text)
+
+
+PY_REDACT = {"iban": _iban, "credit_card": _cards, "ip": _ips, "phone": _phones}
+
+
 def redact_text(text: str, placeholders: Mapping[str, str]) -> str:
     """Redact one string with the Python patterns only (emails are done in Polars first)."""
-    if "iban" in placeholders:
-        text = _scan(PATTERNS["iban"], text, iban_ok, placeholders["iban"], anchored=True, whole_run=False,
-                     max_len=34)
-    if "credit_card" in placeholders:
-        text = _scan(PATTERNS["credit_card"], text, is_card, placeholders["credit_card"], anchored=False,
-                     whole_run=True, max_len=19)
-    if "ip" in placeholders:
-        # IPv6 first: an IPv4-mapped address (::ffff:1.2.3.4) is one address, not two
-        text = PATTERNS["ipv6"].sub(_ipv6_repl(placeholders["ip"]), text)
-        text = PATTERNS["ipv4"].sub(_ipv4_repl(placeholders["ip"]), text)
-    if "phone" in placeholders:
-        text = PATTERNS["phone"].sub(_phone_repl(placeholders["phone"]), text)
+    for kind in PY_ORDER:
+        if kind in placeholders:
+            text = PY_REDACT[kind](text, placeholders[kind])
     return text
 
 
@@ -224,14 +236,15 @@ def redact_values(values: "pl.Series", placeholders: Mapping[str, str]) -> "pl.S
     out = values.clone()  # scatter below writes in place
     if "email" in placeholders:
         out = out.str.replace_all(EMAIL_RUST, placeholders["email"], literal=False)
-    py_kinds = [k for k in PY_ORDER if k in placeholders]
-    if py_kinds:
-        mask = out.str.contains(prefilter(py_kinds)).fill_null(False)
+    for kind in PY_ORDER:  # same order as redact_text, each kind on its own candidates only
+        if kind not in placeholders:
+            continue
+        mask = out.str.contains(PREFILTER[kind]).fill_null(False)
         if mask.any():
             idx = mask.arg_true()
             # the unavoidable Python loop: checksum/boundary validation of candidate values only
-            fixed = [redact_text(v, placeholders) for v in out.gather(idx).to_list()]
-            out = out.scatter(idx, pl.Series(fixed, dtype=pl.String))
+            fn, tag = PY_REDACT[kind], placeholders[kind]
+            out = out.scatter(idx, pl.Series([fn(v, tag) for v in out.gather(idx).to_list()], dtype=pl.String))
     return out
 
 
