@@ -29,7 +29,7 @@ def run_acceptance_stage(loaded: LoadedSpec, *, train_dir: Path, dataset_dir: Pa
                          work: Path, progress: Callable[[str, dict], None]) -> dict[str, Any]:
     from .acceptance.gates import evaluate_gates
     from .acceptance.junit import write_junit
-    from .acceptance.runner import ModelRef, junit_cases, run_acceptance
+    from .acceptance.runner import ModelRef, junit_cases, prompt_format_for_style, run_acceptance
     from .acceptance.suite import build_suite
 
     spec = loaded.spec
@@ -46,10 +46,10 @@ def run_acceptance_stage(loaded: LoadedSpec, *, train_dir: Path, dataset_dir: Pa
     base = ModelRef(name="base", model_path=Path(base_path), adapter_path=None) if acc.baseline != "none" else None
     progress("acceptance-start", {"tests": len(tests), "baseline": base is not None})
     result = run_acceptance(tests, tuned=tuned, base=base, default_max_new_tokens=acc.max_new_tokens,
+                            prompt_format=prompt_format_for_style(spec.format.style),
                             progress=lambda done, total: progress("acceptance-test", {"done": done, "total": total}))
-    gates = evaluate_gates(acc.gates, result, eval_loss=train_outputs.get("eval_loss"))
+    result.gates = evaluate_gates(acc.gates, result, eval_loss=train_outputs.get("eval_loss"))
     report = result.to_report()
-    report["gates"] = [g.to_dict() for g in gates]
     write_json_atomic(work / "acceptance.json", report)
     write_junit(work / "acceptance.junit.xml", f"{spec.project}.acceptance", junit_cases(result))
     return {"pass_rate": report["pass_rate"], "base_pass_rate": report.get("base_pass_rate"),

@@ -240,7 +240,7 @@ class Executor:
         fmt_plan = compile_format(self.spec.format, columns, locate=self.loaded.locate)
         from llmspec.runtime.dataset import build_dataset
 
-        result = build_dataset(frames, fmt_plan, self.spec.split, work)
+        result = build_dataset(frames, fmt_plan, self.spec.split, work, special_tokens=self._special_tokens(fmt_plan))
         summary = result.to_dict()
         # Paths inside the work folder move with it: store them relative to the stage folder.
         for key in ("train_path", "eval_path", "origins_path"):
@@ -251,6 +251,18 @@ class Executor:
             result.rejects.write_parquet(work / "rejects.parquet")
         return {"train": result.train_size, "eval": result.eval_size, "leakage_removed": result.leakage_removed,
                 "rejected": result.rejected_by_rule(), "style": self.spec.format.style}
+
+    def _special_tokens(self, fmt_plan) -> dict[str, str] | None:
+        # Loading a tokenizer costs seconds: only when a template really uses bos/eos.
+        texts = [f.text for sp in fmt_plan.sources.values() for f in sp.fields if f.kind == "template"]
+        if not any("bos_token" in t or "eos_token" in t for t in texts):
+            return None
+        from transformers import AutoTokenizer
+
+        from .train import resolve_model
+
+        tok = AutoTokenizer.from_pretrained(resolve_model(self.loaded)[0])
+        return {"bos_token": tok.bos_token or "", "eos_token": tok.eos_token or ""}
 
     def _build_train(self, stage: Stage, work: Path) -> dict[str, Any]:
         from .train import train
