@@ -39,6 +39,20 @@ def profile_frame(df: "pl.DataFrame", text_columns: list[str] | None = None) -> 
         text_columns = [c for c in data_cols if df.schema[c] == pl.String]
     else:
         text_columns = [c for c in text_columns if c in df.columns]
+    # Work on positional names: data column names such as "*" or "^a$" mean something to pl.col.
+    names = {c: f"c{i}" for i, c in enumerate(df.columns)}
+    df = df.rename(names)
+    out = _profile(df, [names[c] for c in data_cols], [names[c] for c in text_columns])
+    back = {v: k for k, v in names.items()}
+    out["columns"] = {back[k]: v for k, v in out["columns"].items()}
+    out["nulls"] = {back[k]: v for k, v in out["nulls"].items()}
+    out["text"] = {back[k]: v for k, v in out["text"].items()}
+    return out
+
+
+def _profile(df: "pl.DataFrame", data_cols: list[str], text_columns: list[str]) -> dict:
+    import polars as pl
+
     n = df.height
     out: dict = {
         "rows": n,

@@ -119,8 +119,11 @@ def concat_rows(frames: list["pl.DataFrame"], what: str) -> "pl.DataFrame":
 
 
 def with_origin_last(df: "pl.DataFrame") -> "pl.DataFrame":
-    cols = [c for c in df.columns if c != "_origin"] + ["_origin"]
-    return df.select(cols)
+    import polars as pl
+
+    # By position: data column names such as "*" or "^a.*$" mean something to pl.col.
+    order = [i for i, c in enumerate(df.columns) if c != "_origin"] + [df.columns.index("_origin")]
+    return df if order == list(range(df.width)) else df.select(pl.nth(order))
 
 
 def short(value: object, limit: int = 40) -> str:

@@ -12,8 +12,9 @@ of the buffer in which they are blanked out (it skips blank lines), in one pass:
 4. If polars still refuses the buffer (damage inside a ``{...}`` line), the presumed-fine
    lines are re-read in blocks of a few hundred and failing blocks bisected down to the
    line, so the cost is one extra pass plus a little per bad line.
-5. If the lines are all valid but disagree on nesting (an object in one row, a list in
-   another; polars cannot widen those), those values are re-encoded as JSON text.
+5. If the lines are all valid but one key's values mix kinds polars cannot widen (an object
+   here and a list there, a boolean here and a number there), that key's values become
+   text (JSON for non-strings, as polars itself does when strings mix with numbers).
 
 Every non-blank line is a unit. Blank (whitespace-only) lines carry no data and are not
 units; they still count for line numbers.
@@ -244,7 +245,11 @@ def _odd_quotes(data: bytes, arr, starts, ends, status) -> list[tuple[int, str]]
         quote = (blk == 34).view(np.uint8)
         escaped = np.zeros_like(quote)
         escaped[1:] = (quote[1:] == 1) & (blk[:-1] == 92)
-        parity = np.bitwise_xor.reduceat(quote ^ escaped, starts[lines] - a) if len(blk) else np.zeros(len(lines))
+        if not len(blk):
+            continue
+        # Empty lines at the very end start at len(blk), which reduceat refuses; they are
+        # masked out below anyway.
+        parity = np.bitwise_xor.reduceat(quote ^ escaped, np.minimum(starts[lines] - a, len(blk) - 1))
         empty = starts[lines] == ends[lines]  # reduceat gives the next byte for empty segments
         for i in lines[(parity == 1) & ~empty & (status[lines] == 0)].tolist():
             why = _json_detail(data[starts[i]:ends[i]])
@@ -300,13 +305,22 @@ def _joined(data: bytes, starts, ends, lines) -> bytes:
     return b"\n".join(data[s:e] for s, e in zip(starts[lines].tolist(), ends[lines].tolist()))
 
 
-def _nested_keys(objs: list[dict]) -> set[str]:
-    shapes: dict[str, set[type]] = {}
+def _kind(v) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    return type(v).__name__
+
+
+def _conflicting_keys(objs: list[dict]) -> set[str]:
+    """Keys whose values mix kinds polars cannot widen (booleans and numbers, objects and lists...)."""
+    kinds: dict[str, set[str]] = {}
     for obj in objs:
         for k, v in obj.items():
             if v is not None:
-                shapes.setdefault(k, set()).add(dict if isinstance(v, dict) else list if isinstance(v, list) else str)
-    return {k for k, s in shapes.items() if len(s) > 1 and (dict in s or list in s)}
+                kinds.setdefault(k, set()).add(_kind(v))
+    return {k for k, s in kinds.items() if len(s) > 1}
 
 
 def _rewrite(data: bytes, starts, ends, status, details, shown: str):
@@ -332,14 +346,20 @@ def _rewrite(data: bytes, starts, ends, status, details, shown: str):
     def dump(o):
         return json.dumps(o, ensure_ascii=False, allow_nan=False)
 
+    def as_text(v):
+        return v if isinstance(v, str) else dump(v)
+
     for attempt in ("conflicts", "all-nested"):
-        keys = _nested_keys(objs) if attempt == "conflicts" else {
-            k for o in objs for k, v in o.items() if isinstance(v, (dict, list))}
+        # Values of conflicting keys become text: JSON for everything that is not a string,
+        # which is what polars does itself when strings mix with numbers.
+        keys = _conflicting_keys(objs) if attempt == "conflicts" else {k for o in objs for k in o}
         lines: list[str] = []
         kept: list[int] = []
         for i, obj in zip(keep, objs):
             try:
-                fixed = {k: (dump(v) if k in keys and isinstance(v, (dict, list)) else v) for k, v in obj.items()}
+                fixed = {k: (as_text(v) if k in keys and v is not None else v) for k, v in obj.items()}
+                if attempt != "conflicts":
+                    fixed = {k: (dump(v) if isinstance(v, (dict, list)) else v) for k, v in fixed.items()}
                 lines.append(dump(fixed))
                 kept.append(i)
             except (ValueError, TypeError, RecursionError) as exc:

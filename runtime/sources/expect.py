@@ -38,7 +38,7 @@ def check_expectations(batch, spec) -> list[Diagnostic]:
         else:
             limits = {c: exp.max_null_fraction for c in data_cols}
         if limits:
-            nulls = rows.select(list(limits)).null_count().row(0, named=True)
+            nulls = rows.null_count().row(0, named=True)
             for col, limit in limits.items():
                 frac = nulls[col] / n
                 if frac > limit:
