@@ -52,10 +52,17 @@ def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
 
 def run_checks(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
-    for check in (_check_format_map, _check_paths, _check_secrets, _check_rules, _check_split,
+    for check in (_check_version, _check_format_map, _check_paths, _check_secrets, _check_rules, _check_split,
                   _check_acceptance, _check_base_model):
         diags.extend(check(spec, data, at, key_at))
     return diags
+
+
+def _check_version(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    # Literal[1] lets True through (True == 1 in Python); the version is a number, never a flag.
+    if isinstance(data.get("llmspec"), bool):
+        yield Diagnostic("invalid-value", f"llmspec: {str(data['llmspec']).lower()} is not a language version",
+                         at(("llmspec",)), hint="allowed values: 1")
 
 
 def _check_format_map(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:

@@ -49,6 +49,8 @@ def _describe(value: Any) -> str:
             type(None): "null"}.get(type(value), type(value).__name__)
     if isinstance(value, (dict, list)):
         return f"a {kind}"
+    if value is None:
+        return "null"
     text = repr(value)
     if len(text) > 40:
         text = text[:37] + "..."
@@ -253,9 +255,13 @@ def _one(errs: list[dict], path: tuple, data: dict, positions: Positions, root: 
         options = [o.strip().strip("'") for o in expected.replace(" or ", ",").split(",") if o.strip()]
         others = [e for e in errs[1:] if e["type"] not in ("literal_error",)]
         extra = " (or a mapping)" if any(e["type"] in ("model_type", "dict_type") for e in others) else ""
+        if isinstance(value, str) and value.strip() in options and _is_number(value.strip()):
+            guess = "numbers are written without quotes; "  # `llmspec: '1'`: the text matches, the type not
+        else:
+            guess = did_you_mean(str(value), options)
+            guess = f"{guess} " if guess else ""
         return Diagnostic("invalid-value", f"{where}: {_describe(value)} is not allowed", pos,
-                          hint=(did_you_mean(str(value), options) or "") + (" " if did_you_mean(str(value), options) else "")
-                          + f"allowed values: {', '.join(options)}{extra}")
+                          hint=f"{guess}allowed values: {', '.join(options)}{extra}")
     if etype in _TYPE_WORDS or etype.endswith("_type") or etype.endswith("_parsing"):
         wanted = []
         for e in errs:
@@ -288,6 +294,14 @@ def _one(errs: list[dict], path: tuple, data: dict, positions: Positions, root: 
     if "-" in etype or etype in ("conflict",):
         return Diagnostic(etype, f"{where}: {message}", pos)
     return Diagnostic("invalid-value", f"{where}: {message}", pos)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _filled(err: dict) -> str:

@@ -214,10 +214,13 @@ def test_invalid_literal_that_may_also_be_a_mapping(write_spec):
     assert "auto, cpu, cuda" in diag.hint and "mapping" in diag.hint
 
 
-def test_wrong_language_version(write_spec):
-    text = replaced("llmspec: 1", "llmspec: 2")
+@pytest.mark.parametrize("version,hint", [("2", "allowed values: 1"), ("true", "allowed values: 1"),
+                                          ("'1'", "numbers are written without quotes; allowed values: 1")])
+def test_wrong_language_version(write_spec, version, hint):
+    text = replaced("llmspec: 1", f"llmspec: {version}")
     diag = one_error(write_spec(text), "invalid-value")
-    assert at(diag) == where(text, "2")
+    assert at(diag) == where(text, version)
+    assert diag.hint == hint
 
 
 def test_project_name_form(write_spec):
