@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -196,44 +195,54 @@ def _wait_for(predicate, timeout):
     return False
 
 
-def test_sigkill_during_training_then_resume(tmp_path):
+def _start_apply(project: Path) -> subprocess.Popen:
+    return subprocess.Popen(LLMSPEC + ["apply", "llmspec.yaml", "--yes"], cwd=project, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _state_is_consistent(project: Path) -> None:
+    """Every stage the state calls built has its complete folder; no run claims to be finished."""
+    if not (project / ".llmspec/state.json").exists():
+        return
+    for rec in state(project)["stages"].values():
+        assert (project / ".llmspec" / rec["outputs"]["dir"]).is_dir()
+    finished = [p for p in (project / ".llmspec/runs").iterdir() if not p.name.endswith(".partial")]
+    assert not finished, finished
+
+
+def test_sigkill_during_cleaning_then_training_then_resume(tmp_path):
+    # One project, killed twice (while cleaning, then mid-training), then applied to the end:
+    # the state stays consistent and the third apply resumes training from its checkpoint.
     project = make_project(tmp_path)
     spec = project / "llmspec.yaml"
     spec.write_text(spec.read_text().replace("max_steps: 12", "max_steps: 40"))
-    proc = subprocess.Popen(LLMSPEC + ["apply", "llmspec.yaml", "--yes"], cwd=project, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
     work = project / ".llmspec" / "work"
+
+    proc = _start_apply(project)
+    assert _wait_for(lambda: any(work.glob("clean.tickets-*")) or any(work.glob("dataset-*"))
+                     or any(work.glob("train-*")), 180), "cleaning never started"
+    _kill(proc)
+    _state_is_consistent(project)
+
+    proc = _start_apply(project)
     try:
         assert _wait_for(lambda: any(work.glob("train-*/output/checkpoint-*")), 400), "no checkpoint was written"
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    st = state(project)
-    assert "train" not in st["stages"] and "clean.tickets" in st["stages"]
-    # the killed run never completed: no finished run folder claims it
-    assert not [p for p in (project / ".llmspec/runs").iterdir() if not p.name.endswith(".partial")]
+        _kill(proc)
+    _state_is_consistent(project)
+    assert "train" not in state(project)["stages"] and "clean.tickets" in state(project)["stages"]
+
     out = run(["apply", "llmspec.yaml", "--yes"], project)
     assert "resuming from the last checkpoint" in out.stdout
     built = set(last_run(project)["built"])
     assert "clean.tickets" not in built and "train" in built
     assert last_run(project)["outcome"] == "promoted"
-
-
-def test_sigkill_during_cleaning_leaves_consistent_state(tmp_path):
-    project = make_project(tmp_path)
-    proc = subprocess.Popen(LLMSPEC + ["apply", "llmspec.yaml", "--yes"], cwd=project, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    work = project / ".llmspec" / "work"
-    assert _wait_for(lambda: any(work.glob("clean.tickets-*")) or any(work.glob("train-*")), 120)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    if (project / ".llmspec/state.json").exists():
-        for rec in state(project)["stages"].values():
-            assert (project / ".llmspec" / rec["outputs"]["dir"]).is_dir()
-    run(["apply", "llmspec.yaml", "--yes"], project)
-    assert last_run(project)["outcome"] == "promoted"
-    assert not [p for p in (project / ".llmspec/runs").iterdir() if p.name.endswith(".partial")
-                and (p / "manifest.json").exists()]
+    assert not list(work.glob("train-*")), "the finished training's work folder was not moved into place"
 
 
 def test_against_previous_git_revision(tmp_path):
