@@ -531,3 +531,14 @@ def test_profile_lengths_nulls_duplicates_and_binary_share():
     empty = profile_frame(df.head(0))
     assert empty["rows"] == 0 and empty["duplicate_rate"] == 0.0
     assert profile_frame(df, text_columns=["q"])["text"].keys() == {"q"}
+
+
+def test_a_file_with_no_readable_unit_fails_naming_it(tmp_path: Path):
+    _write(tmp_path / "t.jsonl", "question,answer\nwhat,that\n")
+    with pytest.raises(DataError) as err:
+        read_source("t", JsonlSource(format="jsonl", path="t.jsonl"), tmp_path)
+    assert err.value.first.pos.path == "t.jsonl"
+    assert "not one of its 2 lines could be read (t.jsonl:1: not JSON" in err.value.first.message
+    _write(tmp_path / "t.json", "[1, 2]")
+    with pytest.raises(DataError, match="t.json: not one of its 2 elements could be read"):
+        read_source("t", JsonSource(format="json", path="t.json"), tmp_path)

@@ -159,3 +159,14 @@ def origins(prefix: str, numbers) -> "pl.Series":
 
     nums = pl.Series(numbers, dtype=pl.Int64).cast(pl.String)
     return pl.select(pl.lit(prefix, dtype=pl.String) + pl.lit(nums)).to_series().alias("_origin")
+
+
+def fail_if_nothing_readable(part_units: int, good: int, bad: "pl.DataFrame", shown: str, unit: str,
+                             fmt: str) -> None:
+    """A file in which not one unit could be read is not of its format at all: fail the
+    source naming it, rather than hand on a pile of rejects."""
+    if part_units and not good and bad.height == part_units and bad.height:
+        first = bad.row(0, named=True)
+        raise data_error(
+            f"{shown}: not one of its {part_units} {unit}{'s' * (part_units != 1)} could be read "
+            f"({first['_origin']}: {first['_detail']}); is it really {fmt}?", shown, code="unreadable")

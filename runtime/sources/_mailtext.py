@@ -52,11 +52,28 @@ def _reply_header_at(lines: list[str], i: int) -> bool:
     return False
 
 
+def _bottom_post_start(lines: list[str], cut: int) -> int:
+    """Where own text resumes after a `>`-quoted block that follows a reply header, else the end."""
+    if cut >= len(lines) or not (_ON_WROTE.match(lines[cut]) or _ON_START.match(lines[cut])):
+        return len(lines)
+    i = cut + 1
+    if i < len(lines) and not _QUOTE.match(lines[i]) and _ON_WROTE.match(lines[cut].rstrip() + " " + lines[i].strip()):
+        i += 1  # the header's wrapped second line
+    seen_quote = False
+    while i < len(lines) and (_QUOTE.match(lines[i]) or not lines[i].strip()):
+        seen_quote = seen_quote or bool(_QUOTE.match(lines[i]))
+        i += 1
+    return i if seen_quote and i < len(lines) else len(lines)
+
+
 def split_reply(text: str) -> tuple[str, str, str]:
     """(body, quoted, signature) of a plain-text message."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     cut = next((i for i in range(len(lines)) if _reply_header_at(lines, i)), len(lines))
-    own, quoted = lines[:cut], [_QUOTE_MARKS.sub("", ln) for ln in lines[cut:]]
+    end = _bottom_post_start(lines, cut)
+    # Bottom-posting: "On ... wrote:" and its `>` block come first, the reply follows it.
+    own = lines[:cut] + lines[end:]
+    quoted = [_QUOTE_MARKS.sub("", ln) for ln in lines[cut:end]]
     body: list[str] = []
     inline_quotes: list[str] = []
     for ln in own:

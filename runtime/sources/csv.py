@@ -7,7 +7,8 @@ contract's ``int``/``float``/``bool``/``datetime`` columns are parsed from it (s
 Origins: ``path:LINE``, the line where the record starts (the header is line 1).
 Units: every non-blank record. A record with a different number of fields than the header
 (or, without a header, than the first record), or holding bytes that are not UTF-8, is
-rejected as ``corrupt`` with its bytes.
+rejected as ``corrupt`` with its bytes. A file in which not one record is readable fails
+the source.
 """
 
 from __future__ import annotations
@@ -17,53 +18,35 @@ import io
 import re
 from pathlib import Path
 
-from ._common import Part, concat_rejects, contract_rejects, data_error, read_bytes, rejects
+from ._common import (Part, concat_rejects, contract_rejects, data_error, fail_if_nothing_readable, origins,
+                      read_bytes, rejects)
 
 _ESCAPED = re.compile("[\udc80-\udcff]")
 _FIELD_LIMIT = 1 << 27
 
 
-class _Lines:
-    """Feeds csv.reader line by line while remembering what each record consumed."""
-
-    __slots__ = ("it", "taken", "lineno")
-
-    def __init__(self, text: str):
-        self.it = iter(io.StringIO(text, newline=""))
-        self.taken: list[str] = []
-        self.lineno = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        line = next(self.it)
-        self.taken.append(line)
-        self.lineno += 1
-        return line
+def _reader(text: str, delimiter: str):
+    if _csv.field_size_limit() < _FIELD_LIMIT:
+        _csv.field_size_limit(_FIELD_LIMIT)
+    return _csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', doublequote=True,
+                       strict=False)
 
 
 def _records(text: str, delimiter: str):
-    """(first line number, fields or None when unparseable, raw text, error) per record."""
-    if _csv.field_size_limit() < _FIELD_LIMIT:
-        _csv.field_size_limit(_FIELD_LIMIT)
-    lines = _Lines(text)
-    reader = _csv.reader(lines, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    """(first line, last line, fields or None when unparseable, error) per record."""
+    reader = _reader(text, delimiter)
+    prev = 0
     while True:
-        first = lines.lineno + 1
-        lines.taken = []
         try:
             fields = next(reader)
         except StopIteration:
             return
         except _csv.Error as exc:
-            yield first, None, "".join(lines.taken), f"not CSV: {exc}"
+            first, prev = prev + 1, reader.line_num
+            yield first, prev, None, f"not CSV: {exc}"
             continue
-        yield first, fields, "".join(lines.taken), None
-
-
-def _raw(text: str) -> bytes:
-    return text.rstrip("\r\n").encode("utf-8", "surrogateescape")
+        first, prev = prev + 1, reader.line_num
+        yield first, prev, fields, None
 
 
 def read_file(path: Path, shown: str, spec, contract) -> Part:
@@ -72,59 +55,65 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
     from .contract import add_absent, check_frame, require_columns
 
     data = read_bytes(path, shown)
-    text = data.decode("utf-8", errors="surrogateescape")
+    try:
+        text, check_utf8 = data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        # Undecodable bytes become lone surrogates, so the records holding them can be found.
+        text, check_utf8 = data.decode("utf-8", errors="surrogateescape"), True
     if text.startswith("\ufeff"):
         text = text[1:]
     names: list[str] | None = None
     width: int | None = None
-    cols: list[list] = []
+    rows: list[list[str]] = []
     row_lines: list[int] = []
-    bad_lines: list[int] = []
-    bad_why: list[str] = []
-    bad_raw: list[bytes] = []
+    bad: list[tuple[int, int, str]] = []
     units = 0
-    for lineno, fields, raw, err in _records(text, spec.delimiter):
-        if fields is not None and (not fields or fields == [""] and not raw.strip()):
+    for first, last, fields, err in _records(text, spec.delimiter):
+        if fields is not None and not fields:
             continue  # a blank line is no record
+        bad_text = check_utf8 and (err is not None or any(_ESCAPED.search(f) for f in fields))
         if names is None and spec.header:
-            if err or _ESCAPED.search(raw):
+            if err or bad_text:
                 raise data_error(f"{shown}: the header line cannot be read ({err or 'not valid UTF-8'})", shown,
-                                 code="unreadable", line=lineno)
-            names = _header_names(fields, shown, lineno)
+                                 code="unreadable", line=first)
+            names = _header_names(fields, shown, first)
             width = len(names)
-            cols = [[] for _ in names]
             continue
         units += 1
-        why = err
-        if why is None and _ESCAPED.search(raw):
-            why = "not valid UTF-8"
+        why = err or ("not valid UTF-8" if bad_text else None)
         if why is None and width is None:
             width = len(fields)
-            cols = [[] for _ in range(width)]
         if why is None and len(fields) != width:
             why = f"expected {width} fields, got {len(fields)}"
         if why:
-            bad_lines.append(lineno)
-            bad_why.append(why)
-            bad_raw.append(_raw(raw))
+            bad.append((first, last, why))
             continue
-        for col, value in zip(cols, fields):
-            col.append(value if value != "" else None)
-        row_lines.append(lineno)
+        rows.append(fields)
+        row_lines.append(first)
     if names is None:
         declared = [c.name for c in contract]
         n = width or 0
         names = declared[:n] + [f"column_{i + 1}" for i in range(len(declared[:n]), n)]
-    frame = pl.DataFrame({name: pl.Series(name, col, dtype=pl.String) for name, col in zip(names, cols)}
-                         if cols else {name: pl.Series(name, [], dtype=pl.String) for name in names})
-    frame = frame.with_columns(pl.Series("_origin", [f"{shown}:{n}" for n in row_lines], dtype=pl.String))
-    bad = rejects("corrupt", bad_why, [f"{shown}:{n}" for n in bad_lines], bad_raw)
+    frame = pl.DataFrame(rows, schema={n: pl.String for n in names}, orient="row")
+    # CSV cannot tell an empty value from a missing one; both are null.
+    frame = frame.with_columns(pl.nth(i).replace("", None) for i in range(frame.width))
+    frame = frame.with_columns(origins(f"{shown}:", row_lines))
+    rejected = rejects("corrupt", [w for _, _, w in bad], [f"{shown}:{a}" for a, _, _ in bad], _raws(text, bad))
+    fail_if_nothing_readable(units, frame.height, rejected, shown, "record", "CSV with this delimiter")
     if not contract:
-        return Part(frame, bad, units)
+        return Part(frame, rejected, units)
     require_columns(names, contract, shown)
     frame = add_absent(frame, contract)
     good, wrong = check_frame(frame, contract, parse_strings=True)
-    return Part(good, concat_rejects([bad, contract_rejects(wrong)]), units)
+    return Part(good, concat_rejects([rejected, contract_rejects(wrong)]), units)
+
+
+def _raws(text: str, bad: list[tuple[int, int, str]]) -> list[bytes]:
+    """The bytes of lines first..last of each bad record (only computed when there are some)."""
+    if not bad:
+        return []
+    lines = list(io.StringIO(text, newline=""))
+    return ["".join(lines[a - 1:b]).rstrip("\r\n").encode("utf-8", "surrogateescape") for a, b, _ in bad]
 
 
 def _header_names(fields: list[str], shown: str, lineno: int) -> list[str]:

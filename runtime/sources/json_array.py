@@ -15,7 +15,8 @@ import re
 from pathlib import Path
 
 from . import _ndjson
-from ._common import Part, concat_rejects, contract_rejects, data_error, origins, read_bytes, rejects
+from ._common import (Part, concat_rejects, contract_rejects, data_error, fail_if_nothing_readable, origins,
+                      read_bytes, rejects)
 
 _ESCAPED = re.compile("[\udc80-\udcff]")
 
@@ -85,6 +86,7 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
                     [lines[r].encode("utf-8", "surrogatepass") for r, _ in parsed.corrupt])
     frame = parsed.frame.with_columns(origins(f"{shown}#{pointer}/", idx))
     bad = concat_rejects([corrupt, extra])
+    fail_if_nothing_readable(len(doc), frame.height, bad, shown, "element", "an array of objects")
     if not contract:
         return Part(frame, bad, len(doc))
     good_rows, wrong = _ndjson.check_contract(frame, parsed.buffer, contract, shown)

@@ -4,7 +4,8 @@ Columns: the keys of the objects (the union over all lines; a key a line lacks i
 there). Without a contract values keep the types polars reads: nested objects become
 structs, arrays lists; a key whose values mix types (``1`` here, ``"a"`` there) becomes text.
 Origins: ``path:LINE`` (1-based). Units: every non-blank line; a line that is not valid
-UTF-8, not JSON, or JSON but not an object is rejected as ``corrupt`` with its bytes.
+UTF-8, not JSON, or JSON but not an object is rejected as ``corrupt`` with its bytes; a
+file in which not one line is readable fails the source (it is not JSONL at all).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import _ndjson
-from ._common import Part, contract_rejects, origins, read_bytes, rejects, concat_rejects
+from ._common import Part, concat_rejects, contract_rejects, fail_if_nothing_readable, origins, read_bytes, rejects
 
 
 def read_file(path: Path, shown: str, spec, contract) -> Part:
@@ -25,6 +26,7 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
         [f"{shown}:{i + 1}" for i, _ in parsed.corrupt],
         [parsed.raw(data, i) for i, _ in parsed.corrupt],
     )
+    fail_if_nothing_readable(parsed.units, frame.height, bad, shown, "line", "JSON Lines")
     if not contract:
         return Part(frame, bad, parsed.units)
     good, wrong = _ndjson.check_contract(frame, parsed.buffer, contract, shown)
