@@ -154,6 +154,8 @@ def test_missing_file_glob_and_unsafe_paths(tmp_path: Path):
         read_source("t", JsonlSource(format="jsonl", path="data/nope.jsonl"), tmp_path)
     with pytest.raises(DataError, match="no files match"):
         read_source("t", JsonlSource(format="jsonl", path="data/*.jsonl"), tmp_path)
+    assert source_files(JsonlSource(format="jsonl", path="data/*.jsonl"), tmp_path) == []
+    assert source_files(JsonlSource(format="jsonl", path="data/nope.jsonl"), tmp_path) == []
     for bad in ("../outside.jsonl", "/etc/passwd", "data/../../x.jsonl"):
         with pytest.raises(DataError, match="must be relative"):
             read_source("t", JsonlSource(format="jsonl", path=bad), tmp_path)

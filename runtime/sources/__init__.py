@@ -39,10 +39,12 @@ class SourceBatch:
 
 
 def source_files(spec, base_dir: Path) -> list[Path]:
-    """The files a file-based source reads (globs expanded, sorted); [] for postgres. No reading."""
+    """The files a file-based source reads (globs expanded, sorted); [] for postgres, and []
+    when nothing matches (``read_source`` raises for that). No reading. Paths that are
+    absolute or leave ``base_dir`` raise ``DataError``."""
     if spec.format == "postgres":
         return []
-    return resolve_files(spec.path, Path(base_dir), spec.format)
+    return resolve_files(spec.path, Path(base_dir), spec.format, must_exist=False)
 
 
 def _reader(fmt: str):
@@ -80,7 +82,7 @@ def read_source(name: str, spec, base_dir: Path, *, env: Mapping[str, str] | Non
         files: list[str] = []
     else:
         base_dir = Path(base_dir)
-        paths = source_files(spec, base_dir)
+        paths = resolve_files(spec.path, base_dir, spec.format)
         files = [display(p, base_dir) for p in paths]
         mod = _reader(spec.format)
         if hasattr(mod, "read_files"):

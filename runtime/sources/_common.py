@@ -40,10 +40,11 @@ def _check_relative(pattern: str) -> None:
                          pattern, code="unsafe-path")
 
 
-def resolve_files(pattern: str, base_dir: Path, fmt: str) -> list[Path]:
+def resolve_files(pattern: str, base_dir: Path, fmt: str, *, must_exist: bool = True) -> list[Path]:
     """The files a source reads: one file, a folder (with the format's default glob) or a glob.
 
     Sorted so that row order, origins and fingerprints do not depend on the file system.
+    Nothing found: a DataError naming the path, or [] with ``must_exist=False``.
     """
     _check_relative(pattern)
     base_dir = Path(base_dir)
@@ -57,11 +58,13 @@ def resolve_files(pattern: str, base_dir: Path, fmt: str) -> list[Path]:
             pattern = f"{pattern.rstrip('/')}/{default}"
         elif path.is_file():
             return [path]
+        elif not must_exist:
+            return []
         else:
             raise data_error(f"{pattern}: no such file (looked in {base_dir})", pattern, code="missing-file")
     found = sorted(glob.glob(pattern, root_dir=base_dir, recursive=True))
     files = [base_dir / f for f in found if (base_dir / f).is_file()]
-    if not files:
+    if not files and must_exist:
         raise data_error(f"{pattern}: no files match (looked in {base_dir})", pattern, code="missing-file")
     return files
 
