@@ -72,7 +72,8 @@ class Executor:
         self.state.record_run({"run": run_id, "started_at": now_iso(), "outcome": "running"})
         self.state.save()
         try:
-            for stage in self.plan.stages:
+            for stage_id in [s.id for s in self.plan.stages]:
+                stage = self.plan.stage(stage_id)  # a database read may have re-planned later stages
                 if self._reusable(stage):
                     self.outputs[stage.id] = self.state.stages[stage.id].outputs
                     result.reused.append(stage.id)
@@ -82,6 +83,7 @@ class Executor:
                 self.progress("stage-start", {"stage": stage.id})
                 started = time.monotonic()
                 outputs = self._build(stage, run_id)
+                stage = self.plan.stage(stage_id)
                 self.outputs[stage.id] = outputs
                 self.state.stages[stage.id] = StageRecord(
                     fingerprint=stage.fingerprint, config=stage.config, run=run_id, outputs=outputs,
@@ -186,11 +188,31 @@ class Executor:
             raise DataError(errors)
         batch.rows.write_parquet(work / "rows.parquet")
         batch.rejected.write_parquet(work / "rejected.parquet")
+        if stage.volatile:
+            self._replan_after_read(name, batch)
         meta = {"rows_in": batch.rows_in, "files": batch.files, "format": src.format,
                 "profile": profile_frame(batch.rows.drop("_origin", strict=False))}
         write_json_atomic(work / "source.json", meta)
         self.progress("rows", {"stage": stage.id, "rows": batch.rows_in})
         return {"rows_in": batch.rows_in, "rows": batch.rows.height, "unreadable": batch.rejected.height}
+
+    def _replan_after_read(self, name: str, batch) -> None:
+        """A database source is known only once read: fingerprint what it returned, then
+        re-fingerprint the later stages so they rebuild only if the data really changed."""
+        import hashlib
+
+        from llmspec.compiler.plan import build_plan
+
+        digest = hashlib.sha256(batch.rows.drop("_origin", strict=False).write_ndjson().encode()).hexdigest()
+        files = {**self.plan.source_files, name: {"query-result": digest}}
+        self.plan = build_plan(self.spec, spec_path=self.plan.spec_path, source_files=files,
+                               base_model_fingerprint=self.plan.base_model.get("fingerprint"))
+        for stage in self.plan.stages:
+            rec = self.state.stages.get(stage.id)
+            if rec is not None and rec.fingerprint == stage.fingerprint and stage.id in self.diff:
+                self.diff[stage.id].action = "unchanged"
+            elif stage.id in self.diff and self.diff[stage.id].action == "unchanged":
+                self.diff[stage.id].action = "change"
 
     def _build_clean(self, stage: Stage, work: Path) -> dict[str, Any]:
         import polars as pl
