@@ -102,7 +102,7 @@ class PlanReport:
                 "diff": self.diff.to_dict()}
 
 
-def _previous_from_state(loaded: LoadedSpec) -> tuple[dict | None, dict | None, str]:
+def _previous_from_state(loaded: LoadedSpec, *, use_lock: bool = True) -> tuple[dict | None, dict | None, str]:
     from llmspec.runtime.state import State, read_lockfile
 
     root = state_root(loaded)
@@ -112,14 +112,16 @@ def _previous_from_state(loaded: LoadedSpec) -> tuple[dict | None, dict | None, 
             prev = {k: {"fingerprint": v.fingerprint, "config": v.config} for k, v in state.stages.items()}
             meta = (state.runs[-1].get("metadata") if state.runs else None)
             return prev, meta, "the last apply (.llmspec/state.json)"
-    lock = read_lockfile(lock_path(loaded))
+    lock = read_lockfile(lock_path(loaded)) if use_lock else None
     if lock:
         prev = {k: {"fingerprint": v, "config": None} for k, v in lock.get("stages", {}).items()}
         return prev, lock.get("metadata"), "llmspec.lock"
     return None, None, "nothing built yet"
 
 
-def make_plan(path: str | Path, *, against: str | None = None) -> PlanReport:
+def make_plan(path: str | Path, *, against: str | None = None, for_apply: bool = False) -> PlanReport:
+    """The plan and its diff. The baseline is the local state; without one, `llmspec.lock`
+    (for review in CI). An apply (`for_apply`) only trusts what is really built here."""
     from llmspec.compiler.diff import diff_plan
     from llmspec.compiler.plan import build_plan, metadata_of
     from llmspec.runtime.state import State
@@ -138,7 +140,7 @@ def make_plan(path: str | Path, *, against: str | None = None) -> PlanReport:
         previous = {s.id: {"fingerprint": s.fingerprint, "config": s.config} for s in old_plan.stages}
         meta_old, baseline = metadata_of(old_loaded.spec), f"{against}"
     else:
-        previous, meta_old, baseline = _previous_from_state(loaded)
+        previous, meta_old, baseline = _previous_from_state(loaded, use_lock=not for_apply)
     diff = diff_plan(plan, previous, baseline=baseline, metadata_old=meta_old,
                      metadata_new=metadata_of(loaded.spec))
     fps = {k: v.fingerprint for k, v in state.stages.items()} if state else {}

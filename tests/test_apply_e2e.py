@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -259,3 +260,23 @@ def test_against_previous_git_revision(tmp_path):
     assert "| ⚪ | `clean.tickets` | unchanged |" in proc.stdout
     bad = run(["plan", "llmspec.yaml", "--against", "no-such-rev"], project, check=False)
     assert bad.returncode == 1 and "against-unavailable" in bad.stderr
+
+
+def test_lock_file_lets_ci_plan_without_state_but_apply_trusts_only_state(applied, tmp_path):
+    project, _ = applied
+    clone = tmp_path / "clone"
+    shutil.copytree(project, clone, ignore=shutil.ignore_patterns(".llmspec", "*.plan.json"))
+    spec = clone / "llmspec.yaml"
+    lock_stages = json.loads((clone / "llmspec.lock").read_text())["stages"]
+    plan = run(["plan", "llmspec.yaml", "--format", "json"], clone)
+    data = json.loads(plan.stdout)
+    assert data["baseline"] == "llmspec.lock"
+    assert {s["id"] for s in data["stages"] if s["action"] == "unchanged"} == set(lock_stages)
+    spec.write_text(spec.read_text().replace("max_new_tokens:", "max_new_tokens: 5 #"))
+    changed = json.loads(run(["plan", "llmspec.yaml", "--format", "json"], clone).stdout)
+    assert {s["id"] for s in changed["stages"] if s["action"] == "change"} == {"acceptance", "promote"}
+
+    from llmspec.api import make_plan
+
+    for_apply = make_plan(spec, for_apply=True)
+    assert {d.action for d in for_apply.diff.stages} == {"new"}

@@ -24,13 +24,13 @@ def apply_command(target: Path, yes: bool) -> None:
     console = Console(highlight=False, soft_wrap=True)
     saved = load_saved_plan(target)
     if saved is not None:
-        report = make_plan(saved["spec_path"])
+        report = make_plan(saved["spec_path"], for_apply=True)
         moved = check_saved_plan(saved, report)
         if moved:
             raise StateError(Diagnostic("stale-plan", "the saved plan no longer matches: " + "; ".join(moved),
                                         Pos(str(target)), hint="make a new plan: llmspec plan SPEC -o FILE"))
     else:
-        report = make_plan(target)
+        report = make_plan(target, for_apply=True)
     console.print(report.text(color=console.is_terminal), markup=console.is_terminal)
     if not report.diff.to_run:
         console.print("Nothing to do: every stage is up to date.")
