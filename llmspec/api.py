@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,16 +340,3 @@ def status(path: str | Path) -> dict[str, Any]:
         "stages": stages,
         "summary": report.diff.summary(),
     }
-
-
-def environ_secret_values(loaded: LoadedSpec) -> list[str]:
-    """The values of every `${env:NAME}` the spec references, for scrubbing output."""
-    from llmspec.spec.checks import ENV_REF
-
-    values = []
-    for src in loaded.spec.sources.values():
-        url = getattr(src, "url", None)
-        for name in ENV_REF.findall(url or ""):
-            if os.environ.get(name):
-                values.append(os.environ[name])
-    return values
