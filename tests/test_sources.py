@@ -544,3 +544,16 @@ def test_a_file_with_no_readable_unit_fails_naming_it(tmp_path: Path):
     _write(tmp_path / "t.json", "[1, 2]")
     with pytest.raises(DataError, match="t.json: not one of its 2 elements could be read"):
         read_source("t", JsonSource(format="json", path="t.json"), tmp_path)
+
+
+def test_jsonl_damage_inside_lines_is_found_in_a_large_file(tmp_path: Path):
+    lines = [json.dumps({"id": i, "text": f"ticket number {i}"}).encode() for i in range(3000)]
+    lines[10] = lines[10].replace(b'"text":', b'"text";')  # even quote count: found by bisection
+    lines[1500] = lines[1500].replace(b"ticket", b'tic"ket')  # odd quote count
+    lines[2998] = lines[2998].replace(b'{"id"', b'{"id" "x"')
+    _write(tmp_path / "t.jsonl", b"\n".join(lines) + b"\n")
+    batch = read_source("t", JsonlSource(format="jsonl", path="t.jsonl"), tmp_path)
+    _accounted(batch)
+    assert batch.rejected["_origin"].to_list() == ["t.jsonl:11", "t.jsonl:1501", "t.jsonl:2999"]
+    assert batch.rejected["_raw"].to_list() == [lines[10], lines[1500], lines[2998]]
+    assert batch.rows["id"].to_list() == [i for i in range(3000) if i not in (10, 1500, 2998)]

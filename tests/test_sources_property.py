@@ -155,7 +155,8 @@ def test_valid_files_lose_nothing():
 def mbox_files(draw) -> tuple[bytes, bytes]:
     parts = []
     for i in range(draw(st.integers(1, 4))):
-        body = "\n".join(draw(st.lists(st.sampled_from(["ab", "> q", "-- ", "On x wrote:", "", "From me"]), max_size=6)))
+        body = "\n".join(draw(st.lists(st.sampled_from(["ab", "> q", "-- ", "On x wrote:", "", "From me"]),
+                                        max_size=6)))
         irt = f"In-Reply-To: <m{i - 1}@x>\n" if i else ""
         parts.append(f"From x@y Mon Jan  1 00:00:00 2024\nFrom: u{i}@example.com\nMessage-ID: <m{i}@x>\n{irt}"
                      f"Subject: s{i}\n\n{body}\n\n")
