@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from jinja2 import TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
+if TYPE_CHECKING:
+    from jinja2 import nodes
+    from jinja2.sandbox import SandboxedEnvironment
+
+# jinja2 is imported only when a spec holds a real template: most map fields are bare column
+# names, and `llmspec validate` (the pre-commit hook) should not pay for what it does not use.
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -20,8 +25,9 @@ def is_column_ref(text: str) -> bool:
     return bool(_IDENTIFIER.match(text))
 
 
-def sandbox() -> SandboxedEnvironment:
+def sandbox() -> "SandboxedEnvironment":
     from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
 
     return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
@@ -38,6 +44,8 @@ def check_template(text: str) -> TemplateCheck:
     """Parse (never render) a template; report syntax errors, unsafe access and its variables."""
     if is_column_ref(text):
         return TemplateCheck(variables={text})
+    from jinja2 import TemplateSyntaxError, meta, nodes
+
     env = sandbox()
     try:
         ast = env.parse(text)
@@ -58,7 +66,9 @@ def check_template(text: str) -> TemplateCheck:
     return TemplateCheck(set(meta.find_undeclared_variables(ast)))
 
 
-def _accessed_names(node: nodes.Node) -> list[str]:
+def _accessed_names(node: "nodes.Node") -> list[str]:
+    from jinja2 import nodes
+
     if isinstance(node, nodes.Getattr):
         return [node.attr]
     if isinstance(node, nodes.Name):
