@@ -31,7 +31,7 @@ from .templates import check_template
 Locate = Callable[..., Pos]
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 # user:password@ right after a scheme, anywhere in a string (descriptions and prompts included)
-_URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/@\s:]+:([^@\s/]+)@", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/@\s:]*:([^@\s/]+)@", re.IGNORECASE)
 BUILTIN_MODELS = ("builtin:tiny",)
 
 
@@ -120,8 +120,14 @@ def _template_diags(text: str, path: tuple, columns: set[str] | None, source: st
         yield Diagnostic(result.error_code, message, at(path),
                          hint="templates are Jinja: {{ column }}, filters like | trim; no private attributes")
         return
+    unknown = result.variables - columns if columns is not None else set()
+    if unknown:
+        # bos_token / eos_token are given to every template by the renderer, next to the columns
+        from llmspec.compiler.formatting import RESERVED_VARIABLES
+
+        unknown -= set(RESERVED_VARIABLES)
     if columns is not None:
-        for var in sorted(result.variables - columns):
+        for var in sorted(unknown):
             yield Diagnostic("unknown-column", f"template uses '{var}', which source '{source}' does not have",
                              at(path), hint=did_you_mean(var, columns) or f"columns: {', '.join(sorted(columns))}")
 
@@ -163,22 +169,29 @@ def _walk_strings(node, path=()):
 
 def _check_secrets(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
     url_paths = {("sources", n, "url") for n, s in spec.sources.items() if isinstance(s, PostgresSource)}
-    reported = set()
     for path, text in _walk_strings(data):
-        match = _URL_PASSWORD.search(text)
-        if match and not ENV_REF.fullmatch(match.group(1)):
-            reported.add(path)
+        if path in url_paths:
+            continue
+        if _inline_password(text):
             yield Diagnostic("inline-secret", "a URL with an inline password: secrets never go in the spec",
                              at(path), hint="put the URL in an environment variable and write `${env:NAME}`")
-            continue
-        if ENV_REF.search(text) and path not in url_paths:
+        elif ENV_REF.search(text):
             yield Diagnostic("env-not-allowed", "`${env:...}` references are only resolved in a source's `url`",
                              at(path))
-    for path in sorted(url_paths - reported):
+    for path in sorted(url_paths):
         raw = _lookup(data, path)
-        if isinstance(raw, str) and not ENV_REF.search(raw):
-            yield Diagnostic("inline-secret", "a database URL must be given as `${env:NAME}`, never inline",
-                             at(path), hint="export CRM_DATABASE_URL=... and write `url: ${env:CRM_DATABASE_URL}`")
+        # the reader resolves exactly one whole `${env:NAME}`, nothing spliced into a URL
+        if isinstance(raw, str) and not ENV_REF.fullmatch(raw.strip()):
+            what = ("a URL with an inline password: secrets never go in the spec" if _inline_password(raw)
+                    else "a database URL must be given as `${env:NAME}`, never inline")
+            yield Diagnostic("inline-secret", what, at(path),
+                             hint="export CRM_DATABASE_URL=... and write `url: ${env:CRM_DATABASE_URL}`")
+
+
+def _inline_password(text: str) -> bool:
+    """Whether a URL in text carries a literal password (`${env:...}` parts are not literal)."""
+    masked = ENV_REF.sub("\0", text)
+    return any(set(m.group(1)) != {"\0"} for m in _URL_PASSWORD.finditer(masked))
 
 
 def _lookup(data, path):

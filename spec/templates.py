@@ -63,7 +63,8 @@ def check_template(text: str) -> TemplateCheck:
         return TemplateCheck(set(), "unsafe-template",
                              f"template accesses {listed}: private and dunder attributes are refused",
                              unsafe[names[0]])
-    return TemplateCheck(set(meta.find_undeclared_variables(ast)))
+    # Jinja's globals (range, dict, ...) are not columns, as the compiler's renderer sees it too.
+    return TemplateCheck(set(meta.find_undeclared_variables(ast)) - set(env.globals))
 
 
 def _accessed_names(node: "nodes.Node") -> list[str]:

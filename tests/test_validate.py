@@ -431,6 +431,14 @@ def test_bare_column_reference_to_an_undeclared_column(write_spec):
     assert at(diag) == where(text, "anwser")
 
 
+def test_template_may_use_reserved_tokens_and_jinja_globals(write_spec):
+    text = replaced("style: chat", "style: input_output")
+    text = replaced("qa: {user: question, assistant: answer}",
+                    "qa: {segments: [{text: '{{ bos_token }}{% for i in range(1) %}{{ question }}{% endfor %}', "
+                    "train: false}, {text: '{{ answer }}{{ eos_token }}', train: true}]}", text)
+    assert errors_of(write_spec(text)) == []
+
+
 def test_template_on_a_source_without_a_contract_is_not_checked_against_columns(write_spec):
     text = replaced("    columns: {question: str, answer: str}\n", "")
     text = replaced("user: question", "user: '{{ anything }}'", text)
@@ -493,6 +501,23 @@ def test_database_url_not_given_as_env_reference(write_spec):
 def test_database_url_as_env_reference_is_fine(write_spec):
     text = replaced("    path: data/qa.jsonl\n    format: jsonl\n", POSTGRES.format(url="${env:CRM_URL}"))
     assert errors_of(write_spec(text)) == []
+
+
+@pytest.mark.parametrize("url", ["postgres://${env:DB_USER}@db.example/crm",
+                                 "postgres://${env:DB_USER}:${env:DB_PASSWORD}@db.example/crm",
+                                 "${env:DB_HOST}/crm"])
+def test_database_url_with_env_references_spliced_in(write_spec, url):
+    # the reader resolves one whole `${env:NAME}`; anything else would fail at run time
+    text = replaced("    path: data/qa.jsonl\n    format: jsonl\n", POSTGRES.format(url=url))
+    diag = one_error(write_spec(text), "inline-secret")
+    assert at(diag) == where(text, url)
+    assert "must be given as `${env:NAME}`" in diag.message
+
+
+def test_url_password_without_user(write_spec):
+    text = replaced("    path: data/qa.jsonl\n    format: jsonl\n", POSTGRES.format(url="postgres://:hunter2@db/crm"))
+    diag = one_error(write_spec(text), "inline-secret")
+    assert "inline password" in diag.message
 
 
 def test_env_reference_outside_a_url(write_spec):
