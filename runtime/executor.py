@@ -321,7 +321,8 @@ class Executor:
                 summary = json.loads((d / "clean.json").read_text())
                 name = stage.id.split(".", 1)[1]
                 self.report["sources"][name] = {k: summary.get(k) for k in (
-                    "rows_in", "rows_kept", "rejected", "modified", "samples", "profile", "format")}
+                    "rows_in", "rows_kept", "rejected", "modified", "samples", "format")}
+                self.report["sources"][name]["profile"] = _report_profile(summary.get("profile") or {})
             elif stage.kind == "dataset" and d is not None:
                 from .reports_writer import dataset_report
 
@@ -353,6 +354,13 @@ def _only_source_gates(quality, name):
 
 def _overall_gates(quality):
     return quality.model_copy(update={"source_gates": {}})
+
+
+def _report_profile(profile: dict) -> dict:
+    """The source profile in the report's shape (character lengths per text column)."""
+    return {"rows": profile.get("rows"), "nulls": profile.get("nulls", {}),
+            "lengths": {col: v.get("chars", {}) for col, v in profile.get("text", {}).items()},
+            "duplicate_rate": profile.get("duplicate_rate"), "non_text_share": profile.get("non_text_rate")}
 
 
 def _samples(rejects, per_rule: int = 3) -> dict[str, list[dict]]:
