@@ -180,6 +180,24 @@ def _dotted(path: tuple) -> str:
     return out or "the top level"
 
 
+def _as_written(path: tuple, positions: Positions) -> tuple:
+    """The path with list indices counted within the file each item came from.
+
+    `extends` appends a recipe's rules before the spec's own, so the spec's first rule is
+    `quality.rules[6]` once merged; the user reading their file knows it as `rules[0]`.
+    """
+    out = []
+    for i, comp in enumerate(path):
+        if isinstance(comp, int):
+            prefix = path[:i]
+            mine = positions.at(prefix + (comp,))
+            if mine is not None:
+                comp = sum(1 for j in range(comp)
+                           if (other := positions.at(prefix + (j,))) is not None and other.path == mine.path)
+        out.append(comp)
+    return tuple(out)
+
+
 def translate(exc: ValidationError, data: dict, positions: Positions, root: type[BaseModel],
               fallback: Pos) -> list[Diagnostic]:
     grouped: dict[tuple, list[dict]] = {}
@@ -209,7 +227,7 @@ def _one(errs: list[dict], path: tuple, data: dict, positions: Positions, root: 
     errs = sorted(errs, key=lambda e: order.index(e["type"]) if e["type"] in order else len(order))
     err = errs[0]
     etype, loc = err["type"], tuple(err["loc"])
-    where = _dotted(path)
+    where = _dotted(_as_written(path, positions))
     pos = positions.at(path) or fallback
     if etype == "extra_forbidden":
         key = path[-1] if path else loc[-1]

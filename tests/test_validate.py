@@ -627,6 +627,15 @@ def test_spec_value_overrides_recipe_value(write_spec):
     assert at(diag) == where(text, "0\n")
 
 
+def test_error_in_own_rule_after_recipe_rules_counts_rules_as_written(write_spec):
+    text = MINIMAL_SPEC + ("extends: [recipe:instruction-hygiene]\n"
+                           "quality:\n  rules:\n    - reject_matching: {column: answer, patterns: ['(']}\n")
+    diag = one_error(write_spec(text), "bad-regex")
+    assert diag.pos.path.endswith("llmspec.yaml")
+    assert at(diag) == where(text, "'('")
+    assert diag.message.startswith("quality.rules[0].reject_matching.patterns:")
+
+
 def test_recipes_append_rules(write_spec):
     text = MINIMAL_SPEC + ("extends: [recipe:instruction-hygiene]\n"
                            "quality:\n  rules:\n    - require: {columns: [answer]}\n")
