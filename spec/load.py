@@ -66,14 +66,23 @@ def check_spec(path: Path, *, text: bytes | str | None = None, display: str | No
     try:
         spec = ProjectSpec.model_validate(data)
     except ValidationError as exc:
-        result.diagnostics = translate(exc, data, positions, ProjectSpec, Pos(display, 1, 1))
-        result.diagnostics += _checks_beside_shape_errors(exc, data, result)
+        diags = translate(exc, data, positions, ProjectSpec, Pos(display, 1, 1))
+        result.diagnostics = _in_file_order(diags + _checks_beside_shape_errors(exc, data, result), display)
         return result
     result.spec = spec
-    result.diagnostics = run_checks(spec, data, result.locate, result.locate_key)
+    result.diagnostics = _in_file_order(run_checks(spec, data, result.locate, result.locate_key), display)
     if result.errors:
         result.spec = None
     return result
+
+
+def _in_file_order(diags: list[Diagnostic], display: str) -> list[Diagnostic]:
+    """The spec's own problems top to bottom, then those in the files it extends."""
+    def key(d: Diagnostic):
+        pos = d.pos or Pos(display)
+        return (pos.path != display, pos.path, pos.line or 0, pos.col or 0)
+
+    return sorted(diags, key=key)
 
 
 # Sections the cross-field checks read from; a shape error in one of them leaves nothing to check

@@ -729,11 +729,12 @@ def test_all_cross_field_errors_are_reported_in_one_run(write_spec):
     errors = errors_of(write_spec(text))
     assert sorted(d.code for d in errors) == sorted([
         "path-escape", "unknown-column", "unknown-builtin", "unknown-source", "duplicate-test", "conflict"])
+    assert [at(d) for d in errors] == sorted(at(d) for d in errors)  # top to bottom, as the file reads
 
 
 def test_shape_errors_in_one_section_do_not_hide_cross_field_errors_in_others(write_spec):
     text = replaced("user: question", "user: '{{ questoin }}'") + "training:\n  learning_rate: 0\n"
     text += "trainig: {}\n"
     errors = errors_of(write_spec(text))
-    assert sorted(d.code for d in errors) == ["out-of-range", "unknown-column", "unknown-key"]
+    assert [d.code for d in errors] == ["unknown-column", "out-of-range", "unknown-key"]
     assert at(next(d for d in errors if d.code == "unknown-column")) == where(text, "'{{ questoin }}'")
