@@ -110,7 +110,7 @@ STEP_NOTES = {
     "redact_pii": "candidate values found by the Rust regex prefilter are validated in Python "
                   "(Luhn, IBAN mod-97, IP parsing, word boundaries); only they are rewritten",
     "dedupe": "minhash signatures and LSH flags are computed by rensa (Rust), banding and "
-              "union-find in NumPy, candidate pairs verified by exact Jaccard in Polars",
+              "union-find in NumPy, candidate pairs verified by exact Jaccard in NumPy",
     "length": "token bounds use the model tokenizer when known, else ceil(chars / 4)",
 }
 
@@ -153,6 +153,7 @@ def compile_cleaning(quality: QualitySpec, source: str, columns: Sequence[str] |
     reasons = rule_reasons(quality.rules)
     steps: list[CleaningStep] = []
     skipped: list[dict[str, Any]] = []
+    state: dict[str, set[str]] = {}  # column -> normalisations known to hold at this point
     for i, rule in enumerate(quality.rules):
         kind, args = rule_kind(rule), rule_args(rule)
         if args.sources is not None and source not in args.sources:
@@ -175,11 +176,32 @@ def compile_cleaning(quality: QualitySpec, source: str, columns: Sequence[str] |
                 "limit the rule with `sources: [...]` or set `skip_missing_columns: true`"))
         targets, all_text = _targets(kind, args, types)
         resolved = _resolve_args(kind, args, i, pos, types)
+        _track_normalisation(kind, resolved, targets, state)
         steps.append(CleaningStep(index=i, reason=reasons[i], kind=kind,
                                   action="modify" if kind in MODIFYING else "reject",
                                   columns=targets, args=resolved, all_text=all_text))
     return CleaningPlan(source=source, columns=names, types=types, steps=steps, skipped=skipped,
                         keep_rejects=quality.keep_rejects)
+
+
+def _track_normalisation(kind: str, args: dict[str, Any], columns: list[str], state: dict[str, set[str]]) -> None:
+    """Record which normalisations hold per column, so dedupe does not redo them.
+
+    normalize adds NFKC / collapse / lower; fill and replace_matching may write anything; PII
+    placeholders keep them when ASCII without whitespace."""
+    if kind == "dedupe":
+        args["normalized"] = {c: sorted(state.get(c, ())) for c in columns if state.get(c)}
+    elif kind == "normalize":
+        done = {args["unicode"], args["whitespace"], args["case"]} & {"NFKC", "collapse", "lower"}
+        for c in columns:
+            state.setdefault(c, set()).update(done)
+    elif kind in ("fill", "replace_matching"):
+        for c in ([args["column"]] if kind == "fill" else columns):
+            state.pop(c, None)
+    elif kind == "redact_pii":
+        if not all(p.isascii() and not any(ch.isspace() for ch in p) for p in args["placeholders"].values()):
+            for c in columns:
+                state.pop(c, None)
 
 
 def _column_types(columns: Sequence[str] | Mapping[str, Any]) -> dict[str, str]:
@@ -447,7 +469,7 @@ def _missing(c: str, schema: Mapping[str, Any], *, blank: bool) -> "pl.Expr":
     return e
 
 
-def _first_detail(pairs: list[tuple["pl.Expr", "pl.Expr"]]) -> "pl.Expr":
+def first_detail(pairs: list[tuple["pl.Expr", "pl.Expr"]]) -> "pl.Expr":
     """The detail of the first condition that holds, else null (the row is kept)."""
     import polars as pl
 
@@ -465,6 +487,14 @@ def _short(text: str, n: int = 40) -> str:
 
 def reject_detail_expr(step: CleaningStep, schema: Mapping[str, Any]) -> "pl.Expr":
     """A String per row: why the rule rejects it, or null to keep it. Pure Polars."""
+    return first_detail(reject_conditions(step, schema))
+
+
+def reject_conditions(step: CleaningStep, schema: Mapping[str, Any]) -> list[tuple["pl.Expr", "pl.Expr"]]:
+    """(condition, detail) pairs in order: the first condition that holds rejects the row.
+
+    The runtime evaluates only the conditions on every row and builds details for the rejected
+    few (a when/then chain computes every branch's value on every row)."""
     import polars as pl
 
     a = step.args
@@ -509,7 +539,7 @@ def reject_detail_expr(step: CleaningStep, schema: Mapping[str, Any]) -> "pl.Exp
                 pairs.append((n > a["max_chars"], pl.format(f"{c}: {{}} chars > max_chars {a['max_chars']}", n)))
     else:
         raise ValueError(f"{step.kind} has no pure Polars reject expression")
-    return _first_detail(pairs)
+    return pairs
 
 
 def token_detail_expr(step: CleaningStep, column: str, counts: "pl.Expr", *, approximate: bool) -> "pl.Expr":
@@ -525,7 +555,7 @@ def token_detail_expr(step: CleaningStep, column: str, counts: "pl.Expr", *, app
     if a.get("max_tokens") is not None:
         pairs.append((counts > a["max_tokens"],
                       pl.format(f"{column}: {{}} tokens > max_tokens {a['max_tokens']}{how}", counts)))
-    return _first_detail(pairs)
+    return first_detail(pairs)
 
 
 def approx_tokens(col: str, cat: str) -> "pl.Expr":

@@ -74,7 +74,7 @@ def run_cleaning(batch: Any, plan: "CleaningPlan", *, count_tokens: CountTokens 
     """
     import polars as pl
 
-    df: pl.DataFrame = batch.rows
+    df: pl.DataFrame = batch.rows.rechunk()  # readers concatenate many small frames; one chunk is faster
     data_cols = [c for c in df.columns if c != "_origin"]
     _check_columns(plan, df)
     rejected: dict[str, int] = {r: 0 for r in READER_RULES}
@@ -185,14 +185,24 @@ def _reject(df: "pl.DataFrame", step: "CleaningStep",
         from llmspec.runtime.dedupe import find_duplicates
 
         dup_of, detail = find_duplicates(df, step)
-    else:
+    elif step.kind == "length" and (step.args.get("min_tokens") is not None
+                                    or step.args.get("max_tokens") is not None):
         from llmspec.compiler.cleaning import reject_detail_expr
 
-        # with_columns, not select: a rule with nothing to test yields a literal that must broadcast
         detail = df.with_columns(reject_detail_expr(step, df.schema).alias("__d")).get_column("__d")
-        if step.kind == "length" and (step.args.get("min_tokens") is not None
-                                      or step.args.get("max_tokens") is not None):
-            detail, note = _token_details(df, step, detail, count_tokens)
+        detail, note = _token_details(df, step, detail, count_tokens)
+    else:
+        from llmspec.compiler.cleaning import first_detail, reject_conditions
+
+        pairs = reject_conditions(step, df.schema)
+        if not pairs:
+            return df, df.head(0), note
+        hit = df.select(pl.any_horizontal([c for c, _ in pairs]).fill_null(False)).to_series()
+        if not hit.any():
+            return df, df.head(0), note
+        gone = df.filter(hit)
+        gone = gone.with_columns(pl.lit(step.reason).alias("_rule"), first_detail(pairs).alias("_detail"))
+        return df.filter(~hit), gone, note
     mask = detail.is_not_null()
     if not mask.any():
         return df, df.head(0), note

@@ -9,8 +9,9 @@ MinHash, chosen by measurement (``bench/near_dup.py``):
 - signatures: ``rensa`` (Rust) from the flat hash buffer; its LSH index flags the rows that share
   a band with another row; only those rows' signatures are copied to NumPy (copying every row's
   signature out of rensa costs more than computing them);
-- banding in NumPy gives candidate pairs, each verified by its exact Jaccard similarity
-  (a Polars join over shingle hashes), so the band layout is tuned for recall;
+- banding in NumPy gives candidate pairs; pairs whose MinHash estimate is 5 standard deviations
+  under the threshold are dropped, the rest verified by their exact Jaccard similarity (NumPy
+  lookups of shingle hashes), so the band layout is tuned for recall;
 - connected components of the verified pairs (union-find by hooking roots to the smaller index,
   vectorised) collapse chains: a row similar only to a duplicate still joins its group.
 A pure NumPy signature path (multiply-shift hashing) measured ~40x slower than rensa's.
@@ -18,7 +19,7 @@ A pure NumPy signature path (multiply-shift hashing) measured ~40x slower than r
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,12 +62,16 @@ def band_layout(threshold: float, permutations: int) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def _exact_key(col: str, cat: str) -> "pl.Expr":
+def _exact_key(col: str, cat: str, done: Sequence[str] = ()) -> "pl.Expr":
+    """NFKC, whitespace collapsed, lower case: the parts an earlier normalize already did skipped."""
     from llmspec.compiler.cleaning import normalize_text, on_text
 
     if cat in ("text", "turns"):
-        return on_text(col, cat, lambda e: normalize_text(e, unicode="NFKC", whitespace="collapse",
-                                                          case="lower", fast=cat == "text")).alias(f"__key__{col}")
+        unicode = "none" if "NFKC" in done else "NFKC"
+        whitespace = "none" if "collapse" in done else "collapse"
+        case = "none" if "lower" in done else "lower"
+        return on_text(col, cat, lambda e: normalize_text(e, unicode=unicode, whitespace=whitespace, case=case,
+                                                          fast=cat == "text")).alias(f"__key__{col}")
     import polars as pl
 
     return pl.col(col).alias(f"__key__{col}")
@@ -108,7 +113,8 @@ def key_exprs(step: "CleaningStep", schema: Mapping[str, Any]) -> list["pl.Expr"
 
     if step.args["method"] == "exact":
         cols = step.columns if not step.all_text else [c for c, _ in text_columns(step, schema)]
-        return [_exact_key(c, column_category(schema[c])) for c in cols]
+        done = step.args.get("normalized", {})
+        return [_exact_key(c, column_category(schema[c]), done.get(c, ())) for c in cols]
     return [_fingerprint_key(c, cat) for c, cat in text_columns(step, schema)]
 
 
@@ -125,7 +131,10 @@ def minhash_text(step: "CleaningStep", schema: Mapping[str, Any]) -> "pl.Expr":
     if not parts:
         return pl.lit("", dtype=pl.String)
     joined = pl.concat_str(parts, separator=" ", ignore_nulls=True)
-    return normalize_text(joined, unicode="NFKC", whitespace="collapse", case="lower", fast=True).fill_null("")
+    done = step.args.get("normalized", {})
+    every = set.intersection(*(set(done.get(c, ())) for c, _ in text_columns(step, schema)))
+    return normalize_text(joined, unicode="none" if "NFKC" in every else "NFKC", whitespace="collapse",
+                          case="none" if "lower" in every else "lower", fast=True).fill_null("")
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -352,29 +361,65 @@ def candidate_pairs(sig: "np.ndarray", bands: int, rows: int) -> "np.ndarray":
 
 
 def exact_jaccard(flat: "np.ndarray", lens: "np.ndarray", pairs: "np.ndarray") -> "np.ndarray":
-    """Exact Jaccard of the shingle sets of each pair (rows index ``lens``)."""
+    """Exact Jaccard of the shingle sets of each pair (rows index ``lens``), in NumPy.
+
+    Each document's shingles are sorted and made unique once; for every pair the smaller set's
+    shingles are looked up, as (document, shingle) keys, in one hash set of all such keys.
+    (A Polars two-key join did the same 10x slower on 100k pairs of templated records.)
+    """
     import numpy as np
     import polars as pl
 
     if len(pairs) == 0:
         return np.zeros(0)
     doc = np.repeat(np.arange(len(lens)), lens)
-    sets = pl.DataFrame({"d": doc, "h": flat}).unique()
-    sizes = sets.group_by("d").len("n")
-    out = []
-    for s in range(0, len(pairs), _PAIR_CHUNK):
-        p = pl.DataFrame({"a": pairs[s:s + _PAIR_CHUNK, 0], "b": pairs[s:s + _PAIR_CHUNK, 1]}).with_row_index("k")
-        inter = (p.join(sets, left_on="a", right_on="d")
-                 .join(sets, left_on=["b", "h"], right_on=["d", "h"])
-                 .group_by("k").len("i"))
-        res = (p.join(inter, on="k", how="left")
-               .join(sizes.rename({"d": "a", "n": "na"}), on="a", how="left")
-               .join(sizes.rename({"d": "b", "n": "nb"}), on="b", how="left")
-               .sort("k")
-               .select((pl.col("i").fill_null(0) / (pl.col("na") + pl.col("nb") - pl.col("i").fill_null(0)))
-                       .alias("j")))
-        out.append(res.get_column("j").to_numpy())
-    return np.concatenate(out)
+    order = np.lexsort((flat, doc))
+    d, h = doc[order], flat[order]
+    first = np.ones(d.size, dtype=bool)
+    first[1:] = (d[1:] != d[:-1]) | (h[1:] != h[:-1])
+    d, h = d[first], h[first]
+    sizes = np.bincount(d, minlength=len(lens)).astype(np.int64)
+    offsets = np.zeros(len(lens) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    with np.errstate(over="ignore"):
+        keys = pl.Series(_pair_key(d, h)).implode()
+    out = np.empty(len(pairs))
+    for lo in range(0, len(pairs), _PAIR_CHUNK):
+        a, b = pairs[lo:lo + _PAIR_CHUNK, 0], pairs[lo:lo + _PAIR_CHUNK, 1]
+        small = np.where(sizes[a] <= sizes[b], a, b)
+        other = np.where(sizes[a] <= sizes[b], b, a)
+        n_small = sizes[small]
+        pid = np.repeat(np.arange(len(a)), n_small)
+        start = np.repeat(offsets[small] - np.concatenate([[0], np.cumsum(n_small)[:-1]]), n_small)
+        hs = h[start + np.arange(pid.size)]
+        with np.errstate(over="ignore"):
+            q = _pair_key(other[pid], hs)
+        found = pl.Series(q).is_in(keys).to_numpy()  # a hash set: 9x faster than searchsorted
+        inter = np.bincount(pid, weights=found, minlength=len(a))
+        out[lo:lo + len(a)] = inter / (sizes[a] + sizes[b] - inter)
+    return out
+
+
+def _pair_key(doc: "np.ndarray", h: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    return _mix64(h ^ (doc.astype(np.uint64) * np.uint64(_MIX)))
+
+
+def estimate_floor(threshold: float, permutations: int) -> float:
+    """A MinHash estimate below this rules a pair out: 5 standard deviations under the
+    threshold, so a pair at the threshold passes with probability 1 - 3e-7."""
+    return threshold - 5 * (threshold * (1 - threshold) / permutations) ** 0.5
+
+
+def estimated_jaccard(sig: "np.ndarray", pairs: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    out = np.empty(len(pairs))
+    for lo in range(0, len(pairs), _PAIR_CHUNK):
+        p = pairs[lo:lo + _PAIR_CHUNK]
+        out[lo:lo + len(p)] = (sig[p[:, 0]] == sig[p[:, 1]]).mean(axis=1)
+    return out
 
 
 def components(n: int, edges: "np.ndarray") -> "np.ndarray":
@@ -434,6 +479,7 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
     pairs = candidate_pairs(sig, bands, rows)
     if len(pairs) == 0:
         return root, jac
+    pairs = pairs[estimated_jaccard(sig, pairs) >= estimate_floor(threshold, permutations)]
     j = exact_jaccard(sub_flat, sub_lens, pairs)
     edges = pairs[j >= threshold - 1e-12]
     sub_root = components(len(cand), edges)

@@ -44,7 +44,7 @@ EMAIL_RUST = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.
 # Loose Rust prefilters: every real match of the Python patterns contains one of these.
 PREFILTER = {
     "email": r"@",
-    "credit_card": r"\d{4}[ \-]?\d{4}[ \-]?\d{4}|\d{4}[ \-]\d{6}|\d{13}",
+    "credit_card": r"(?:^|[^0-9])[2-6][0-9]{3}(?:[ \-]?[0-9]{4}[ \-]?[0-9]{4}|[ \-][0-9]{6})",
     "iban": r"[A-Za-z]{2}\d{2} ?[A-Za-z0-9]{4}",
     "ip": r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",
     "phone": r"\+\d|\b00[1-9]\d{0,2}[ .\-]|\(\d{2,5}\)|\d{3}[.\-]\d{3}[.\-]\d{4}",

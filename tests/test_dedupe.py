@@ -198,3 +198,15 @@ def test_minhash_recall_at_least_datasketch_with_perfect_precision(threshold):
     assert same <= truth  # every grouped pair is a true pair: candidates are verified exactly
     for i in range(len(texts)):  # the kept row of a group is its first
         assert root[i] <= i
+
+
+def test_dedupe_after_normalize_decides_the_same_and_fill_resets_it():
+    data = {"q": ["Ｒeset  Password", "reset password", "RESET\tpassword ", None, "x y"],
+            "a": ["1", "1", "1", "1", "1"]}
+    alone = clean([{"dedupe": {"columns": ["q"]}}], data)
+    after = clean([{"normalize": {"case": "lower"}}, {"dedupe": {"columns": ["q"]}}], data)
+    assert dup_map(alone) == dup_map(after) == {"f:2": "f:1", "f:3": "f:1"}
+    # fill writes an unnormalised value after normalize: dedupe must normalise it again
+    filled = clean([{"normalize": {}}, {"fill": {"column": "q", "value": "  X \u00a0Y "}}, {"dedupe": {"columns": ["q"]}}],
+                   data)
+    assert dup_map(filled)["f:5"] == "f:4"
