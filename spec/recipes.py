@@ -81,6 +81,10 @@ def _identity(ref: str, from_dir: Path, pos: Pos | None) -> str:
         return ref
 
 
+def _chain(idents: tuple[str, ...]) -> str:
+    return " -> ".join(x if x.startswith(RECIPE_PREFIX) else Path(x).name for x in idents)
+
+
 def _extends_list(loaded: Loaded) -> list[tuple[str, Pos | None]]:
     raw = loaded.data.get("extends", [])
     if isinstance(raw, str):
@@ -100,13 +104,12 @@ def resolve_extends(loaded: Loaded, base_dir: Path, _seen: tuple[str, ...] = ())
     """
     if len(_seen) > MAX_EXTENDS_DEPTH:
         raise SpecError(Diagnostic("extends-cycle", "extends chain is deeper than "
-                                   f"{MAX_EXTENDS_DEPTH}: {' -> '.join(_seen)}", loaded.positions.at(("extends",))))
+                                   f"{MAX_EXTENDS_DEPTH}: {_chain(_seen)}", loaded.positions.at(("extends",))))
     data, positions = {}, Positions(key={}, value={})
     for ref, pos in _extends_list(loaded):
         ident = _identity(ref, base_dir, pos)
         if ident in _seen or ref in _seen:
-            chain = [Path(x).name if not x.startswith(RECIPE_PREFIX) else x for x in _seen + (ident,)]
-            raise SpecError(Diagnostic("extends-cycle", f"extends cycle: {' -> '.join(chain)}", pos,
+            raise SpecError(Diagnostic("extends-cycle", f"extends cycle: {_chain(_seen + (ident,))}", pos,
                                        hint="a file may not extend itself, directly or through others"))
         parent, parent_dir = _load_reference(ref, from_dir=base_dir, pos=pos)
         pdata, ppos = resolve_extends(parent, parent_dir or base_dir, _seen + (ident,))

@@ -595,6 +595,13 @@ def test_extends_itself(write_spec):
     assert at(diag) == where(text, "llmspec.yaml]")
 
 
+def test_extends_chain_too_deep(write_spec):
+    files = {f"b{i}.yaml": f"extends: [b{i + 1}.yaml]\n" for i in range(12)}
+    files["b12.yaml"] = "training: {epochs: 1}\n"
+    diag = one_error(write_spec(MINIMAL_SPEC + "extends: [b0.yaml]\n", files=files), "extends-cycle")
+    assert "deeper than" in diag.message and "b0.yaml -> b1.yaml" in diag.message
+
+
 def test_error_in_a_value_from_a_base_file_names_that_file_and_line(write_spec):
     text = MINIMAL_SPEC + "extends: [base.yaml]\n"
     base = "# shared settings\ntraining:\n  epochs: 2\n  learning_rate: 0\n"
