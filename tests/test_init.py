@@ -191,7 +191,8 @@ def test_existing_gitignore_gets_the_state_folder_added(tmp_path):
     assert lines[0] == "node_modules/" and ".llmspec/" in lines
     again = llmspec("init", str(tmp_path), "--force")
     assert again.returncode == 0
-    assert (tmp_path / ".gitignore").read_text().count(".llmspec/\n") == 1
+    text = (tmp_path / ".gitignore").read_text()
+    assert text.startswith("node_modules/\n") and text.count(".llmspec/\n") == 1
 
 
 @pytest.mark.parametrize("recipes", [["qlora-7b-1gpu"], ["recipe:lora-small", "support-email"],

@@ -291,13 +291,13 @@ def init_command(directory: Path, recipes: tuple[str, ...], force: bool) -> None
     Writes a commented llmspec.yaml that validates as is, its JSON Schema for editors,
     sample data, a pre-commit hook, a .gitignore for the state folder and a CI workflow
     that validates and posts the plan on pull requests. Existing files are never
-    overwritten without --force; an existing .gitignore only gets the state folder added.
+    overwritten without --force; an existing .gitignore only ever gets the state folder added.
     """
     refs = _recipe_refs(recipes)
     project = _slug(directory.resolve().name)
     files = scaffold(project, refs)
-    gitignore = directory / GITIGNORE_FILE
-    keep_gitignore = gitignore.is_file() and not force
+    # A .gitignore is the user's: it only ever gets the state folder added, even with --force.
+    keep_gitignore = (directory / GITIGNORE_FILE).is_file()
     existing = [f.path for f in files if (directory / f.path).exists()
                 and not (f.path == GITIGNORE_FILE and keep_gitignore)]
     if existing and not force:
