@@ -63,7 +63,7 @@ sources:                        # step 1: where the data is (paths relative to t
 
 quality:                        # step 2: clean; every rule is a named, counted reason to drop a row
   rules:
-    - drop_corrupt: {}                                  # lines that are not JSON, bytes that are not UTF-8
+    - drop_corrupt: {}                                  # control characters, undecodable bytes
     - normalize: {columns: [question, answer]}          # NFKC, whitespace collapsed
     - require: {columns: [question, answer]}            # empty or blank values
     - dedupe: {columns: [question], method: exact}      # exact | fingerprint | minhash
