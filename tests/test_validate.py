@@ -665,6 +665,10 @@ def test_recipes_append_rules(write_spec):
     ("llmspec: 1\nproject:\n\tdemo\n", "yaml-tab-indent", "\tdemo"),
     ("llmspec: 1\nproject: [a\n", "yaml-syntax", None),
     ("llmspec: 1\n---\nproject: demo\n", "yaml-multi-document", "---"),
+    ("llmspec: 1\n? [a, b]\n: c\n", "yaml-key-type", "[a, b]"),
+    ("llmspec: 1\n!!int 3: x\n", "yaml-key-type", "!!int"),
+    ("llmspec: 1\ntraining:\n  <<: 3\n", "yaml-merge", "3"),
+    ("llmspec: 1\nproject: *nowhere\n", "yaml-syntax", "*nowhere"),
 ])
 def test_yaml_refusals(write_spec, text, code, needle):
     diag = one_error(write_spec(text), code)
