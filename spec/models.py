@@ -41,7 +41,7 @@ def _check_regex(pattern: str) -> str:
         re.compile(pattern)
     except re.error as exc:
         raise PydanticCustomError(
-            "bad-regex", "pattern {pattern!r} does not compile: {why}",
+            "bad-regex", "pattern '{pattern}' does not compile: {why}",
             {"pattern": pattern, "why": f"{exc.msg} at position {exc.pos}"},
         ) from None
     return pattern
@@ -348,7 +348,7 @@ RULE_ARGS: dict[str, type[StrictModel]] = {
 
 
 def _rule_model(kind: str, args: type[StrictModel]) -> type[StrictModel]:
-    # drop_corrupt takes no required arguments, so `- drop_corrupt: {}` and `- drop_corrupt:` both work.
+    # drop_corrupt takes no required arguments, so `- drop_corrupt: {}` is enough.
     default = Field(default_factory=args) if kind == "drop_corrupt" else Field(...)
     name = "".join(p.title() for p in kind.split("_")) + "Rule"
     return create_model(name, __base__=StrictModel, __doc__=args.__doc__, **{kind: (args, default)})
