@@ -96,7 +96,7 @@ class CleaningPlan:
                 lines.append("   args: " + ", ".join(f"{k}={v!r}" for k, v in shown.items()))
             lf = explain_step(pl.LazyFrame(schema=schema), step, schema)
             lines.extend("   " + ln for ln in lf.explain(optimized=False).splitlines())
-            note = STEP_NOTES.get(step.kind)
+            note = STEP_NOTES.get(step.kind if step.kind != "dedupe" else f"dedupe:{step.args['method']}")
             if note:
                 lines.append(f"   note: {note}")
             lines.append("")
@@ -109,7 +109,7 @@ class CleaningPlan:
 STEP_NOTES = {
     "redact_pii": "candidate values found by the Rust regex prefilter are validated in Python "
                   "(Luhn, IBAN mod-97, IP parsing, word boundaries); only they are rewritten",
-    "dedupe": "minhash signatures and LSH flags are computed by rensa (Rust), banding and "
+    "dedupe:minhash": "minhash signatures and LSH flags are computed by rensa (Rust), banding and "
               "union-find in NumPy, candidate pairs verified by exact Jaccard in NumPy",
     "length": "token bounds use the model tokenizer when known, else ceil(chars / 4)",
 }
@@ -323,7 +323,8 @@ def _mask_classes(pattern: str) -> str:
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\" and i + 1 < len(pattern):
-            out.append(pattern[i:i + 2] if not in_class else "__")
+            # an escaped backslash is a literal: it must not pair with what follows it
+            out.append(pattern[i:i + 2] if not in_class and pattern[i + 1] != "\\" else "__")
             i += 2
             continue
         if in_class:

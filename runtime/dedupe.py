@@ -105,7 +105,9 @@ def _fingerprint_key(col: str, cat: str) -> "pl.Expr":
         text = pl.col(col).list.eval(pl.element().struct.field("content")).list.join(" ")
     else:
         text = pl.col(col)
-    return fingerprint(text.str.replace_all(r"\s+", " ")).alias(f"__key__{col}")
+    from llmspec.compiler.cleaning import WHITESPACE_RUN
+
+    return fingerprint(text.str.replace_all(WHITESPACE_RUN, " ")).alias(f"__key__{col}")
 
 
 def key_exprs(step: "CleaningStep", schema: Mapping[str, Any]) -> list["pl.Expr"]:
@@ -458,6 +460,7 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
     n = texts.len()
     root = np.arange(n)
     jac = np.ones(n)
+    seed = seed % 2 ** 63  # rensa and Polars take unsigned seeds; any spec integer maps to one
     if bands is None:
         bands, rows = band_layout(threshold, permutations)
     rows = permutations // bands

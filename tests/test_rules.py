@@ -295,3 +295,71 @@ def test_gates_overall_and_per_source_with_numbers():
     assert msgs[1].startswith("all sources: cleaning rejected 37.5% of rows (3 of 8)")
     assert msgs[2].startswith("all sources: 5 rows left after cleaning (8 in), below quality.gates.min_rows_after 10")
     assert check_gates({"b": b}, quality([], source_gates={"b": {"min_rows_after": 4}})) == []
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+SPEC = """\
+llmspec: 1
+project: clean-cmd
+base_model: {id: builtin:tiny}
+sources:
+  tickets: {path: t.jsonl, format: jsonl}
+quality:
+  rules:
+    - normalize: {}
+    - require: {columns: [q, a]}
+    - redact_pii: {}
+    - dedupe: {columns: [q]}
+  gates: {max_rejected_fraction: GATE}
+format:
+  style: chat
+  map:
+    tickets: {user: q, assistant: a}
+"""
+
+
+def _project(tmp_path, gate: float):
+    lines = [json.dumps({"q": q, "a": a}) for q, a in
+             [("Reset password?", "Use the link, or mail help@acme.example"), ("reset  password?", "dup"),
+              ("Refund?", ""), ("Where is my order?", "On its way.")]]
+    (tmp_path / "t.jsonl").write_bytes(("\n".join(lines) + "\n{broken\n").encode())
+    (tmp_path / "llmspec.yaml").write_text(SPEC.replace("GATE", str(gate)))
+    return tmp_path / "llmspec.yaml"
+
+
+def test_clean_command_json_and_out_files(tmp_path):
+    from click.testing import CliRunner
+
+    from llmspec.commands.clean import clean_command
+
+    spec = _project(tmp_path, 0.9)
+    res = CliRunner().invoke(clean_command, [str(spec), "--json", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    t = doc["sources"]["tickets"]
+    assert (t["rows_in"], t["rows_kept"]) == (5, 2)
+    assert t["rejected"] == {"corrupt": 1, "contract": 0, "require": 1, "dedupe": 1}
+    assert t["modified"] == {"normalize": 1, "redact_pii": 1} and "profile" in t and doc["gates"] == []
+    kept = pl.read_parquet(tmp_path / "out" / "tickets.parquet")
+    rejects = pl.read_parquet(tmp_path / "out" / "tickets.rejects.parquet")
+    assert kept.height == 2 and "<EMAIL>" in kept["a"][0]
+    assert sorted(rejects["_rule"].to_list()) == ["corrupt", "dedupe", "require"]
+    assert rejects.filter(pl.col("_rule") == "corrupt")["_raw"][0] == b"{broken"
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
+
+
+def test_clean_command_funnel_gate_failure_and_errors(tmp_path):
+    from click.testing import CliRunner
+
+    from llmspec.commands.clean import clean_command
+
+    spec = _project(tmp_path, 0.1)
+    res = CliRunner().invoke(clean_command, [str(spec)])
+    assert res.exit_code == 1
+    assert "rows in" in res.stdout and "- require" in res.stdout and "kept" in res.stdout
+    assert "a is blank" in res.stdout  # a sample row with its reason
+    assert "gate-failed" in res.stderr and "60.0% of rows (3 of 5)" in res.stderr
+    res = CliRunner().invoke(clean_command, [str(spec), "--source", "tickes"])
+    assert res.exit_code == 1 and "did you mean 'tickets'" in res.stderr and "Traceback" not in res.output
