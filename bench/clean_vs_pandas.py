@@ -206,8 +206,9 @@ def compare(work: Path, truth: dict) -> None:
         texts = _texts(ours)
         jac = [_jaccard(texts.get(n), texts.get(near_of.get(n))) for n in sorted(a - b)]
         print(f"  kept by llmspec only: {len(a - b):,}; pandas rejected them as near duplicates with exact Jaccard "
-              f"{', '.join(f'{j:.3f}' for j in jac[:10])} (llmspec's LSH missed these pairs: at Jaccard just over "
-              f"the threshold its bands catch a pair with probability {_p_candidate(min(jac or [1])):.2f})")
+              f"{', '.join(f'{j:.3f}' for j in jac[:10])}: pairs llmspec's LSH bands missed (at these "
+              f"similarities a pair is a candidate with probability "
+              f"{', '.join(f'{_p_candidate(j):.4f}' for j in jac[:10])})")
     both = ours.join(theirs, on="_line", suffix="_pd")
     diff = {c: both.filter(pl.col(c).ne_missing(pl.col(f"{c}_pd"))).height for c in COLS}
     print(f"  rows kept by both whose cleaned text differs: {diff}")
@@ -232,9 +233,12 @@ def compare(work: Path, truth: dict) -> None:
     if missed:
         every = _texts(pl.concat([ours.select("_line", "body", "reply"), rej.select("_line", "body", "reply")]))
         jac = sorted(_jaccard(every.get(n), every.get(src[n])) for n in missed)
-        print(f"    planted near duplicates kept: {len(missed)}, exact Jaccard to their original "
-              f"{', '.join(f'{j:.3f}' for j in jac[:10])} (below {THRESHOLD}: short texts, a one-word edit "
-              "changes a larger share of their 3-grams)")
+        low = [j for j in jac if j < THRESHOLD]
+        high = [j for j in jac if j >= THRESHOLD]
+        print(f"    planted near duplicates kept: {len(missed)}: {len(low)} with exact Jaccard to their original "
+              f"below {THRESHOLD} ({', '.join(f'{j:.3f}' for j in low[:10])}: short texts, where one edited word "
+              f"changes a larger share of the 3-grams), {len(high)} missed by the LSH bands "
+              f"({', '.join(f'{j:.3f} (p={_p_candidate(j):.4f})' for j in high[:10])})")
     text = "\n".join(kept.select(pl.concat_str(COLS, separator=" ", ignore_nulls=True)).to_series().to_list())
     leaked = [s for s in truth["pii_strings"] if s in text]
     orders = sum(o in text for o in truth["order_strings"])

@@ -227,17 +227,16 @@ class _Progress:
 
 
 def _sample_line(row: dict[str, Any], data_cols: list[str]) -> str:
-    text = ""
-    for c in data_cols:
-        v = row.get(c)
-        if v is not None and str(v).strip():
-            text = f"{c}={str(v)!r}"
-            break
+    """origin: reason  column='value', showing the column the reason names, else the longest text."""
+    detail = row.get("_detail") or ""
+    named = [c for c in data_cols if detail.startswith((f"{c} ", f"{c}:"))]
+    values = {c: row.get(c) for c in data_cols if isinstance(row.get(c), str) and row.get(c).strip()}
+    pick = next((c for c in named if c in values), None) or max(values, key=lambda c: len(values[c]), default=None)
+    text = f"{pick}={values[pick]!r}" if pick else ""
     if not text and row.get("_raw") is not None:
         text = f"raw={bytes(row['_raw'])[:SAMPLE_CHARS]!r}"
     if len(text) > SAMPLE_CHARS:
         text = text[:SAMPLE_CHARS - 1] + "…"
-    detail = row.get("_detail") or ""
     if len(detail) > SAMPLE_CHARS:
         detail = detail[:SAMPLE_CHARS - 1] + "…"
     return f"{row.get('_origin')}: {detail}" + (f"  {text}" if text else "")
