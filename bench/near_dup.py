@@ -90,6 +90,7 @@ def scores(found, truth: set) -> tuple[float, float, int]:
 
 def run_llmspec(texts: list[str], threshold: float):
     import polars as pl
+    import rensa  # noqa: F401  imported before the clock starts, as datasketch is
 
     from llmspec.runtime.dedupe import minhash_groups
 
