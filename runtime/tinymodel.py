@@ -18,12 +18,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from llmspec.spec.errors import Diagnostic, LlmspecError
+from llmspec.spec.errors import Diagnostic, LlmspecError, did_you_mean
 
 TINY_MODEL_ID = "builtin:tiny"
 BUILTIN_PREFIX = "builtin:"
 # Bump whenever any byte of the output could change: it names the cache dir.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 PAD_TOKEN = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -177,45 +177,54 @@ def build_tiny_model(cache_dir: Path | None = None) -> Path:
     """Return the directory of the tiny model, building it first if the cache lacks it.
 
     Safe against concurrent builders: each builds in its own temp dir beside the
-    target and renames it into place; a loser of the race discards its copy.
+    target and renames it into place; a loser of the race discards its copy. A
+    complete directory is never deleted, so a reader can't lose files under it.
     """
     target = model_dir(cache_dir)
     if _is_complete(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        # Only reachable when someone removed files by hand: rebuild it.
-        shutil.rmtree(target, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        _write_tokenizer(tmp)
-        _write_model(tmp)
-        # mkdtemp makes 0700 and safetensors 0600: a shared cache must be readable.
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        tmp.chmod(0o755)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
-            os.rename(tmp, target)
-        except OSError:
-            if not _is_complete(target):
-                raise
-            # Another process won the race; its files are identical to ours.
+            _write_tokenizer(tmp)
+            _write_model(tmp)
+            # mkdtemp makes 0700 and safetensors 0600: a shared cache must be readable.
+            for f in tmp.iterdir():
+                f.chmod(0o644)
+            tmp.chmod(0o755)
+            _install(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     except OSError as exc:
         raise _error("tiny-model-build", f"could not build the tiny model in {target.parent}: {exc}",
                      hint="check that the cache directory is writable (set LLMSPEC_CACHE_DIR)") from exc
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _install(tmp: Path, target: Path) -> None:
+    for _ in range(3):
+        try:
+            os.rename(tmp, target)
+            return
+        except OSError:
+            if _is_complete(target):
+                return  # another builder won; its files are identical to ours
+        # A damaged leftover (files removed by hand) is in the way: move it aside
+        # atomically, so a concurrent builder that just installed can't be hit.
+        trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.trash.", dir=target.parent))
+        try:
+            os.rename(target, trash / "old")
+        except OSError:
+            pass
+        shutil.rmtree(trash, ignore_errors=True)
+    os.rename(tmp, target)
 
 
 def resolve_builtin(model_id: str, cache_dir: Path | None = None) -> Path:
     """Map a ``builtin:<name>`` model id to a local directory, building it if needed."""
-    name = model_id[len(BUILTIN_PREFIX):] if model_id.startswith(BUILTIN_PREFIX) else model_id
-    if f"{BUILTIN_PREFIX}{name}" == TINY_MODEL_ID:
+    if model_id == TINY_MODEL_ID:
         return build_tiny_model(cache_dir)
-    from llmspec.spec.errors import did_you_mean
-
     raise _error(
         "unknown-builtin-model",
         f"unknown built-in model '{model_id}'",
