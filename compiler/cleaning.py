@@ -40,8 +40,8 @@ LANGUAGE_REFUSAL = (
     "Turkish 0.99999), so it would silently drop good rows"
 )
 LANGUAGE_HINT = (
-    "remove the rule; to drop other scripts use reject_matching with a Unicode script class, "
-    "e.g. patterns: ['\\p{Cyrillic}', '\\p{Han}']"
+    "remove the rule; to drop other scripts use reject_matching with a Unicode range, "
+    "e.g. patterns: ['[\\u0400-\\u04FF]'] for Cyrillic or ['[\\u4E00-\\u9FFF]'] for Han"
 )
 
 

@@ -70,7 +70,8 @@ def render_markdown(diff: PlanDiff, estimates: dict[str, Any] | None, *, project
     out = [f"### llmspec plan: `{project}`", "", f"**{diff.summary()}**", "",
            "| | stage | action | why |", "|---|---|---|---|"]
     for s in diff.stages:
-        why = "<br>".join([f"`{c.render()}`" for c in s.changes] + s.reasons) or "unchanged"
+        why = "<br>".join([f"`{c.render()}`" for c in s.changes] + s.reasons) or (
+            "new" if s.action == "new" else "unchanged")
         action = "unchanged" if s.action == "unchanged" else ("remove" if s.action == "removed" else s.verb)
         why = why.replace("|", "\\|")
         out.append(f"| {icon[s.symbol]} | `{s.id}` | {action} | {why} |")

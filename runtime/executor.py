@@ -306,9 +306,11 @@ class Executor:
             # Not promoted: the earlier promoted run stays promoted. Nothing is recorded as built,
             # so the next apply tries again after the spec or data change.
             raise AcceptanceFailed([Diagnostic("gate-failed", g["message"], None) for g in failed])
-        model_rel = self.outputs["train"].get("model")
-        self.state.promoted = {"run": self.report["run"], "model_path": str(self.root / model_rel)
-                               if model_rel else None, "promoted_at": now_iso(),
+        train = self.outputs["train"]
+        model_dir = self.root / train["dir"] / train["model"] if train.get("model") else None
+        self.state.promoted = {"run": self.report["run"], "model_path": str(model_dir) if model_dir else None,
+                               "adapter": bool(train.get("adapter")),
+                               "base_model_path": train.get("base_model_path"), "promoted_at": now_iso(),
                                "fingerprint": stage.fingerprint}
         return {"promoted_run": self.report["run"]}
 

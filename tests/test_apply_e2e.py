@@ -107,6 +107,7 @@ def test_first_apply_trains_for_real_and_promotes(applied):
     assert list(lock["sources"]["tickets"]["files"]) == ["data/tickets.jsonl"]
     status = json.loads(run(["status", "llmspec.yaml", "--json"], project).stdout)
     assert status["promoted"]["run"] == run_info["run"]
+    assert (Path(status["promoted"]["model_path"]) / "adapter_config.json").is_file()
     assert set(status["stages"].values()) == {"fresh"}
 
 

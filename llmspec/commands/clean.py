@@ -149,10 +149,8 @@ class _TokenCounter:
 
 
 def _check_expectations(batch, src, loaded) -> None:
-    try:
-        from llmspec.runtime.sources.contract import check_expectations
-    except ImportError:
-        return
+    from llmspec.runtime.sources.expect import check_expectations
+
     errors = [d for d in check_expectations(batch, src) if d.severity == "error"]
     if errors:
         from llmspec.spec.errors import DataError
