@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,6 +48,52 @@ def resolve_model(loaded: LoadedSpec) -> tuple[str, str | None]:
                                           loaded.locate(("base_model", "id"))))
         return str(local.resolve()), None
     return model_id, None
+
+
+def check_training_config(loaded: LoadedSpec, *, work: Path | None = None) -> list[Diagnostic]:
+    """Axolotl's own verdict on the config this spec compiles to, at the spec's positions.
+
+    Cheap to call before data exists: dataset paths are placeholders and builtin models are
+    not built (Axolotl's validation reads neither). Empty when axolotl is not installed."""
+    from llmspec.compiler.axolotl_config import compile_axolotl_config, resolve_hardware
+    from llmspec.compiler.formatting import compile_format
+
+    from .axolotl_check import axolotl_available, validate_axolotl_config
+
+    if not axolotl_available():
+        return []
+    spec = loaded.spec
+    if spec.base_model.id.startswith("builtin:"):
+        from .tinymodel import model_dir
+
+        model_path = str(model_dir())
+    else:
+        model_path = resolve_model(loaded)[0]
+    work = work or loaded.base_dir / ".llmspec" / "work" / "check"
+    dataset = {"train": str(work / "train.jsonl")}
+    if spec.split.eval_fraction > 0:
+        dataset["eval"] = str(work / "eval.jsonl")
+    compiled = compile_axolotl_config(spec, model_path=model_path, dataset=dataset, run_dir=work,
+                                      format_plan=compile_format(spec.format, None, locate=loaded.locate),
+                                      hardware=resolve_hardware(spec.training.hw))
+    with quiet_native_stderr():
+        return validate_axolotl_config(compiled, loaded.locate)
+
+
+@contextmanager
+def quiet_native_stderr():
+    """Silence what importing Axolotl's stack prints straight to fd 2 (torchao's missing CUDA
+    kernels, torch's deprecation lines): noise in a plan, and our diagnostics come back as data."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def parse_log_line(line: str) -> dict[str, float] | None:
@@ -89,6 +136,11 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     fmt_plan = compile_format(spec.format, None, locate=loaded.locate)
     compiled = compile_axolotl_config(spec, model_path=model_path, dataset=dataset, run_dir=work,
                                       format_plan=fmt_plan, hardware=hardware)
+    from .axolotl_check import validate_axolotl_config
+
+    problems = [d for d in validate_axolotl_config(compiled, loaded.locate) if d.severity == "error"]
+    if problems:
+        raise TrainingError(problems)
     # Resume is what makes a killed apply cheap: Axolotl picks up the newest checkpoint itself.
     compiled.config.setdefault("auto_resume_from_checkpoints", True)
     total = expected_steps(ds["train_size"], spec.training)
