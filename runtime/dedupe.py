@@ -9,7 +9,7 @@ MinHash, chosen by measurement (``bench/near_dup.py``):
 - signatures: ``rensa`` (Rust) from the flat hash buffer; its LSH index flags the rows that share
   a band with another row; only those rows' signatures are copied to NumPy (copying every row's
   signature out of rensa costs more than computing them);
-- banding in NumPy, band by band, gives candidate pairs; pairs already in one group are skipped,
+- banding in NumPy gives candidate pairs in two rounds; pairs already in one group are skipped,
   pairs whose MinHash estimate is 5 standard deviations under the threshold dropped, the rest
   verified by their exact Jaccard similarity (NumPy lookups of shingle hashes), so the band
   layout is tuned for recall;
@@ -48,6 +48,7 @@ def band_layout(threshold: float, permutations: int) -> tuple[int, int]:
     minimising missed pairs above the threshold + FP_WEIGHT * candidates below it."""
     import numpy as np
 
+    integrate = getattr(np, "trapezoid", None) or np.trapz  # trapz is NumPy 1's name
     best = None
     xs_lo = np.linspace(0.0, threshold, 513)
     xs_hi = np.linspace(threshold, 1.0, 513)
@@ -55,8 +56,8 @@ def band_layout(threshold: float, permutations: int) -> tuple[int, int]:
         if permutations % r:
             continue
         b = permutations // r
-        fp = np.trapezoid(1 - (1 - xs_lo ** r) ** b, xs_lo)
-        fn = np.trapezoid((1 - xs_hi ** r) ** b, xs_hi)
+        fp = integrate(1 - (1 - xs_lo ** r) ** b, xs_lo)
+        fn = integrate((1 - xs_hi ** r) ** b, xs_hi)
         cost = fn + FP_WEIGHT * fp
         if best is None or cost < best[0] - 1e-12:
             best = (cost, b, r)
@@ -530,9 +531,15 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
     sets = ShingleSets(sub_flat, sub_lens)
     floor = estimate_floor(threshold, permutations)
     sub_root = np.arange(len(cand))
-    for pairs in (p for band in range(bands) for p in band_pairs(sig, band, rows)):
-        # Round by round, skipping pairs already joined: on templated text most candidates of
-        # later rounds connect rows an earlier one grouped, and verifying them changes nothing.
+    per_band = [band_pairs(sig, band, rows) for band in range(bands)]
+    n_sub = len(cand)
+    for k in range(2):
+        # Two rounds: each row with its bucket's first row and next neighbour in every band, then
+        # the rest of the windows, skipping pairs the first round already joined (on templated
+        # text most of them). More rounds cost more in per-round overhead than they save.
+        pairs = np.concatenate([p[k] for p in per_band])
+        code = np.unique(pairs[:, 0] * n_sub + pairs[:, 1])
+        pairs = np.stack([code // n_sub, code % n_sub], axis=1)
         pairs = pairs[sub_root[pairs[:, 0]] != sub_root[pairs[:, 1]]]
         if len(pairs):
             pairs = pairs[estimated_jaccard(sig, pairs) >= floor]
