@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,8 @@ OFFLINE_ENV = {
     "WANDB_MODE": "disabled", "DO_NOT_TRACK": "1", "AXOLOTL_DO_NOT_TRACK": "1",
     "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1",
 }
+PLUGIN = "llmspec.runtime.axolotl_plugin.LlmspecPlugin"
+_TQDM = re.compile(r"(\d+)/(\d+) \[")
 _LOG_DICT = re.compile(r"\{[^{}]*'(?:loss|eval_loss|train_loss)'[^{}]*\}")
 
 
@@ -141,12 +144,14 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     problems = [d for d in validate_axolotl_config(compiled, loaded.locate) if d.severity == "error"]
     if problems:
         raise TrainingError(problems)
+    # Seeded adapter init and per-step metrics (see axolotl_plugin.py).
+    compiled.config["plugins"] = list(compiled.config.get("plugins") or []) + [PLUGIN]
     # Resume is what makes a killed apply cheap: Axolotl picks up the newest checkpoint itself.
     compiled.config.setdefault("auto_resume_from_checkpoints", True)
     total = expected_steps(ds["train_size"], spec.training)
     if "save_steps" not in compiled.config and "saves_per_epoch" not in compiled.config:
         compiled.config["save_steps"] = max(10, total // 4)
-    config_path = compiled.write()
+    compiled.write()
     log_path = work / "train.log"
     out_dir = Path(compiled.config["output_dir"])
 
@@ -156,6 +161,11 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     cmd = list(compiled.launcher)
     if cmd and cmd[0] == "axolotl" and Path(bin_dir, "axolotl").exists():
         cmd[0] = str(Path(bin_dir, "axolotl"))
+    for ckpt in out_dir.glob("checkpoint-*"):
+        # Axolotl resumes from the newest checkpoint without checking it is whole; the
+        # Trainer writes trainer_state.json last, so a checkpoint without it was cut short.
+        if not (ckpt / "trainer_state.json").exists():
+            shutil.rmtree(ckpt, ignore_errors=True)
     resumed = any(out_dir.glob("checkpoint-*"))
     progress("train-start", {"total_steps": total, "resumed": resumed, "command": " ".join(cmd)})
 
@@ -174,8 +184,14 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
                 hint="install the training extra: pip install 'llmspec[train]' (make setup does)")) from None
         try:
             assert proc.stdout is not None
+            step_seen = 0
             for line in proc.stdout:
                 log.write(line)
+                for done, of in _TQDM.findall(line):
+                    if int(of) == total and int(done) > step_seen:
+                        step_seen = int(done)
+                        progress("train-step", {"step": step_seen, "total_steps": total, "loss": None,
+                                                "eval_loss": None})
                 metrics = parse_log_line(line)
                 if metrics is None:
                     continue
@@ -183,8 +199,7 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
                     final.update(metrics)
                     continue
                 history.append(metrics)
-                step = int(metrics.get("step", len([h for h in history if "loss" in h])))
-                progress("train-step", {"step": step, "total_steps": total, "loss": metrics.get("loss"),
+                progress("train-step", {"step": step_seen, "total_steps": total, "loss": metrics.get("loss"),
                                         "eval_loss": metrics.get("eval_loss")})
             code = proc.wait()
         except BaseException:
@@ -195,15 +210,13 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
         raise TrainingError(Diagnostic(
             "training-failed", f"Axolotl exited with status {code}; last lines:\n    " + "\n    ".join(tail),
             Pos(str(log_path)), hint=f"the full log is {log_path}"))
-    history = _number_steps(history, total)
+    history = _metrics_history(out_dir) or _number_steps(history, total)
     is_adapter = (out_dir / "adapter_config.json").exists()
     if not is_adapter and not (out_dir / "config.json").exists():
         raise TrainingError(Diagnostic("training-no-model", f"Axolotl finished but wrote no model in {out_dir}",
                                        Pos(str(log_path))))
     for ckpt in out_dir.glob("checkpoint-*"):
         # Checkpoints exist for resuming; a finished stage keeps only the final weights.
-        import shutil
-
         shutil.rmtree(ckpt, ignore_errors=True)
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     losses = [h["loss"] for h in history if "loss" in h]
@@ -223,6 +236,36 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     return {"model": rel_out, "adapter": is_adapter, "base_model_path": model_path,
             "final_loss": summary["final"]["train_loss"], "eval_loss": summary["final"]["eval_loss"],
             "steps": summary["steps"]}
+
+
+def _metrics_history(out_dir: Path) -> list[dict[str, float]]:
+    """Per-step records written by the llmspec Axolotl plugin (a resumed run appends: the
+    last record of a step wins)."""
+    path = out_dir / "llmspec_metrics.jsonl"
+    if not path.exists():
+        return []
+    by_key: dict[tuple, dict] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        kind = "eval" if "eval_loss" in rec else ("final" if "train_runtime" in rec else "train")
+        if kind == "final":
+            continue
+        by_key[(int(rec.get("step", 0)), kind)] = rec
+    out = []
+    for (step, _), rec in sorted(by_key.items()):
+        out.append({"step": step, "epoch": _num(rec.get("epoch")), "loss": _num(rec.get("loss")),
+                    "eval_loss": _num(rec.get("eval_loss")), "learning_rate": _num(rec.get("learning_rate"))})
+    return out
+
+
+def _num(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _number_steps(history: list[dict[str, float]], total: int) -> list[dict[str, float]]:
