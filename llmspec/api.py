@@ -142,23 +142,30 @@ def make_plan(path: str | Path, *, against: str | None = None, for_apply: bool =
         previous, meta_old, baseline = _previous_from_state(loaded, use_lock=not for_apply)
     diff = diff_plan(plan, previous, baseline=baseline, metadata_old=meta_old,
                      metadata_new=metadata_of(loaded.spec))
-    _check_training_if_it_will_run(loaded, diff)
+    _check_training_if_it_will_run(loaded, diff, plan.stage("train").fingerprint)
     fps = {k: v.fingerprint for k, v in state.stages.items()} if state else {}
     return PlanReport(loaded=loaded, plan=plan, diff=diff, estimates=estimate(loaded, state),
                       state_fingerprints=fps)
 
 
-def _check_training_if_it_will_run(loaded: LoadedSpec, diff) -> None:
+def _check_training_if_it_will_run(loaded: LoadedSpec, diff, train_fingerprint: str) -> None:
     """Axolotl's schema check, only when training will (re)run: importing Axolotl costs
     seconds, which an unchanged plan (and a no-op apply) must not pay."""
     train = next((d for d in diff.stages if d.id == "train"), None)
     if train is None or train.action == "unchanged":
+        return
+    # A config Axolotl accepted once is accepted again: remember it by the train fingerprint.
+    stamp = state_root(loaded) / "checks" / f"axolotl-{train_fingerprint[:32]}.ok"
+    if stamp.exists():
         return
     from llmspec.runtime.train import check_training_config
 
     errors = [d for d in check_training_config(loaded) if d.severity == "error"]
     if errors:
         raise SpecError(errors)
+    if state_root(loaded).is_dir():
+        stamp.parent.mkdir(exist_ok=True)
+        stamp.touch()
 
 
 def _plan_at(loaded: LoadedSpec, ref: str, hashes: dict):
