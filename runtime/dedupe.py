@@ -15,7 +15,9 @@ MinHash, chosen by measurement (``bench/near_dup.py``):
   layout is tuned for recall;
 - connected components of the verified pairs (union-find by hooking roots to the smaller index,
   vectorised) collapse chains: a row similar only to a duplicate still joins its group.
-A pure NumPy signature path (multiply-shift hashing) measured ~40x slower than rensa's.
+The same pipeline with NumPy signatures (multiply-shift hashing) measured 4-11x slower end to end
+(``bench/near_dup.py``: 24.1 s vs 2.1 s on 55k planted documents, 3.9 s vs 0.9 s on
+gpteacher-toolformer), at the same recall; so rensa computes the signatures.
 """
 
 from __future__ import annotations
@@ -412,7 +414,6 @@ class ShingleSets:
 
     def jaccard(self, pairs: "np.ndarray") -> "np.ndarray":
         import numpy as np
-        import polars as pl
 
         sizes, out = self.sizes, np.empty(len(pairs))
         for lo in range(0, len(pairs), _PAIR_CHUNK):
