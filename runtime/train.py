@@ -188,6 +188,8 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
             for line in proc.stdout:
                 log.write(line)
                 for done, of in _TQDM.findall(line):
+                    if abs(int(of) - total) <= max(3, total // 10):
+                        total = int(of)  # the Trainer's own count wins over our estimate
                     if int(of) == total and int(done) > step_seen:
                         step_seen = int(done)
                         progress("train-step", {"step": step_seen, "total_steps": total, "loss": None,
@@ -218,8 +220,8 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     for ckpt in out_dir.glob("checkpoint-*"):
         # Checkpoints exist for resuming; a finished stage keeps only the final weights.
         shutil.rmtree(ckpt, ignore_errors=True)
-    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
-    losses = [h["loss"] for h in history if "loss" in h]
+    evals = [h["eval_loss"] for h in history if h.get("eval_loss") is not None]
+    losses = [h["loss"] for h in history if h.get("loss") is not None]
     summary = {
         "method": spec.training.method, "base_model": spec.base_model.id, "hardware": hardware,
         "steps": int(history[-1]["step"]) if history else total, "epochs": final.get("epoch"),
