@@ -101,9 +101,11 @@ class CompiledTraining:
 
     def write(self) -> Path:
         """Write the YAML and the files it refers to; return the YAML's path."""
+        from llmspec.runtime.atomic import write_text_atomic
+
         for path, content in sorted(self.files.items()):
-            _atomic_write(Path(path), content)
-        _atomic_write(self.config_path, self.to_yaml())
+            write_text_atomic(Path(path), content)
+        write_text_atomic(self.config_path, self.to_yaml())
         return self.config_path
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,23 +115,6 @@ class CompiledTraining:
             "config_path": str(self.config_path), "files": sorted(self.files),
             "hardware": self.hardware, "gpus": self.gpus, "strategy": self.strategy,
         }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def ordered(config: dict[str, Any]) -> dict[str, Any]:
