@@ -284,3 +284,39 @@ def test_lock_file_lets_ci_plan_without_state_but_apply_trusts_only_state(applie
 
     for_apply = make_plan(spec, for_apply=True)
     assert {d.action for d in for_apply.diff.stages} == {"new"}
+
+
+def test_impossible_test_exits_3_and_keeps_the_promoted_run(applied):
+    project, _ = applied
+    promoted_before = state(project)["promoted"]["run"]
+    spec = project / "llmspec.yaml"
+    original = spec.read_text()
+    spec.write_text(original.replace(
+        "    - {name: answers-something,",
+        "    - {name: impossible, prompt: Say the secret word., expect: [{equals: xyzzy-never-said}]}\n"
+        "    - {name: answers-something,").replace('pass_rate: ">= 0.5"', 'pass_rate: ">= 1.0"'))
+    try:
+        proc = run(["apply", "llmspec.yaml", "--yes"], project, check=False)
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert "gate-failed" in proc.stderr and "not promoted" in proc.stdout
+        assert "train" not in last_run(project)["built"]  # only the tests re-ran
+        assert state(project)["promoted"]["run"] == promoted_before
+        run_dir = project / ".llmspec/runs" / last_run(project)["run"]
+        import xml.etree.ElementTree as ET
+
+        suite = ET.parse(run_dir / "acceptance.junit.xml").getroot()
+        failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
+        assert failed == ["impossible"]
+        again = run(["test", "llmspec.yaml"], project, check=False)   # the promoted run, same gates
+        assert again.returncode == 3
+    finally:
+        spec.write_text(original)
+
+
+def test_plan_shows_examples_with_trained_tokens_marked(applied):
+    project, _ = applied
+    proc = run(["plan", "llmspec.yaml", "--examples", "2"], project)
+    assert "--- example 2" in proc.stdout
+    # only the assistant's reply (and its end-of-turn token) is trained, as Axolotl masks it
+    assert "<|im_start|>assistant\n[[" in proc.stdout and "<|im_end|>]]" in proc.stdout
+    assert "[[<|im_start|>user" not in proc.stdout

@@ -18,7 +18,11 @@ import click
               "changes, 1 on error.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan; `llmspec apply FILE` applies exactly it, or refuses if anything moved.")
-def plan_command(spec: Path, fmt: str, against: str | None, detailed_exitcode: bool, out: Path | None) -> None:
+@click.option("--examples", "n_examples", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Also show N training examples as the model sees them, trained tokens in [[...]] "
+              "(from the last built dataset).")
+def plan_command(spec: Path, fmt: str, against: str | None, detailed_exitcode: bool, out: Path | None,
+                 n_examples: int) -> None:
     """Show what `apply` would rebuild, retrain and re-test, and why."""
     from llmspec.api import make_plan
 
@@ -32,6 +36,8 @@ def plan_command(spec: Path, fmt: str, against: str | None, detailed_exitcode: b
 
         console = Console(highlight=False, soft_wrap=True)
         console.print(report.text(color=console.is_terminal), markup=console.is_terminal)
+    if n_examples:
+        _show_examples(report, n_examples)
     if out is not None:
         import json
 
@@ -41,3 +47,33 @@ def plan_command(spec: Path, fmt: str, against: str | None, detailed_exitcode: b
         click.echo(f"Saved this plan to {out}. Apply exactly it with: llmspec apply {out}", err=True)
     if detailed_exitcode:
         sys.exit(2 if report.diff.has_changes else 0)
+
+
+def _show_examples(report, n: int) -> None:
+    """The first N examples of the last built dataset, tokenized the way Axolotl will."""
+    import json
+
+    from llmspec.api import state_root
+    from llmspec.compiler.formatting import compile_format
+    from llmspec.runtime.preview import render_examples
+    from llmspec.runtime.state import State
+    from llmspec.runtime.train import resolve_model
+
+    loaded = report.loaded
+    root = state_root(loaded)
+    record = State.load(root).stages.get("dataset") if (root / "state.json").exists() else None
+    if record is None:
+        click.echo("\nExamples: none built yet (run `llmspec apply`, or `llmspec compile` to preview).")
+        return
+    stage_dir = root / record.outputs["dir"]
+    summary = json.loads((stage_dir / "dataset.json").read_text())
+    with open(stage_dir / summary["train_path"], encoding="utf-8") as fh:
+        records = [json.loads(line) for _, line in zip(range(n), fh)]
+    spec = loaded.spec
+    shown = render_examples(resolve_model(loaded)[0], compile_format(spec.format, None, locate=loaded.locate),
+                            records, n, sequence_len=spec.training.sequence_len,
+                            chat_template=spec.base_model.chat_template)
+    click.echo(f"\n{len(shown)} training examples as the model sees them ([[...]] is what it learns to write):")
+    for i, example in enumerate(shown, 1):
+        click.echo(f"--- example {i}")
+        click.echo(example.plain())
