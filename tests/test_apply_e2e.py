@@ -268,6 +268,7 @@ def test_against_previous_git_revision(tmp_path):
 
 def test_lock_file_lets_ci_plan_without_state_but_apply_trusts_only_state(applied, tmp_path):
     project, _ = applied
+    run(["apply", "llmspec.yaml", "--yes"], project)  # whatever ran before, state and lock now match the spec
     clone = tmp_path / "clone"
     shutil.copytree(project, clone, ignore=shutil.ignore_patterns(".llmspec", "*.plan.json"))
     spec = clone / "llmspec.yaml"
@@ -275,7 +276,7 @@ def test_lock_file_lets_ci_plan_without_state_but_apply_trusts_only_state(applie
     plan = run(["plan", "llmspec.yaml", "--format", "json"], clone)
     data = json.loads(plan.stdout)
     assert data["baseline"] == "llmspec.lock"
-    assert {s["id"] for s in data["stages"] if s["action"] == "unchanged"} == set(lock_stages)
+    assert {s["id"] for s in data["stages"] if s["action"] == "unchanged"} == set(lock_stages), plan.stdout
     spec.write_text(spec.read_text().replace("max_new_tokens:", "max_new_tokens: 5 #"))
     changed = json.loads(run(["plan", "llmspec.yaml", "--format", "json"], clone).stdout)
     assert {s["id"] for s in changed["stages"] if s["action"] == "change"} == {"acceptance", "promote"}
