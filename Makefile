@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python bench/validate_speed.py
 	$(BIN)/python bench/clean_vs_pandas.py
 	$(BIN)/python bench/near_dup.py
+	$(BIN)/python bench/noop_speed.py
 
 schema: setup
 	$(BIN)/llmspec schema -o spec/llmspec.schema.json
