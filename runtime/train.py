@@ -27,11 +27,6 @@ from llmspec.spec.load import LoadedSpec
 
 from .atomic import write_json_atomic
 
-OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-    "WANDB_MODE": "disabled", "DO_NOT_TRACK": "1", "AXOLOTL_DO_NOT_TRACK": "1",
-    "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1",
-}
 PLUGIN = "llmspec.runtime.axolotl_plugin.LlmspecPlugin"
 _TQDM = re.compile(r"(\d+)/(\d+) \[")
 _LOG_DICT = re.compile(r"\{[^{}]*'(?:loss|eval_loss|train_loss)'[^{}]*\}")
@@ -155,7 +150,7 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     log_path = work / "train.log"
     out_dir = Path(compiled.config["output_dir"])
 
-    run_env = {**env, **compiled.env, **OFFLINE_ENV}
+    run_env = {**env, **compiled.env}  # compiled.env: the offline, no-telemetry variables
     bin_dir = str(Path(sys.executable).parent)
     run_env["PATH"] = bin_dir + os.pathsep + run_env.get("PATH", "")
     cmd = list(compiled.launcher)

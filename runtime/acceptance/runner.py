@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Sequence
 
+from llmspec.compiler.axolotl_config import OFFLINE_ENV
 from llmspec.spec.errors import Diagnostic, LlmspecError, Pos
 
 from .assertions import TestOutcome, evaluate_test
@@ -34,17 +35,7 @@ PromptFormat = Literal["chat", "alpaca", "completion"]
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: called after each test answered (base model runs included)."""
 
-OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "WANDB_MODE": "disabled",
-    "DO_NOT_TRACK": "1",
-    "AXOLOTL_DO_NOT_TRACK": "1",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
+
 # ChatML's end of turn: a model trained with ChatML stops there even when the tokenizer's
 # eos_token is another token (Axolotl keeps the base eos and adds <|im_end|>).
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
