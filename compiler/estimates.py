@@ -186,16 +186,7 @@ def estimate(
         "time": {},
     }
     if model_params:
-        classes = ["cpu-2-cores"] if hardware == "cpu" else ["a100-80gb", "h100-80gb"]
-        for cls in classes:
-            tps = tokens_per_second(cls, training.method, model_params)
-            if not tps:
-                continue
-            if cls != "cpu-2-cores":
-                tps *= gpus * (MULTI_GPU_EFFICIENCY if gpus > 1 else 1.0)
-            seconds = tokens_to_train / tps
-            out["time"][cls] = {"tokens_per_second": round(tps), "seconds": round(seconds, 1),
-                                "human": _hms(seconds)}
+        out["time"] = _time_by_class(tokens_to_train, hardware, training.method, model_params, gpus)
         need_gb = model_params * BYTES_PER_PARAM[training.method] / 1e9
         sharded = hardware == "cuda" and gpus > 1 and hw.strategy in ("fsdp", "deepspeed-zero3")
         per_gpu = need_gb / gpus if sharded else need_gb
@@ -238,11 +229,17 @@ def time_estimate(steps: int, *, examples: int, tokens: int | None, training: "T
     per_example = (tokens / examples) if tokens and examples else 256.0
     gpus = training.hw.gpus if hw_kind == "cuda" else 1
     tokens_to_train = steps * training.batch.micro * training.batch.accumulate * gpus * per_example
-    out: dict[str, Any] = {}
     if not params:
-        return out
-    for cls in (["cpu-2-cores"] if hw_kind == "cpu" else ["a100-80gb", "h100-80gb"]):
-        tps = tokens_per_second(cls, training.method, params)
+        return {}
+    return _time_by_class(tokens_to_train, hw_kind, training.method, params, gpus)
+
+
+def _time_by_class(tokens_to_train: float, hardware: str, method: str, params: int,
+                   gpus: int) -> dict[str, Any]:
+    """Seconds to train `tokens_to_train` tokens on each hardware class of the table."""
+    out: dict[str, Any] = {}
+    for cls in (["cpu-2-cores"] if hardware == "cpu" else ["a100-80gb", "h100-80gb"]):
+        tps = tokens_per_second(cls, method, params)
         if not tps:
             continue
         if cls != "cpu-2-cores":
