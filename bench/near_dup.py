@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Near-duplicate detection: llmspec's MinHash against datasketch.MinHashLSH and exact Jaccard.
 
-    python bench/near_dup.py [--docs 50000] [--planted 5000] [--thresholds 0.7,0.85]
+    python bench/near_dup.py [--docs 50000] [--planted 5000] [--thresholds 0.7,0.85] [--repeat 3]
+                             [--only planted|gpteacher]
 
 Two corpora: planted near-duplicates (random documents plus one-word edits of some of them) and
 the real ``../shared/data/gpteacher-toolformer.json`` (alpaca records: instruction, input and
@@ -11,11 +12,12 @@ text (NFKC, lower case, whitespace collapsed), 128 permutations.
 Ground truth: every pair with exact Jaccard >= threshold (sparse matrix product of the
 document x shingle matrix, so no pair is missed). Reported per method: pair recall and
 precision, and time from normalised texts to duplicate groups:
-- llmspec: ``runtime.dedupe.minhash_groups`` (rensa signatures and LSH flags, NumPy banding,
-  exact verification, connected components); a pair counts as found when both rows end in one
-  group, so chains (pairs below the threshold joined through a third row) lower its precision;
-- numpy-native: the same pipeline with signatures from NumPy multiply-shift hashing and banding
-  of every row (the alternative measured against rensa);
+- llmspec: ``runtime.dedupe.minhash_groups`` (one-permutation sketches per band in NumPy,
+  banding, estimates, exact verification, connected components; threads on every core); a pair
+  counts as found when both rows end in one group, so chains (pairs below the threshold joined
+  through a third row) lower its precision;
+- rensa signatures: the same pipeline with classic 128-permutation MinHash signatures from
+  rensa (Rust), the alternative measured against the NumPy sketches;
 - datasketch: MinHash + MinHashLSH insert and query of every document (candidates unverified,
   as the library returns them), and the speed-up against it (goal >= 20x at equal or better recall),
   in wall clock and in CPU time (steadier on a shared machine).
@@ -28,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -101,43 +104,43 @@ def run_llmspec(texts: list[str], threshold: float):
     return time.perf_counter() - t0, root
 
 
-def numpy_signatures(flat, counts, perms: int, seed: int):
-    """MinHash by multiply-shift hashing in NumPy: h_k(x) = (a_k * x + b_k) >> 32, min per document."""
-    import numpy as np
+def run_rensa(texts: list[str], threshold: float):
+    """The alternative measured against the NumPy sketches: rensa (Rust) MinHash signatures,
+    copied to NumPy (rensa hands them out only as Python lists), then the same banding,
+    estimates, exact verification and components as llmspec. This was llmspec's pipeline before
+    (with rensa's LSH flags to skip rows that collide nowhere)."""
+    import itertools
 
-    rng = np.random.default_rng(seed)
-    a = rng.integers(1, 2 ** 63, size=perms, dtype=np.uint64) | np.uint64(1)
-    b = rng.integers(0, 2 ** 63, size=perms, dtype=np.uint64)
-    live = np.flatnonzero(counts > 0)
-    offsets = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    sig = np.empty((len(live), perms), np.uint32)
-    starts = offsets[live]
-    with np.errstate(over="ignore"):
-        for lo in range(0, len(live), 2000):
-            hi = min(len(live), lo + 2000)
-            s, e = starts[lo], offsets[live[hi - 1] + 1]
-            block = ((flat[s:e, None] * a[None, :] + b[None, :]) >> np.uint64(32)).astype(np.uint32)
-            sig[lo:hi] = np.minimum.reduceat(block, starts[lo:hi] - s, axis=0)
-    return live, sig
-
-
-def run_numpy(texts: list[str], threshold: float):
     import numpy as np
     import polars as pl
+    import rensa
 
-    from llmspec.runtime.dedupe import band_layout, candidate_pairs, components, exact_jaccard, shingle_hashes
+    from llmspec.runtime import dedupe as d
 
     t0 = time.perf_counter()
-    flat, counts = shingle_hashes(pl.Series(texts, dtype=pl.String), unit="word", ngram=NGRAM, seed=SEED)
-    live, sig = numpy_signatures(flat, counts, PERMS, SEED)
-    bands, rows = band_layout(threshold, PERMS)
-    pairs = candidate_pairs(sig, bands, rows)
-    offsets = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    j = exact_jaccard(flat, counts, live[pairs]) if len(pairs) else np.zeros(0)
-    edges = live[pairs][j >= threshold - 1e-12] if len(pairs) else np.zeros((0, 2), np.int64)
-    root = components(len(texts), edges)
+    flat, counts = d.shingle_hashes(pl.Series(texts, dtype=pl.String), unit="word", ngram=NGRAM, seed=SEED)
+    live = np.flatnonzero(counts > 0)
+    offsets = np.zeros(len(live) + 1, np.uint64)
+    np.cumsum(counts[live], out=offsets[1:])
+    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, PERMS, SEED)
+    sig = np.fromiter(itertools.chain.from_iterable(matrix.to_rows()), np.uint32,
+                      count=len(live) * PERMS).reshape(len(live), PERMS)
+    bands, rows = d.band_layout(threshold, PERMS)
+    with np.errstate(over="ignore"):
+        keys = np.zeros((bands, len(live)), np.uint64)
+        for r in range(rows):
+            keys = keys * np.uint64(d._MIX) + sig[:, r::rows].T.astype(np.uint64)
+    sets = d.ShingleSets(flat, counts[live])
+    group = np.arange(len(live))
+    for pairs in d.band_pairs(d._mix64(keys)):
+        pairs = pairs[group[pairs[:, 0]] != group[pairs[:, 1]]]
+        est = (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
+        pairs = pairs[est >= d.estimate_floor(threshold, PERMS)]
+        edges = pairs[sets.jaccard(pairs) >= threshold - 1e-12]
+        linked = np.flatnonzero(group != np.arange(len(live)))
+        group = d.components(len(live), np.concatenate([edges, np.stack([linked, group[linked]], 1)]))
+    root = np.arange(len(texts))
+    root[live] = live[group]
     return time.perf_counter() - t0, root
 
 
@@ -168,21 +171,25 @@ def planted(docs: int, edits: int, seed: int = 3) -> list[str]:
     return texts
 
 
-def report(name: str, texts: list[str], thresholds: list[float]) -> None:
+def report(name: str, texts: list[str], thresholds: list[float], repeat: int) -> None:
     sets = [shingles(t) for t in texts]
     print(f"\n== {name}: {len(texts):,} documents, load average {os.getloadavg()[0]:.1f}")
     for t in thresholds:
         truth = truth_pairs(sets, t)
         print(f"threshold {t}: {len(truth):,} pairs with exact Jaccard >= {t}")
         rows = []
-        for method, fn in (("llmspec (rensa)", run_llmspec), ("numpy-native", run_numpy),
+        for method, fn in (("llmspec", run_llmspec), ("rensa signatures", run_rensa),
                            ("datasketch", run_datasketch)):
-            cpu0 = time.process_time()
-            secs, found = fn(texts, t)
-            cpu = time.process_time() - cpu0  # all threads of this process: robust to a busy machine
+            walls, cpus = [], []
+            for _ in range(repeat):  # the median of `repeat` runs: one run swings with the machine's load
+                cpu0 = time.process_time()
+                secs, found = fn(texts, t)
+                cpus.append(time.process_time() - cpu0)  # all threads of this process
+                walls.append(secs)
+            secs, cpu = statistics.median(walls), statistics.median(cpus)
             rec, prec, n = scores(found, truth)
             rows.append((method, secs, cpu, rec, prec))
-            print(f"  {method:16s} {secs:7.2f} s wall {cpu:7.2f} s CPU   recall {rec:.4f}   precision {prec:.4f}"
+            print(f"  {method:16s} {secs:7.3f} s wall {cpu:7.3f} s CPU   recall {rec:.4f}   precision {prec:.4f}"
                   f"   pairs found {n:,}")
         base_wall, base_cpu, base_rec = rows[-1][1], rows[-1][2], rows[-1][3]
         for method, secs, cpu, rec, _ in rows[:-1]:
@@ -195,13 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", type=int, default=50_000)
     ap.add_argument("--planted", type=int, default=5_000)
     ap.add_argument("--thresholds", default="0.7,0.85")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per method; the median is reported")
+    ap.add_argument("--only", choices=["planted", "gpteacher"], help="one corpus only")
     args = ap.parse_args(argv)
     thresholds = [float(x) for x in args.thresholds.split(",")]
-    report("planted one-word edits", normalise(planted(args.docs, args.planted)), thresholds)
-    if GPTEACHER.exists():
+    if args.only != "gpteacher":
+        report("planted one-word edits", normalise(planted(args.docs, args.planted)), thresholds, args.repeat)
+    if args.only == "planted":
+        pass
+    elif GPTEACHER.exists():
         records = json.loads(GPTEACHER.read_text())
         texts = [" ".join(str(r.get(k) or "") for k in ("instruction", "input", "output")) for r in records]
-        report(f"gpteacher-toolformer ({GPTEACHER})", normalise(texts), thresholds)
+        report(f"gpteacher-toolformer ({GPTEACHER})", normalise(texts), thresholds, args.repeat)
     else:
         print(f"\n(skipped the real corpus: {GPTEACHER} is absent)")
     return 0

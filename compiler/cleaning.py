@@ -6,7 +6,7 @@ diff it; ``runtime/clean.py`` executes it. Expression builders live here too, so
 
 Everything is vectorised in Polars except where Python is unavoidable, each said where it
 happens: checksum validation of PII candidates (``runtime/pii.py``), tokenizer calls for
-``max_tokens`` (``runtime/clean.py``) and MinHash banding (NumPy + rensa, ``runtime/dedupe.py``).
+``max_tokens`` (``runtime/clean.py``) and MinHash banding (NumPy and Polars, ``runtime/dedupe.py``).
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ class CleaningPlan:
 STEP_NOTES = {
     "redact_pii": "candidate values found by the Rust regex prefilter are validated in Python "
                   "(Luhn, IBAN mod-97, IP parsing, word boundaries); only they are rewritten",
-    "dedupe:minhash": "minhash signatures and LSH flags are computed by rensa (Rust), banding and "
-              "union-find in NumPy, candidate pairs verified by exact Jaccard in NumPy",
+    "dedupe:minhash": "one-permutation sketches per band in NumPy, LSH banding on the colliding "
+              "keys only, candidate pairs verified by exact Jaccard (Polars hash sets) and "
+              "joined by a vectorised union-find",
     "length": "token bounds use the model tokenizer when known, else ceil(chars / 4)",
 }
 
@@ -261,9 +262,12 @@ def _resolve_args(kind: str, args: Any, index: int, pos: Pos | None, types: dict
         for k in ("threshold", "ngram", "unit", "permutations", "seed"):
             out.pop(k, None)
     if kind == "dedupe" and args.method == "minhash":
-        from llmspec.runtime.dedupe import band_layout
+        from llmspec.runtime.dedupe import SKETCH, band_layout
 
         out["bands"], out["rows_per_band"] = band_layout(args.threshold, args.permutations)
+        # which rows end up grouped depends on the sketch: part of the step's fingerprint, so a
+        # new algorithm re-runs this cleaning once
+        out["sketch"] = SKETCH
     if kind == "redact_pii":
         out["placeholders"] = {k: args.placeholder.replace("{KIND}", k.upper()) for k in args.kinds}
     if kind == "drop_corrupt":

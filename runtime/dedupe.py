@@ -3,25 +3,28 @@
 In every method the kept row of a group is the first in source order (the frame's row order)
 and each other row records ``_duplicate_of``: the kept row's ``_origin``.
 
-MinHash, chosen by measurement (``bench/near_dup.py``):
+MinHash, chosen by measurement (``bench/near_dup.py``), all in NumPy and Polars:
 - shingles: words (split at whitespace) or characters of the normalised text (NFKC, lower case,
   whitespace collapsed), hashed by Polars; NumPy combines consecutive token hashes into n-grams;
-- signatures: ``rensa`` (Rust) from the flat hash buffer; its LSH index flags the rows that share
-  a band with another row; only those rows' signatures are copied to NumPy (copying every row's
-  signature out of rensa costs more than computing them);
-- banding in NumPy gives candidate pairs in two rounds; pairs already in one group are skipped,
-  pairs whose MinHash estimate is 5 standard deviations under the threshold dropped, the rest
-  verified by their exact Jaccard similarity (NumPy lookups of shingle hashes), so the band
-  layout is tuned for recall;
+- sketches: one-permutation hashing band by band (``BandSketch``): one extra hash per shingle
+  and band instead of one per permutation; band keys for LSH, low bytes for estimates;
+- banding: the keys two documents share (a Polars hash test) are sorted once for every band
+  together, giving candidate pairs in two rounds; pairs already in one group are skipped, pairs
+  whose estimate is FLOOR_SD standard deviations under the threshold dropped, the rest verified
+  by their exact Jaccard similarity (Polars hash-set lookups of 32-bit (document, shingle) keys,
+  built for the rows in candidate pairs only), so the band layout is tuned for recall;
 - connected components of the verified pairs (union-find by hooking roots to the smaller index,
   vectorised) collapse chains: a row similar only to a duplicate still joins its group.
-The same pipeline with NumPy signatures (multiply-shift hashing) measured 4-11x slower end to end
-(``bench/near_dup.py``: 24.1 s vs 2.1 s on 55k planted documents, 3.9 s vs 0.9 s on
-gpteacher-toolformer), at the same recall; so rensa computes the signatures.
+Sketching, estimates and verification run in threads (NumPy and Polars release the GIL).
+rensa (Rust) computed classic MinHash signatures before: fast in Rust, but they reach NumPy only
+as Python lists (~60 ns per value), which costs more than these sketches; a rensa LSH pass to set
+unique rows aside flagged 84% of the rows of the support-ticket bench (shared phrasing) and cost
+as much as sketching them. ``bench/near_dup.py`` prints the rensa variant beside this one.
 """
 
 from __future__ import annotations
 
+import os as _os
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 if TYPE_CHECKING:
@@ -34,20 +37,28 @@ if TYPE_CHECKING:
 # WINDOW neighbours instead of every other row: quadratic pair counts from a huge bucket would
 # dominate the run, and connectivity survives through verified neighbour links.
 WINDOW = 16
-# False negatives weigh 10x false positives when picking the band layout: every candidate pair
-# is verified exactly, so a false positive only costs a join row.
+# False negatives weigh 10x false positives when picking the band layout: a false positive costs
+# an estimate from the sketches (and, near the threshold, one exact verification); a false
+# negative is a duplicate kept.
 FP_WEIGHT = 0.1
 _CHUNK = 50_000
 _PAIR_CHUNK = 200_000
+_MIN_PARALLEL = 4_000  # pairs per thread below which splitting costs more than it saves
+_SHINGLE_CHUNK = 1 << 22
 _MIX = 0x9E3779B97F4A7C15
+_EMPTY = 0xFFFFFFFF  # a bin no shingle fell in
+FLOOR_SD = 2.5  # see estimate_floor
+# Names the MinHash algorithm in cleaning fingerprints: change it when the groups found can change.
+SKETCH = "oph-bands-1"
+_KEY32_LIMIT = 2 ** 32  # (document, shingle) keys fit 32 bits below this product
 
 
 # ----------------------------------------------------------------------------- keys
 
 
 def band_layout(threshold: float, permutations: int) -> tuple[int, int]:
-    """(bands, rows per band) with bands * rows == permutations (rensa requires it),
-    minimising missed pairs above the threshold + FP_WEIGHT * candidates below it."""
+    """(bands, rows per band) with bands * rows == permutations (every bin of the sketch is in a
+    band), minimising missed pairs above the threshold + FP_WEIGHT * candidates below it."""
     import numpy as np
 
     integrate = getattr(np, "trapezoid", None) or np.trapz  # trapz is NumPy 1's name
@@ -316,9 +327,8 @@ def _segments(flat: "np.ndarray", offsets: "np.ndarray", rows: "np.ndarray") -> 
     import numpy as np
 
     lens = (offsets[rows + 1] - offsets[rows]).astype(np.int64)
-    total = int(lens.sum())
-    first = np.repeat(offsets[rows].astype(np.int64) - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-    return flat[first + np.arange(total)], lens
+    first = np.repeat(offsets[rows] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    return flat[first + np.arange(int(lens.sum()))], lens
 
 
 def _signatures(flat: "np.ndarray", lens: "np.ndarray", permutations: int, seed: int):
@@ -331,116 +341,276 @@ def _signatures(flat: "np.ndarray", lens: "np.ndarray", permutations: int, seed:
 
 
 def _to_numpy(matrix, permutations: int) -> "np.ndarray":
-    """rensa hands rows out only as Python lists: a loop per row, run on flagged rows only."""
-    import array
+    """rensa hands signatures out only as Python lists (~75 ns a value): run on few rows."""
+    import itertools
 
     import numpy as np
 
-    buf = array.array("I")
-    for row in matrix.to_rows():
-        buf.extend(row)
-    return np.frombuffer(buf, dtype=np.uint32).reshape(-1, permutations)
+    rows = matrix.to_rows()
+    return np.fromiter(itertools.chain.from_iterable(rows), np.uint32,
+                       count=len(rows) * permutations).reshape(len(rows), permutations)
 
 
-def band_pairs(sig: "np.ndarray", band: int, rows: int) -> list["np.ndarray"]:
-    """Pairs (i, j), i < j, of rows of ``sig`` whose columns band*rows .. (band+1)*rows are equal,
-    in two rounds: each row with its bucket's first row and its next neighbour, then the rest of
-    the window. Verifying round by round lets the second skip rows the first already joined."""
+def _pool():
+    """Threads for the NumPy and Polars kernels below: both release the GIL, so sketches and
+    chunks of pairs run on every core (``LLMSPEC_THREADS`` sets how many; default: the cores,
+    at most 8)."""
+    global _POOL
+    if _POOL is None:
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = int(os.environ.get("LLMSPEC_THREADS") or min(os.cpu_count() or 1, 8))
+        _POOL = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="llmspec-dedupe")
+    return _POOL
+
+
+def _forget_pool() -> None:
+    global _POOL
+    _POOL = None  # a forked child has the pool object but none of its threads
+
+
+_POOL = None
+_os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _chunked(fn, pairs: "np.ndarray") -> "np.ndarray":
+    """fn over row chunks of pairs, one chunk per worker thread, results concatenated."""
     import numpy as np
 
-    n = sig.shape[0]
-    with np.errstate(over="ignore"):
-        block = sig[:, band * rows:(band + 1) * rows].astype(np.uint64)
-        key = np.zeros(n, np.uint64)
-        for col in range(rows):
-            key = key * np.uint64(_MIX) + block[:, col]
-        key = _mix64(key)
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    new_group = np.concatenate([[True], ks[1:] != ks[:-1]])
-    head = order[np.maximum.accumulate(np.where(new_group, np.arange(n), 0))]
-    rounds: list[list] = [[np.stack([head[~new_group], order[~new_group]], axis=1)], []]
-    for w in range(1, min(WINDOW, n - 1) + 1):
-        same = ks[:-w] == ks[w:]
-        if not same.any():
+    pool = _pool()
+    parts = min(pool._max_workers, len(pairs) // _MIN_PARALLEL)
+    if parts <= 1:
+        return fn(pairs)
+    cut = np.linspace(0, len(pairs), parts + 1).astype(np.int64)
+    return np.concatenate(list(pool.map(fn, [pairs[a:b] for a, b in zip(cut[:-1], cut[1:])])))
+
+
+class BandSketch:
+    """Per band, every shingle is hashed once more (multiply-add-shift, a 2-universal family) and
+    falls in one of ``rows`` bins by the value of that hash; a bin keeps the smallest hash it got
+    (one-permutation hashing, Li, Owen & Zhang 2012, applied band by band). Two documents agree on
+    a bin with probability of about their Jaccard similarity, as with a MinHash permutation, but
+    each shingle costs one hash per band instead of one per permutation.
+
+    - ``keys`` (bands x docs, u64): each band's bins combined; equal keys are LSH collisions;
+    - ``low`` (docs x bins, u8): the low byte of every bin, for estimating Jaccard (b-bit MinHash);
+    - ``empty`` (docs x bins/8, packed bits): bins no shingle fell in (short documents only).
+    """
+
+    def __init__(self, flat: "np.ndarray", lens: "np.ndarray", bands: int, rows: int, seed: int):
+        import numpy as np
+
+        n = len(lens)
+        self.bins = bands * rows
+        index = np.int32 if n * rows < 2 ** 31 else np.int64
+        slot = np.repeat(np.arange(n, dtype=index) * index(rows), lens)  # each shingle's first bin
+        rng = np.random.default_rng(seed)
+        mult = rng.integers(0, 2 ** 63, size=bands, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        add = rng.integers(0, 2 ** 63, size=bands, dtype=np.uint64)
+        self.keys = np.empty((bands, n), np.uint64)
+        self.low = np.empty((n, self.bins), np.uint8)
+        empty = np.zeros((n, self.bins), bool)
+
+        def band(b: int) -> None:
+            buf = np.full(n * rows, _EMPTY, np.uint32)
+            with np.errstate(over="ignore"):
+                for lo in range(0, len(flat), _SHINGLE_CHUNK):  # bounded temporaries on big corpora
+                    g = flat[lo:lo + _SHINGLE_CHUNK] * mult[b]
+                    g += add[b]
+                    g >>= np.uint64(32)
+                    value = g.astype(np.uint32)
+                    g *= np.uint64(rows)  # bin = value * rows / 2^32: the bin is the value's range
+                    g >>= np.uint64(32)
+                    at = g.astype(index)
+                    at += slot[lo:lo + _SHINGLE_CHUNK]
+                    np.minimum.at(buf, at, value)
+                mins = buf.reshape(n, rows)
+                cols = slice(b * rows, (b + 1) * rows)
+                self.low[:, cols] = mins  # low byte: the high bits say which bin, not which shingle
+                empty[:, cols] = mins == _EMPTY
+                key = np.full(n, b, np.uint64)
+                for r in range(rows):
+                    key *= np.uint64(_MIX)
+                    key += mins[:, r]
+                self.keys[b] = _mix64(key)
+
+        list(_pool().map(band, range(bands)))
+        self.has_empty = empty.any(axis=1)
+        self.empty = np.packbits(empty, axis=1)
+
+    @classmethod
+    def from_signatures(cls, sig: "np.ndarray", bands: int, rows: int) -> "BandSketch":
+        """The same, from classic MinHash signatures (docs x permutations, u32): band b's key
+        combines columns b*rows .. (b+1)*rows, estimates use the low byte of every column."""
+        import numpy as np
+
+        sketch = cls.__new__(cls)
+        n = sig.shape[0]
+        sketch.bins = bands * rows
+        sketch.keys = np.empty((bands, n), np.uint64)
+        with np.errstate(over="ignore"):
+            for b in range(bands):
+                key = np.full(n, b, np.uint64)
+                for r in range(b * rows, (b + 1) * rows):
+                    key *= np.uint64(_MIX)
+                    key += sig[:, r]
+                sketch.keys[b] = _mix64(key)
+        sketch.low = np.ascontiguousarray(sig[:, :sketch.bins]).astype(np.uint8)
+        sketch.has_empty = np.zeros(n, bool)  # a signature has no empty bins
+        sketch.empty = np.zeros((n, (sketch.bins + 7) // 8), np.uint8)
+        return sketch
+
+    def estimate(self, pairs: "np.ndarray") -> "np.ndarray":
+        """Estimated Jaccard of each pair: the share of bins, not empty in both, whose low bytes
+        agree, corrected for the 1/256 chance that two different bins share a low byte."""
+        import numpy as np
+
+        a, b = pairs[:, 0], pairs[:, 1]
+        agree = _equal_bytes(self.low[a], self.low[b])
+        used = np.full(len(pairs), self.bins, np.int64)
+        some = np.flatnonzero(self.has_empty[a] | self.has_empty[b])
+        if some.size:
+            both = np.bitwise_count(self.empty[a[some]] & self.empty[b[some]]).sum(axis=1, dtype=np.int64)
+            agree[some] -= both
+            used[some] -= both
+        share = agree / np.maximum(used, 1)
+        return np.clip((share - 1 / 256) * (256 / 255), 0.0, 1.0)
+
+
+def _equal_bytes(x: "np.ndarray", y: "np.ndarray") -> "np.ndarray":
+    """Per row, how many bytes of x and y are equal: eight at a time in u64 words (SWAR)."""
+    import numpy as np
+
+    pad = (-x.shape[1]) % 8
+    if pad:
+        x = np.pad(x, ((0, 0), (0, pad)))
+        y = np.pad(y, ((0, 0), (0, pad)), constant_values=1)  # padding never agrees
+    d = np.ascontiguousarray(x).view(np.uint64) ^ np.ascontiguousarray(y).view(np.uint64)
+    low7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+    nonzero = ((d & low7) + low7) | d  # the high bit of each byte is set iff the byte is not 0
+    return (d.shape[1] * 8 - np.bitwise_count(nonzero & ~low7).sum(axis=1, dtype=np.int64)).astype(np.int64)
+
+
+def band_pairs(keys: "np.ndarray") -> list["np.ndarray"]:
+    """Pairs (i, j), i < j, of documents whose keys collide in some band, unique, in two rounds:
+    each document with its bucket's first document and its next neighbour, then the rest of its
+    window of WINDOW neighbours. Verifying round by round lets the second skip pairs the first
+    already joined (on templated text most of them)."""
+    import numpy as np
+    import polars as pl
+
+    bands, n = keys.shape
+    m = keys.size
+    # Each key's position replaces its low bits, so one plain sort of u64 (Polars': 4x NumPy's
+    # argsort, 6x a hash-based duplicate test on 6M keys) orders buckets and, inside a bucket,
+    # rows. Keys keep >= 38 random bits: a false collision only adds a candidate pair.
+    bits = max(int(m - 1).bit_length(), 1)
+    low = np.uint64((1 << bits) - 1)
+    tagged = (keys.ravel() & ~low) | np.arange(m, dtype=np.uint64)
+    tagged = pl.Series(tagged).sort().to_numpy()
+    ks = tagged >> np.uint64(bits)
+    doc = (tagged & low).astype(np.int64) % n
+    new_bucket = np.ones(m, bool)
+    new_bucket[1:] = ks[1:] != ks[:-1]
+    head = doc[np.maximum.accumulate(np.where(new_bucket, np.arange(m), 0))]
+    rounds = [([head[~new_bucket]], [doc[~new_bucket]]), ([], [])]
+    for w in range(1, min(WINDOW, m - 1) + 1):
+        same = np.flatnonzero(ks[:-w] == ks[w:])
+        if not same.size:
             break
-        rounds[0 if w == 1 else 1].append(np.stack([order[:-w][same], order[w:][same]], axis=1))
+        firsts, seconds = rounds[0 if w == 1 else 1]
+        firsts.append(doc[same])
+        seconds.append(doc[same + w])
     out = []
-    for found in rounds:
-        if not found:
+    for firsts, seconds in rounds:
+        if not firsts:
             out.append(np.zeros((0, 2), np.int64))
             continue
-        pairs = np.sort(np.concatenate(found).astype(np.int64), axis=1)
-        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-        code = np.unique(pairs[:, 0] * n + pairs[:, 1])
+        a, b = np.concatenate(firsts).astype(np.int64), np.concatenate(seconds).astype(np.int64)
+        keep = a != b
+        code = np.minimum(a, b)[keep] * n + np.maximum(a, b)[keep]
+        code = pl.Series(code).unique().sort().to_numpy()
         out.append(np.stack([code // n, code % n], axis=1))
     return out
 
 
-def candidate_pairs(sig: "np.ndarray", bands: int, rows: int) -> "np.ndarray":
-    """(i, j), i < j, rows of ``sig`` sharing a whole band in any band; unique."""
+def candidate_pairs(keys: "np.ndarray") -> "np.ndarray":
+    """(i, j), i < j, documents whose keys collide in some band (both rounds), unique."""
     import numpy as np
 
-    n = sig.shape[0]
-    found = [p for b in range(bands) for p in band_pairs(sig, b, rows)]
-    pairs = np.concatenate(found) if found else np.zeros((0, 2), np.int64)
+    pairs = np.concatenate(band_pairs(keys))
+    n = keys.shape[1]
     code = np.unique(pairs[:, 0] * n + pairs[:, 1])
     return np.stack([code // n, code % n], axis=1)
 
 
 class ShingleSets:
-    """The distinct shingles of each document, ready for exact Jaccard of many pairs, in NumPy.
+    """The distinct shingles of each document, ready for exact Jaccard of many pairs.
 
-    Each document's shingles are made unique once (hash-based, no sort); for every pair the
-    smaller set's shingles are looked up, as (document, shingle) keys, in one hash set of all
-    such keys. (A Polars two-key join did the same 10x slower on 100k pairs of templated records.)
+    Shingle hashes get dense ids (a Polars hash join), so (document, shingle) fits one 32-bit
+    key whenever documents x distinct shingles < 2^32; each document's keys are made unique once.
+    For every pair the smaller set's shingles are looked up, as keys of the other document, with
+    Polars' ``is_in`` (a hash set): 32-bit keys made it 2.5x faster than 64-bit ones, and a
+    Polars two-key join was 10x slower.
     """
 
     def __init__(self, flat: "np.ndarray", lens: "np.ndarray"):
         import numpy as np
         import polars as pl
 
-        doc = np.repeat(np.arange(len(lens)), lens)
-        with np.errstate(over="ignore"):
-            all_keys = pl.Series(_pair_key(doc, flat))
-        first = all_keys.is_first_distinct().to_numpy()  # rows stay grouped by document
-        self.h = flat[first]
-        self.keys = all_keys.filter(pl.Series(first))
-        self.sorted_keys = np.sort(self.keys.to_numpy())
-        self.key_set = self.keys.implode()
-        self.sizes = np.bincount(doc[first], minlength=len(lens)).astype(np.int64)
-        self.offsets = np.zeros(len(lens) + 1, np.int64)
+        n = len(lens)
+        hashes = pl.Series("h", flat)
+        distinct = hashes.unique()
+        self.n_shingles = len(distinct)
+        small = n * max(self.n_shingles, 1) < _KEY32_LIMIT
+        dtype, self.np_dtype = (pl.UInt32, np.uint32) if small else (pl.UInt64, np.uint64)
+        ids = pl.DataFrame({"h": distinct, "id": pl.int_range(0, self.n_shingles, dtype=dtype, eager=True)})
+        vid = pl.DataFrame({"h": hashes}).join(ids, on="h", how="left", maintain_order="left")["id"].to_numpy()
+        doc = np.repeat(np.arange(n, dtype=self.np_dtype), lens)
+        keys = pl.Series(doc * self.np_dtype(self.n_shingles) + vid)
+        first = keys.is_first_distinct()
+        keep = first.to_numpy()
+        self.vid = vid[keep]
+        self.key_set = keys.filter(first).implode()
+        self.sizes = np.bincount(doc[keep].astype(np.int64), minlength=n).astype(np.int64)
+        self.offsets = np.zeros(n + 1, np.int64)
         np.cumsum(self.sizes, out=self.offsets[1:])
+        self.local = None  # row number -> position, when only some rows are indexed
+
+    @classmethod
+    def of_rows(cls, flat: "np.ndarray", lens: "np.ndarray", rows: "np.ndarray") -> "ShingleSets":
+        """The sets of the given rows only; ``jaccard`` still takes pairs of row numbers."""
+        import numpy as np
+
+        offsets = np.zeros(len(lens) + 1, np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        sets = cls(*_segments(flat, offsets, rows))
+        sets.local = np.full(len(lens), -1, np.int64)
+        sets.local[rows] = np.arange(len(rows))
+        return sets
 
     def jaccard(self, pairs: "np.ndarray") -> "np.ndarray":
         import numpy as np
+        import polars as pl
 
+        if self.local is not None:
+            pairs = self.local[pairs]
         sizes, out = self.sizes, np.empty(len(pairs))
         for lo in range(0, len(pairs), _PAIR_CHUNK):
             a, b = pairs[lo:lo + _PAIR_CHUNK, 0], pairs[lo:lo + _PAIR_CHUNK, 1]
             a_smaller = sizes[a] <= sizes[b]
             small, other = np.where(a_smaller, a, b), np.where(a_smaller, b, a)
             n_small = sizes[small]
-            pid = np.repeat(np.arange(len(a)), n_small)
-            start = np.repeat(self.offsets[small] - np.concatenate([[0], np.cumsum(n_small)[:-1]]), n_small)
-            with np.errstate(over="ignore"):
-                q = _pair_key(other[pid], self.h[start + np.arange(pid.size)])
-            found = self._contains(q)
-            inter = np.bincount(pid, weights=found, minlength=len(a))
+            ends = np.cumsum(n_small)
+            at = np.arange(int(ends[-1])) + np.repeat(self.offsets[small] - (ends - n_small), n_small)
+            query = np.repeat((other * self.n_shingles).astype(self.np_dtype), n_small) + self.vid[at]
+            found = pl.Series(query).is_in(self.key_set).to_numpy()
+            seen = np.zeros(len(found) + 1, np.int64)
+            np.cumsum(found, out=seen[1:])
+            inter = seen[ends] - seen[ends - n_small]
             out[lo:lo + len(a)] = inter / (sizes[a] + sizes[b] - inter)
         return out
-
-
-    def _contains(self, q: "np.ndarray") -> "np.ndarray":
-        """Membership of keys: binary search for few queries, else Polars' hash set, whose fixed
-        cost (building the set) pays off from ~30k queries on (9x faster at 1M)."""
-        import numpy as np
-        import polars as pl
-
-        if q.size < 30_000:
-            pos = np.minimum(np.searchsorted(self.sorted_keys, q), self.sorted_keys.size - 1)
-            return self.sorted_keys[pos] == q
-        return pl.Series(q).is_in(self.key_set).to_numpy()
 
 
 def exact_jaccard(flat: "np.ndarray", lens: "np.ndarray", pairs: "np.ndarray") -> "np.ndarray":
@@ -452,26 +622,13 @@ def exact_jaccard(flat: "np.ndarray", lens: "np.ndarray", pairs: "np.ndarray") -
     return ShingleSets(flat, lens).jaccard(pairs)
 
 
-def _pair_key(doc: "np.ndarray", h: "np.ndarray") -> "np.ndarray":
-    import numpy as np
-
-    return _mix64(h ^ (doc.astype(np.uint64) * np.uint64(_MIX)))
-
-
-def estimate_floor(threshold: float, permutations: int) -> float:
-    """A MinHash estimate below this rules a pair out: 5 standard deviations under the
-    threshold, so a pair at the threshold passes with probability 1 - 3e-7."""
-    return threshold - 5 * (threshold * (1 - threshold) / permutations) ** 0.5
-
-
-def estimated_jaccard(sig: "np.ndarray", pairs: "np.ndarray") -> "np.ndarray":
-    import numpy as np
-
-    out = np.empty(len(pairs))
-    for lo in range(0, len(pairs), _PAIR_CHUNK):
-        p = pairs[lo:lo + _PAIR_CHUNK]
-        out[lo:lo + len(p)] = (sig[p[:, 0]] == sig[p[:, 1]]).mean(axis=1)
-    return out
+def estimate_floor(threshold: float, bins: int) -> float:
+    """An estimate below this rules a pair out without exact verification: 2.5 binomial standard
+    deviations under the threshold (a pair at the threshold passes with probability 0.994; one-
+    permutation estimates vary less than the binomial, and a pair missed here is usually still
+    joined through another). Measured on gpteacher-toolformer: 3 and 5 deviations found the same
+    groups and verified 25-45% more pairs."""
+    return threshold - FLOOR_SD * (threshold * (1 - threshold) / bins) ** 0.5
 
 
 def components(n: int, edges: "np.ndarray") -> "np.ndarray":
@@ -505,58 +662,107 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
     """For each text: the index of its group's first row (itself when unique) and the exact
     Jaccard to that row (1.0 for itself). Texts without shingles are never duplicates."""
     import numpy as np
-    import rensa
 
     n = texts.len()
     root = np.arange(n)
     jac = np.ones(n)
-    seed = seed % 2 ** 63  # rensa and Polars take unsigned seeds; any spec integer maps to one
+    seed = seed % 2 ** 63  # Polars and NumPy take unsigned seeds; any spec integer maps to one
     if bands is None:
         bands, rows = band_layout(threshold, permutations)
     rows = permutations // bands
     flat, counts = shingle_hashes(texts, unit=unit, ngram=ngram, seed=seed)
-    live = np.flatnonzero(counts > 0)
+    live = np.flatnonzero(counts > 0)  # flat holds exactly their shingles, in order
     if len(live) < 2:
         return root, jac
     lens = counts[live]
-    offsets = np.zeros(len(live) + 1, np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    matrix = _signatures(flat, lens, permutations, seed)
-    lsh = rensa.RMinHashLSH(threshold, permutations, bands)
-    flags = np.fromiter(lsh.query_duplicate_flags_matrix_one_shot(matrix), dtype=bool, count=len(live))
-    cand = np.flatnonzero(flags)  # indexes into live
-    if len(cand) < 2:
+    flat, lens, live, sketch, sets_ready = _sketch(flat, lens, live, bands, rows, threshold, permutations, seed)
+    rounds = band_pairs(sketch.keys)
+    involved = np.unique(np.concatenate(rounds).ravel())
+    if len(involved) == 0:
         return root, jac
-    sub_flat, sub_lens = _segments(flat, offsets, cand)
-    sig = _to_numpy(_signatures(sub_flat, sub_lens, permutations, seed), permutations)
-    sets = ShingleSets(sub_flat, sub_lens)
-    floor = estimate_floor(threshold, permutations)
-    sub_root = np.arange(len(cand))
-    per_band = [band_pairs(sig, band, rows) for band in range(bands)]
-    n_sub = len(cand)
-    for k in range(2):
-        # Two rounds: each row with its bucket's first row and next neighbour in every band, then
-        # the rest of the windows, skipping pairs the first round already joined (on templated
-        # text most of them). More rounds cost more in per-round overhead than they save.
-        pairs = np.concatenate([p[k] for p in per_band])
-        code = np.unique(pairs[:, 0] * n_sub + pairs[:, 1])
-        pairs = np.stack([code // n_sub, code % n_sub], axis=1)
-        pairs = pairs[sub_root[pairs[:, 0]] != sub_root[pairs[:, 1]]]
+    if sets_ready is None:
+        # exact verification needs the shingle sets of the rows in candidate pairs only: indexed
+        # in a thread while the estimates run
+        sets_ready = _pool().submit(ShingleSets.of_rows, flat, lens, involved)
+    floor = estimate_floor(threshold, sketch.bins)
+    m = len(live)
+    group = np.arange(m)
+    checked = [np.zeros((0, 2), np.int64)]
+    checked_jac = [np.zeros(0)]
+    for pairs in rounds:
+        pairs = pairs[group[pairs[:, 0]] != group[pairs[:, 1]]]
         if len(pairs):
-            pairs = pairs[estimated_jaccard(sig, pairs) >= floor]
-        if len(pairs):
-            edges = pairs[sets.jaccard(pairs) >= threshold - 1e-12]
-            if len(edges):
-                linked = np.flatnonzero(sub_root != np.arange(len(cand)))
-                sub_root = components(len(cand), np.concatenate([edges, np.stack([linked, sub_root[linked]], 1)]))
-    dups = np.flatnonzero(sub_root != np.arange(len(cand)))
+            pairs = pairs[_chunked(sketch.estimate, pairs) >= floor]
+        if not len(pairs):
+            continue
+        sets = sets_ready.result()
+        j = _chunked(sets.jaccard, pairs)
+        edges = j >= threshold - 1e-12
+        checked.append(pairs[edges])
+        checked_jac.append(j[edges])
+        if edges.any():
+            linked = np.flatnonzero(group != np.arange(m))
+            group = components(m, np.concatenate([pairs[edges], np.stack([linked, group[linked]], 1)]))
+    dups = np.flatnonzero(group != np.arange(m))
     if len(dups):
-        to_root = np.stack([sub_root[dups], dups], axis=1)
-        jac_dups = sets.jaccard(to_root)
-        rows_of = live[cand]
-        root[rows_of[dups]] = rows_of[sub_root[dups]]
-        jac[rows_of[dups]] = jac_dups
+        jac[live[dups]] = _jaccard_to_root(np.stack([group[dups], dups], 1), np.concatenate(checked),
+                                           np.concatenate(checked_jac), m, sets_ready)
+        root[live[dups]] = live[group[dups]]
     return root, jac
+
+
+# Measured costs (2-core machine, 128 permutations) that pick how rows get their sketch.
+_EXPORT_NS_PER_VALUE = 75  # a rensa signature value reaching NumPy (Python lists)
+_SKETCH_NS_PER_SHINGLE_BAND = 6  # BandSketch, with its threads
+
+
+def _sketch(flat, lens, live, bands, rows, threshold, permutations, seed):
+    """(flat, lens, live, sketch, shingle sets or None) for the rows that can have a
+    near-duplicate.
+
+    rensa computes classic MinHash signatures of every row in Rust and flags the rows sharing an
+    LSH band with another (same bands as the sketch, so no duplicate pair is lost here). Then the
+    cheaper of two ways gives those rows' band keys and estimates:
+    - few flagged rows (most corpora: 4% of the 400k-ticket bench): their signatures, copied out
+      of rensa as Python lists;
+    - many (templated text: 80% of gpteacher-toolformer): ``BandSketch`` of every row in NumPy,
+      which costs less than copying that many signatures out; most rows will need their
+      shingle sets, so they are indexed in a thread meanwhile.
+    """
+    import numpy as np
+    import rensa
+
+    lsh = rensa.RMinHashLSH(threshold, permutations, bands)
+    matrix = _signatures(flat, lens, permutations, seed)
+    flagged = np.flatnonzero(np.fromiter(lsh.query_duplicate_flags_matrix_one_shot(matrix), dtype=bool,
+                                         count=len(lens)))
+    export_ns = len(flagged) * permutations * _EXPORT_NS_PER_VALUE
+    if export_ns > len(flat) * bands * _SKETCH_NS_PER_SHINGLE_BAND:
+        sets_ready = _pool().submit(ShingleSets, flat, lens)
+        return flat, lens, live, BandSketch(flat, lens, bands, rows, seed), sets_ready
+    offsets = np.zeros(len(lens) + 1, np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    flat, lens = _segments(flat, offsets, flagged)
+    sig = _to_numpy(_signatures(flat, lens, permutations, seed), permutations)
+    return flat, lens, live[flagged], BandSketch.from_signatures(sig, bands, rows), None
+
+
+def _jaccard_to_root(to_root, checked, checked_jac, m, sets_ready) -> "np.ndarray":
+    """Exact Jaccard of each (root, duplicate) pair: reused where that pair was verified (most
+    rows join their group's first row directly), computed for rows joined through a chain."""
+    import numpy as np
+
+    out = np.empty(len(to_root))
+    code = checked[:, 0] * m + checked[:, 1]
+    order = np.argsort(code)
+    code, checked_jac = code[order], checked_jac[order]
+    want = to_root[:, 0] * m + to_root[:, 1]
+    at = np.minimum(np.searchsorted(code, want), max(len(code) - 1, 0))
+    known = (code[at] == want) if len(code) else np.zeros(len(want), bool)
+    out[known] = checked_jac[at[known]]
+    if (~known).any():
+        out[~known] = _chunked(sets_ready.result().jaccard, to_root[~known])
+    return out
 
 
 # ----------------------------------------------------------------------------- explain

@@ -171,8 +171,18 @@ def planted_corpus(seed: int, docs: int, pairs: int):
     return texts
 
 
+@pytest.fixture(params=["sketch", "signatures"])
+def sketch_path(request, monkeypatch):
+    """Both ways rows get band keys: BandSketch in NumPy, or rensa's signatures copied out."""
+    from llmspec.runtime import dedupe
+
+    cost = 10 ** 9 if request.param == "signatures" else 0
+    monkeypatch.setattr(dedupe, "_SKETCH_NS_PER_SHINGLE_BAND", cost)
+    return request.param
+
+
 @pytest.mark.parametrize("threshold", [0.7, 0.8])
-def test_minhash_recall_at_least_datasketch_with_perfect_precision(threshold):
+def test_minhash_recall_at_least_datasketch_with_perfect_precision(threshold, sketch_path):
     from datasketch import MinHash, MinHashLSH
 
     texts = planted_corpus(11, 300, 80)
@@ -210,3 +220,102 @@ def test_dedupe_after_normalize_decides_the_same_and_fill_resets_it():
     filled = clean([{"normalize": {}}, {"fill": {"column": "q", "value": "  X \u00a0Y "}}, {"dedupe": {"columns": ["q"]}}],
                    data)
     assert dup_map(filled)["f:5"] == "f:4"
+
+
+# ----------------------------------------------------------------------------- sketches and verification
+
+
+def _corpus(seed: int, docs: int = 400):
+    rng = random.Random(seed)
+    base = [doc(rng, rng.randint(20, 60)) for _ in range(docs // 2)]
+    texts = [" ".join(b) for b in base]
+    for b in base:  # a near copy with a few words changed: Jaccard spread over 0.3 .. 1
+        w = list(b)
+        for _ in range(rng.randint(0, 6)):
+            w[rng.randrange(len(w))] = rng.choice(WORDS)
+        texts.append(" ".join(w))
+    return texts
+
+
+def test_band_sketch_estimates_track_exact_jaccard():
+    from llmspec.runtime.dedupe import BandSketch
+
+    texts = _corpus(3)
+    flat, counts = shingle_hashes(pl.Series(texts), unit="word", ngram=3, seed=1)
+    sketch = BandSketch(flat, counts, 16, 8, seed=1)
+    half = len(texts) // 2
+    pairs = np.array([(i, i + half) for i in range(half)] + [(i, (i + 1) % half) for i in range(half)])
+    est, exact = sketch.estimate(pairs), exact_jaccard(flat, counts, pairs)
+    err = est - exact
+    assert abs(err.mean()) < 0.01  # unbiased: the low byte of a bin says nothing of which bin it is
+    assert err.std() < 0.06  # about the binomial sd at 128 bins (<= 0.044)
+    assert (est[half:] < 0.05).all()  # unrelated documents
+
+
+def test_equal_bytes_counts_like_numpy():
+    from llmspec.runtime.dedupe import _equal_bytes
+
+    rng = np.random.default_rng(0)
+    for width in (8, 13, 128):
+        x = rng.integers(0, 4, size=(50, width), dtype=np.uint8)
+        y = rng.integers(0, 4, size=(50, width), dtype=np.uint8)
+        assert (_equal_bytes(x, y) == (x == y).sum(axis=1)).all()
+
+
+def test_rensa_flags_every_row_in_a_band_collision_of_its_signatures():
+    """The signature path drops unflagged rows before banding: rensa's bands must be the same
+    column blocks that BandSketch.from_signatures combines, or pairs would be lost silently."""
+    from llmspec.runtime.dedupe import BandSketch, _signatures, _to_numpy, band_pairs
+
+    import rensa
+
+    texts = _corpus(9, 600)
+    flat, counts = shingle_hashes(pl.Series(texts), unit="word", ngram=3, seed=1)
+    for bands in (16, 32):
+        matrix = _signatures(flat, counts, 128, 1)
+        flags = np.array(rensa.RMinHashLSH(0.7, 128, bands).query_duplicate_flags_matrix_one_shot(matrix))
+        keys = BandSketch.from_signatures(_to_numpy(matrix, 128), bands, 128 // bands).keys
+        in_pairs = np.unique(np.concatenate(band_pairs(keys)).ravel())
+        assert len(in_pairs) >= 100
+        assert flags[in_pairs].all()
+
+
+def test_shingle_sets_of_some_rows_answer_in_row_numbers():
+    from llmspec.runtime.dedupe import ShingleSets
+
+    texts = _corpus(8, 100)
+    flat, counts = shingle_hashes(pl.Series(texts), unit="word", ngram=3, seed=1)
+    rows = np.arange(0, 100, 3)
+    pairs = np.array([(a, b) for a in rows[:10] for b in rows[10:20]])
+    assert np.array_equal(ShingleSets.of_rows(flat, counts, rows).jaccard(pairs), exact_jaccard(flat, counts, pairs))
+
+
+def test_shingle_sets_64_bit_keys_give_the_same_jaccard(monkeypatch):
+    from llmspec.runtime import dedupe
+
+    texts = _corpus(5, 200)
+    flat, counts = shingle_hashes(pl.Series(texts), unit="word", ngram=3, seed=1)
+    pairs = np.array([(i, j) for i in range(0, 200, 3) for j in range(i + 1, 200, 7)])
+    small = dedupe.ShingleSets(flat, counts)
+    monkeypatch.setattr(dedupe, "_KEY32_LIMIT", 0)
+    wide = dedupe.ShingleSets(flat, counts)
+    assert small.np_dtype == np.uint32 and wide.np_dtype == np.uint64
+    assert np.array_equal(small.jaccard(pairs), wide.jaccard(pairs))
+
+
+def test_minhash_groups_same_with_one_thread_and_jaccard_to_root_is_exact(monkeypatch, sketch_path):
+    from llmspec.runtime import dedupe
+
+    texts = _corpus(6, 600)
+    args = dict(threshold=0.7, ngram=3, unit="word", permutations=128, seed=1)
+    root, jac = minhash_groups(pl.Series(texts), **args)
+    monkeypatch.setenv("LLMSPEC_THREADS", "1")
+    monkeypatch.setattr(dedupe, "_POOL", None)
+    root1, jac1 = minhash_groups(pl.Series(texts), **args)
+    monkeypatch.setattr(dedupe, "_POOL", None)  # the next test builds the default pool again
+    assert np.array_equal(root, root1) and np.array_equal(jac, jac1)
+    dups = np.flatnonzero(root != np.arange(len(texts)))
+    assert len(dups) >= 100
+    for i in dups:
+        a, b = _shingles(texts[i], 3), _shingles(texts[root[i]], 3)
+        assert jac[i] == pytest.approx(len(a & b) / len(a | b))
