@@ -714,12 +714,16 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
 # Measured costs (2-core machine, 128 permutations) that pick how rows get their sketch.
 _EXPORT_NS_PER_VALUE = 75  # a rensa signature value reaching NumPy (Python lists)
 _SKETCH_NS_PER_SHINGLE_BAND = 6  # BandSketch, with its threads
+# Sketching every row costs at most this: then the flag pass (~25 ns a shingle, wasted when most
+# rows collide, as on templated text) is skipped; it could save at most this much.
+_SMALL_NS = 100_000_000
 
 
 def _sketch(flat, lens, live, bands, rows, threshold, permutations, seed):
     """(flat, lens, live, sketch, shingle sets or None) for the rows that can have a
     near-duplicate.
 
+    Small inputs (sketching all of them costs under _SMALL_NS) are sketched whole. Otherwise
     rensa computes classic MinHash signatures of every row in Rust and flags the rows sharing an
     LSH band with another (same bands as the sketch, so no duplicate pair is lost here). Then the
     cheaper of two ways gives those rows' band keys and estimates:
@@ -732,12 +736,15 @@ def _sketch(flat, lens, live, bands, rows, threshold, permutations, seed):
     import numpy as np
     import rensa
 
+    sketch_ns = len(flat) * bands * _SKETCH_NS_PER_SHINGLE_BAND
+    if sketch_ns <= _SMALL_NS:
+        sets_ready = _pool().submit(ShingleSets, flat, lens)
+        return flat, lens, live, BandSketch(flat, lens, bands, rows, seed), sets_ready
     lsh = rensa.RMinHashLSH(threshold, permutations, bands)
     matrix = _signatures(flat, lens, permutations, seed)
     flagged = np.flatnonzero(np.fromiter(lsh.query_duplicate_flags_matrix_one_shot(matrix), dtype=bool,
                                          count=len(lens)))
-    export_ns = len(flagged) * permutations * _EXPORT_NS_PER_VALUE
-    if export_ns > len(flat) * bands * _SKETCH_NS_PER_SHINGLE_BAND:
+    if len(flagged) * permutations * _EXPORT_NS_PER_VALUE > sketch_ns:
         sets_ready = _pool().submit(ShingleSets, flat, lens)
         return flat, lens, live, BandSketch(flat, lens, bands, rows, seed), sets_ready
     offsets = np.zeros(len(lens) + 1, np.int64)
