@@ -109,9 +109,9 @@ class CleaningPlan:
 STEP_NOTES = {
     "redact_pii": "candidate values found by the Rust regex prefilter are validated in Python "
                   "(Luhn, IBAN mod-97, IP parsing, word boundaries); only they are rewritten",
-    "dedupe:minhash": "one-permutation sketches per band in NumPy, LSH banding on the colliding "
-              "keys only, candidate pairs verified by exact Jaccard (Polars hash sets) and "
-              "joined by a vectorised union-find",
+    "dedupe:minhash": "band keys from one-permutation sketches in NumPy, or from rensa (Rust) "
+              "signatures when few rows collide; candidate pairs verified by exact Jaccard "
+              "(Polars hash sets) and joined by a vectorised union-find",
     "length": "token bounds use the model tokenizer when known, else ceil(chars / 4)",
 }
 
