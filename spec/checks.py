@@ -114,10 +114,13 @@ def _check_format_map(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate)
 def _template_diags(text: str, path: tuple, columns: set[str] | None, source: str, at: Locate):
     result = check_template(text)
     if result.error_code:
-        message = result.error
+        message, pos = result.error, at(path)
         if result.line_in_template and "\n" in text.strip("\n"):
-            message += f" (line {result.line_in_template} of the template)"
-        yield Diagnostic(result.error_code, message, at(path),
+            if pos is not None and pos.content is not None:
+                pos = pos.inside(result.line_in_template)  # the template's own line in the file
+            else:
+                message += f" (line {result.line_in_template} of the template)"
+        yield Diagnostic(result.error_code, message, pos,
                          hint="templates are Jinja: {{ column }}, filters like | trim; no private attributes")
         return
     unknown = result.variables - columns if columns is not None else set()

@@ -8,7 +8,7 @@ from (``path:line:col`` for the spec, file and row for data) and travels inside 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
 Severity = Literal["error", "warning"]
@@ -16,11 +16,23 @@ Severity = Literal["error", "warning"]
 
 @dataclass(frozen=True)
 class Pos:
-    """A place in a file. ``line`` and ``col`` are 1-based, as editors count."""
+    """A place in a file. ``line`` and ``col`` are 1-based, as editors count.
+
+    ``content`` is set on the position of a literal block scalar (``key: |``): the (line, col)
+    where its first line of text starts, so an error on line k of a multi-line value (a template)
+    can point at that line in the file. It takes no part in equality.
+    """
 
     path: str
     line: int | None = None
     col: int | None = None
+    content: tuple[int, int] | None = field(default=None, compare=False, repr=False)
+
+    def inside(self, k: int) -> "Pos":
+        """The position of line k (1-based) of this literal block's text; else this position."""
+        if self.content is None:
+            return self
+        return Pos(self.path, self.content[0] + k - 1, self.content[1])
 
     def __str__(self) -> str:
         if self.line is None:

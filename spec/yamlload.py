@@ -486,6 +486,8 @@ class _Builder:
         pos = self._pos(event.start_mark)
         if isinstance(event, ScalarEvent):
             value = self._scalar(event)
+            if event.style == "|":
+                pos = self._literal_block(event, pos)
             if (frame.is_map and event.style is None and event.value == ""
                     and event.start_mark.line > frame.key_end_line):
                 pos = frame.key_pos  # ruamel marks an empty value at the next token, lines away
@@ -525,6 +527,23 @@ class _Builder:
             start = len(self.entries)
             self.entries.append((path, key_pos, pos))
             self._push(is_map, path, level, event, start, pos)
+
+    def _literal_block(self, event, pos: Pos) -> Pos:
+        """pos, knowing where the block's text starts: the line after the ``|`` header (literal
+        style keeps every line, so text line k is header line + k), indented like its first
+        non-blank line."""
+        first = event.start_mark.line + 1  # 0-based line of the block's first text line
+        starts, text = self.lines.starts, self.text
+        indent = None
+        for line in range(first, len(starts)):
+            lead = _LEADING_WS.match(text, starts[line]).group()
+            after = starts[line] + len(lead)
+            if after < len(text) and text[after] not in "\r\n":
+                indent = len(lead)
+                break
+        if indent is None:
+            return pos
+        return Pos(pos.path, pos.line, pos.col, content=(first + 1, indent + 1))
 
     def _close(self) -> None:
         frame = self.stack.pop()

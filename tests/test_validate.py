@@ -414,8 +414,27 @@ def test_unsafe_template_in_a_block_scalar_names_its_line(write_spec):
                     "    qa:\n      assistant: answer\n      user: |\n        Q: {{ question }}\n"
                     "        {{ question.__init__ }}\n")
     diag = one_error(write_spec(text), "unsafe-template")
-    assert at(diag) == where(text, "|")
-    assert "'__init__'" in diag.message and "line 2 of the template" in diag.message
+    assert at(diag) == where(text, "{{ question.__init__ }}")  # the template's own line, not the `|`
+    assert "'__init__'" in diag.message
+
+
+def test_template_syntax_error_after_blank_lines_in_a_block_scalar_points_at_its_line(write_spec):
+    text = replaced("    qa: {user: question, assistant: answer}\n",
+                    "    qa:\n      assistant: answer\n      user: |\n\n        Q: {{ question }}\n\n"
+                    "        {% if question %}\n        {{ question }\n")
+    diag = one_error(write_spec(text), "bad-template")
+    line, col = where(text, "{{ question }\n")
+    assert at(diag)[0] in (line - 1, line)  # Jinja reports the unclosed block or the broken tag
+    assert at(diag)[1] == col
+
+
+def test_template_error_in_a_folded_block_keeps_the_line_in_the_message(write_spec):
+    text = replaced("    qa: {user: question, assistant: answer}\n",
+                    "    qa:\n      assistant: answer\n      user: >\n        Q: {{ question }}\n\n"
+                    "        {{ question.__init__ }}\n")
+    diag = one_error(write_spec(text), "unsafe-template")
+    assert at(diag) == where(text, ">")  # folded lines do not map one to one
+    assert "line 2 of the template" in diag.message  # the blank line folded away
 
 
 def test_template_uses_an_undeclared_column(write_spec):
