@@ -349,7 +349,8 @@ def test_compile_writes_everything_for_three_sources(style, tmp_path, monkeypatc
     assert est["tokens"]["method"] == "tokenizer" and est["tokens"]["train"] > 0
     assert est["steps"]["per_epoch"] == -(-(-(-ds["train_size"] // 4)) // 2) and est["steps"]["total"] == \
         2 * est["steps"]["per_epoch"]
-    assert est["time"]["cpu-2-cores"]["seconds"] > 0
+    cpu = est["time"]["cpu-2-cores"]
+    assert cpu["train_seconds"] > 0 and cpu["seconds"] == pytest.approx(cpu["train_seconds"] + cpu["startup_seconds"])
     assert plan["examples"] and all("[[" in e["text"] for e in plan["examples"])
 
     suite = json.loads((out / "acceptance.json").read_text())

@@ -175,3 +175,14 @@ def test_equivalent_or_real_edits(tmp_path, edit, retrains):
                             "training:\n  learning_rate: 0.0002\n  epochs: 2\n  hardware: cpu\n").replace(*edit)
     plan2, _ = compile_text(tmp_path, new_text)
     assert (plan2.stage("train").fingerprint != plan.stage("train").fingerprint) is retrains
+
+
+def test_cpu_time_estimates_count_axolotl_start_up_and_gpu_rows_do_not():
+    from llmspec.compiler.estimates import CPU_STARTUP_SECONDS, _time_by_class
+
+    cpu = _time_by_class(6700.0 * 10, "cpu", "lora", 205_120, 1)["cpu-2-cores"]
+    assert cpu["train_seconds"] == pytest.approx(10.0, rel=0.01)
+    assert cpu["startup_seconds"] == CPU_STARTUP_SECONDS
+    assert cpu["seconds"] == pytest.approx(10.0 + CPU_STARTUP_SECONDS, rel=0.01) and cpu["human"] == "32s"
+    gpu = _time_by_class(1e6, "cuda", "lora", 1_800_000_000, 1)["a100-80gb"]
+    assert "startup_seconds" not in gpu and gpu["seconds"] == gpu["train_seconds"]
