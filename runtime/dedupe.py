@@ -3,23 +3,21 @@
 In every method the kept row of a group is the first in source order (the frame's row order)
 and each other row records ``_duplicate_of``: the kept row's ``_origin``.
 
-MinHash, chosen by measurement (``bench/near_dup.py``), all in NumPy and Polars:
+MinHash, chosen by measurement (``bench/near_dup.py``):
 - shingles: words (split at whitespace) or characters of the normalised text (NFKC, lower case,
   whitespace collapsed), hashed by Polars; NumPy combines consecutive token hashes into n-grams;
-- sketches: one-permutation hashing band by band (``BandSketch``): one extra hash per shingle
-  and band instead of one per permutation; band keys for LSH, low bytes for estimates;
-- banding: the keys two documents share (a Polars hash test) are sorted once for every band
-  together, giving candidate pairs in two rounds; pairs already in one group are skipped, pairs
-  whose estimate is FLOOR_SD standard deviations under the threshold dropped, the rest verified
-  by their exact Jaccard similarity (Polars hash-set lookups of 32-bit (document, shingle) keys,
-  built for the rows in candidate pairs only), so the band layout is tuned for recall;
+- rows that can pair at all: rensa (Rust) computes MinHash signatures and flags the rows that
+  share an LSH band with another; the others are done;
+- band keys and estimates for the flagged rows (``_sketch``): their signatures copied out of
+  rensa, or, when many rows are flagged (templated text) and bands are at most 8 rows, one-
+  permutation sketches of every row in NumPy (``BandSketch``), cheaper than copying that many;
+- banding: one sort of every band's keys gives candidate pairs in two rounds; pairs already in
+  one group are skipped, pairs whose estimate is FLOOR_SD standard deviations under the threshold
+  dropped, the rest verified by their exact Jaccard similarity (Polars hash-set lookups of
+  32-bit (document, shingle) keys), so the band layout is tuned for recall;
 - connected components of the verified pairs (union-find by hooking roots to the smaller index,
   vectorised) collapse chains: a row similar only to a duplicate still joins its group.
 Sketching, estimates and verification run in threads (NumPy and Polars release the GIL).
-rensa (Rust) computed classic MinHash signatures before: fast in Rust, but they reach NumPy only
-as Python lists (~60 ns per value), which costs more than these sketches; a rensa LSH pass to set
-unique rows aside flagged 84% of the rows of the support-ticket bench (shared phrasing) and cost
-as much as sketching them. ``bench/near_dup.py`` prints the rensa variant beside this one.
 """
 
 from __future__ import annotations
@@ -714,37 +712,35 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
 # Measured costs (2-core machine, 128 permutations) that pick how rows get their sketch.
 _EXPORT_NS_PER_VALUE = 75  # a rensa signature value reaching NumPy (Python lists)
 _SKETCH_NS_PER_SHINGLE_BAND = 6  # BandSketch, with its threads
-# Sketching every row costs at most this: then the flag pass (~25 ns a shingle, wasted when most
-# rows collide, as on templated text) is skipped; it could save at most this much.
-_SMALL_NS = 100_000_000
+# One-permutation bins hold a few shingles each: past 8 rows per band (thresholds >= 0.9 at 128
+# permutations) they collide less often than MinHash permutations do, and recall fell (0.85 vs
+# 0.92 at 0.9 on gpteacher-toolformer), so those layouts always use rensa's signatures.
+_SKETCH_MAX_ROWS = 8
 
 
 def _sketch(flat, lens, live, bands, rows, threshold, permutations, seed):
     """(flat, lens, live, sketch, shingle sets or None) for the rows that can have a
     near-duplicate.
 
-    Small inputs (sketching all of them costs under _SMALL_NS) are sketched whole. Otherwise
     rensa computes classic MinHash signatures of every row in Rust and flags the rows sharing an
     LSH band with another (same bands as the sketch, so no duplicate pair is lost here). Then the
     cheaper of two ways gives those rows' band keys and estimates:
     - few flagged rows (most corpora: 4% of the 400k-ticket bench): their signatures, copied out
       of rensa as Python lists;
-    - many (templated text: 80% of gpteacher-toolformer): ``BandSketch`` of every row in NumPy,
-      which costs less than copying that many signatures out; most rows will need their
+    - many (templated text: 80% of gpteacher-toolformer), with at most _SKETCH_MAX_ROWS rows per
+      band: ``BandSketch`` of every row in NumPy, which costs less than copying that many
+      signatures out (its recall there: 0.978 vs 0.984 at 0.7); most rows will need their
       shingle sets, so they are indexed in a thread meanwhile.
     """
     import numpy as np
     import rensa
 
-    sketch_ns = len(flat) * bands * _SKETCH_NS_PER_SHINGLE_BAND
-    if sketch_ns <= _SMALL_NS:
-        sets_ready = _pool().submit(ShingleSets, flat, lens)
-        return flat, lens, live, BandSketch(flat, lens, bands, rows, seed), sets_ready
     lsh = rensa.RMinHashLSH(threshold, permutations, bands)
     matrix = _signatures(flat, lens, permutations, seed)
     flagged = np.flatnonzero(np.fromiter(lsh.query_duplicate_flags_matrix_one_shot(matrix), dtype=bool,
                                          count=len(lens)))
-    if len(flagged) * permutations * _EXPORT_NS_PER_VALUE > sketch_ns:
+    sketch_ns = len(flat) * bands * _SKETCH_NS_PER_SHINGLE_BAND
+    if rows <= _SKETCH_MAX_ROWS and len(flagged) * permutations * _EXPORT_NS_PER_VALUE > sketch_ns:
         sets_ready = _pool().submit(ShingleSets, flat, lens)
         return flat, lens, live, BandSketch(flat, lens, bands, rows, seed), sets_ready
     offsets = np.zeros(len(lens) + 1, np.int64)

@@ -319,3 +319,20 @@ def test_minhash_groups_same_with_one_thread_and_jaccard_to_root_is_exact(monkey
     for i in dups:
         a, b = _shingles(texts[i], 3), _shingles(texts[root[i]], 3)
         assert jac[i] == pytest.approx(len(a & b) / len(a | b))
+
+
+def test_layouts_with_many_rows_per_band_use_minhash_signatures(monkeypatch):
+    """One-permutation bins get too few shingles past 8 rows per band (recall fell): such
+    layouts take rensa's signatures however many rows collide."""
+    from llmspec.runtime import dedupe
+
+    monkeypatch.setattr(dedupe, "_SKETCH_NS_PER_SHINGLE_BAND", 0)  # sketching would look free
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("BandSketch used for a 16-row layout")
+
+    monkeypatch.setattr(dedupe.BandSketch, "__init__", refuse)
+    texts = _corpus(10, 200)
+    assert dedupe.band_layout(0.9, 128)[1] > dedupe._SKETCH_MAX_ROWS
+    root, _ = minhash_groups(pl.Series(texts), threshold=0.9, ngram=3, unit="word", permutations=128, seed=1)
+    assert (root != np.arange(len(texts))).sum() >= 10
