@@ -735,6 +735,7 @@ def _sketch(flat, lens, live, bands, rows, threshold, permutations, seed):
     import numpy as np
     import rensa
 
+    permutations = bands * rows  # rensa's bands must divide its permutations; any left over are unused
     lsh = rensa.RMinHashLSH(threshold, permutations, bands)
     matrix = _signatures(flat, lens, permutations, seed)
     flagged = np.flatnonzero(np.fromiter(lsh.query_duplicate_flags_matrix_one_shot(matrix), dtype=bool,

@@ -336,3 +336,11 @@ def test_layouts_with_many_rows_per_band_use_minhash_signatures(monkeypatch):
     assert dedupe.band_layout(0.9, 128)[1] > dedupe._SKETCH_MAX_ROWS
     root, _ = minhash_groups(pl.Series(texts), threshold=0.9, ngram=3, unit="word", permutations=128, seed=1)
     assert (root != np.arange(len(texts))).sum() >= 10
+
+
+def test_bands_that_do_not_divide_the_permutations_use_bands_times_rows(sketch_path):
+    texts = _corpus(11, 300)
+    root, jac = minhash_groups(pl.Series(texts), threshold=0.7, ngram=3, unit="word", permutations=128, seed=1,
+                               bands=14)  # 14 x 9 = 126 of the 128
+    dups = np.flatnonzero(root != np.arange(len(texts)))
+    assert len(dups) >= 50 and (jac[dups] > 0).all()
