@@ -340,7 +340,8 @@ def test_layouts_with_many_rows_per_band_use_minhash_signatures(monkeypatch):
 
 def test_bands_that_do_not_divide_the_permutations_use_bands_times_rows(sketch_path):
     texts = _corpus(11, 300)
-    root, jac = minhash_groups(pl.Series(texts), threshold=0.7, ngram=3, unit="word", permutations=128, seed=1,
-                               bands=14)  # 14 x 9 = 126 of the 128
+    args = dict(threshold=0.7, ngram=3, unit="word", permutations=128, seed=1)
+    root, jac = minhash_groups(pl.Series(texts), **args, bands=14)  # 14 x 9 = 126 of the 128
     dups = np.flatnonzero(root != np.arange(len(texts)))
-    assert len(dups) >= 50 and (jac[dups] > 0).all()
+    assert len(dups) >= 30  # 16 x 8 finds 51 here: fewer, longer bands find fewer pairs
+    assert (jac[dups] >= 0.7 - 1e-9).all()  # each joined its group's first row directly here
