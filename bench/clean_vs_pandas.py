@@ -239,9 +239,16 @@ def compare(work: Path, truth: dict) -> None:
               f"below {THRESHOLD} ({', '.join(f'{j:.3f}' for j in low[:10])}: short texts, where one edited word "
               f"changes a larger share of the 3-grams), {len(high)} missed by the LSH bands "
               f"({', '.join(f'{j:.3f} (p={_p_candidate(j):.4f})' for j in high[:10])})")
-    text = "\n".join(kept.select(pl.concat_str(COLS, separator=" ", ignore_nulls=True)).to_series().to_list())
-    leaked = [s for s in truth["pii_strings"] if s in text]
-    orders = sum(o in text for o in truth["order_strings"])
+    # Aho-Corasick in Polars: `s in text` for each of ~40k strings took ~17 minutes on 150 MiB
+    text = kept.select(pl.concat_str(COLS, separator=" ", ignore_nulls=True)).to_series()
+
+    def found(needles: list[str]) -> list[str]:
+        if not needles:
+            return []
+        return text.str.extract_many(needles, overlapping=True).explode().drop_nulls().unique().sort().to_list()
+
+    leaked = found(truth["pii_strings"])
+    orders = len(found(truth["order_strings"]))
     print(f"  PII strings planted {len(truth['pii_strings']):,}, left in kept rows: {len(leaked)} {leaked[:5]}")
     print(f"  16-digit order numbers failing Luhn kept verbatim: {orders:,} of {len(truth['order_strings']):,} "
           "(the rest sit in rejected rows)")
