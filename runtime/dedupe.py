@@ -353,13 +353,13 @@ def _pool():
     """Threads for the NumPy and Polars kernels below: both release the GIL, so sketches and
     chunks of pairs run on every core (``LLMSPEC_THREADS`` sets how many; default: the cores,
     at most 8)."""
-    global _POOL
+    global _POOL, _WORKERS
     if _POOL is None:
         import os
         from concurrent.futures import ThreadPoolExecutor
 
-        workers = int(os.environ.get("LLMSPEC_THREADS") or min(os.cpu_count() or 1, 8))
-        _POOL = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="llmspec-dedupe")
+        _WORKERS = max(int(os.environ.get("LLMSPEC_THREADS") or min(os.cpu_count() or 1, 8)), 1)
+        _POOL = ThreadPoolExecutor(_WORKERS, thread_name_prefix="llmspec-dedupe")
     return _POOL
 
 
@@ -369,6 +369,7 @@ def _forget_pool() -> None:
 
 
 _POOL = None
+_WORKERS = 1
 _os.register_at_fork(after_in_child=_forget_pool)
 
 
@@ -377,7 +378,7 @@ def _chunked(fn, pairs: "np.ndarray") -> "np.ndarray":
     import numpy as np
 
     pool = _pool()
-    parts = min(pool._max_workers, len(pairs) // _MIN_PARALLEL)
+    parts = min(_WORKERS, len(pairs) // _MIN_PARALLEL)
     if parts <= 1:
         return fn(pairs)
     cut = np.linspace(0, len(pairs), parts + 1).astype(np.int64)
