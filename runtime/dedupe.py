@@ -358,7 +358,13 @@ def _pool():
         import os
         from concurrent.futures import ThreadPoolExecutor
 
-        _WORKERS = max(int(os.environ.get("LLMSPEC_THREADS") or min(os.cpu_count() or 1, 8)), 1)
+        raw = os.environ.get("LLMSPEC_THREADS", "").strip()
+        if raw and not (raw.isdigit() and int(raw) >= 1):
+            from llmspec.spec.errors import LlmspecError
+
+            raise LlmspecError(f"LLMSPEC_THREADS must be a whole number of threads, 1 or more, not {raw!r}",
+                               code="bad-environment", hint="unset it to use every core")
+        _WORKERS = int(raw) if raw else min(os.cpu_count() or 1, 8)
         _POOL = ThreadPoolExecutor(_WORKERS, thread_name_prefix="llmspec-dedupe")
     return _POOL
 

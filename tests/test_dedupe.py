@@ -345,3 +345,15 @@ def test_bands_that_do_not_divide_the_permutations_use_bands_times_rows(sketch_p
     dups = np.flatnonzero(root != np.arange(len(texts)))
     assert len(dups) >= 30  # 16 x 8 finds 51 here: fewer, longer bands find fewer pairs
     assert (jac[dups] >= 0.7 - 1e-9).all()  # each joined its group's first row directly here
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_thread_count_is_a_clear_error(monkeypatch, value):
+    from llmspec.runtime import dedupe
+    from llmspec.spec.errors import LlmspecError
+
+    monkeypatch.setenv("LLMSPEC_THREADS", value)
+    monkeypatch.setattr(dedupe, "_POOL", None)
+    with pytest.raises(LlmspecError, match="LLMSPEC_THREADS must be a whole number"):
+        minhash_groups(pl.Series(["a b c d", "a b c e"]), threshold=0.5, ngram=2, unit="word", permutations=64, seed=1)
+    monkeypatch.setattr(dedupe, "_POOL", None)
