@@ -557,3 +557,14 @@ def test_jsonl_damage_inside_lines_is_found_in_a_large_file(tmp_path: Path):
     assert batch.rejected["_origin"].to_list() == ["t.jsonl:11", "t.jsonl:1501", "t.jsonl:2999"]
     assert batch.rejected["_raw"].to_list() == [lines[10], lines[1500], lines[2998]]
     assert batch.rows["id"].to_list() == [i for i in range(3000) if i not in (10, 1500, 2998)]
+
+
+def test_jsonl_line_with_a_lone_surrogate_escape_is_corrupt_with_a_reason(tmp_path):
+    from llmspec.runtime.sources import read_source
+    from llmspec.spec.models import JsonlSource
+
+    (tmp_path / "t.jsonl").write_bytes(b'{"q": "fine \\ud83d\\ude00"}\n{"q": "broken \\ud800\\udb00"}\n')
+    batch = read_source("src", JsonlSource(format="jsonl", path="t.jsonl"), tmp_path)
+    assert batch.rows["q"].to_list() == ["fine \U0001F600"]
+    (detail,) = batch.rejected["_detail"].to_list()
+    assert "lone surrogate" in detail

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from llmspec.runtime.sources import read_source
@@ -67,10 +67,14 @@ def _read(spec, name: str, data: bytes):
 
 
 def _is_object(line: bytes) -> bool:
+    """A JSON object that UTF-8 text can hold: Python's json also accepts lone surrogate escapes
+    ("\\ud800" without its pair), which no reader of UTF-8 can keep."""
     try:
-        return isinstance(json.loads(line.decode("utf-8")), dict)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        obj = json.loads(line.decode("utf-8"))
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except (UnicodeDecodeError, UnicodeEncodeError, ValueError, RecursionError):
         return False
+    return isinstance(obj, dict)
 
 
 def _check_batch(batch) -> None:
@@ -90,8 +94,12 @@ def jsonl_files(draw) -> tuple[bytes, bytes]:
     return valid, draw(damaged(valid))
 
 
+_LONE_SURROGATE = b'{"meta": "\\u001f\\ud800\\udc00", "tags": "\\u0007\\ud800\\udb00"}\n'  # found by Hypothesis
+
+
 @SETTINGS
 @given(files=jsonl_files(), contract=st.sampled_from([None, {"q": "str?", "n": "int?"}, {"a": "float?"}]))
+@example(files=(_LONE_SURROGATE, _LONE_SURROGATE), contract=None)
 def test_damaged_jsonl(files, contract):
     _, data = files
     batch = _read(JsonlSource(format="jsonl", path="t.jsonl", columns=contract), "t.jsonl", data)

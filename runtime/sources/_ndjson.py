@@ -112,6 +112,11 @@ def _json_detail(raw: bytes) -> str | None:
     if not isinstance(obj, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
         return f"not a JSON object ({kind})"
+    if "\\u" in text:
+        try:  # Python's json accepts "\ud800" alone; no UTF-8 text (nor Polars) can hold it
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return "not valid Unicode: a \\uD800-\\uDFFF escape without its pair (a lone surrogate)"
     return None
 
 
