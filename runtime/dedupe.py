@@ -540,16 +540,6 @@ def band_pairs(keys: "np.ndarray") -> list["np.ndarray"]:
     return out
 
 
-def candidate_pairs(keys: "np.ndarray") -> "np.ndarray":
-    """(i, j), i < j, documents whose keys collide in some band (both rounds), unique."""
-    import numpy as np
-
-    pairs = np.concatenate(band_pairs(keys))
-    n = keys.shape[1]
-    code = np.unique(pairs[:, 0] * n + pairs[:, 1])
-    return np.stack([code // n, code % n], axis=1)
-
-
 class ShingleSets:
     """The distinct shingles of each document, ready for exact Jaccard of many pairs.
 
