@@ -121,33 +121,22 @@ def run_rensa(texts: list[str], threshold: float):
     copied to NumPy (rensa hands them out only as Python lists), then the same banding,
     estimates, exact verification and components as llmspec. This was llmspec's pipeline before
     (with rensa's LSH flags to skip rows that collide nowhere)."""
-    import itertools
-
     import numpy as np
     import polars as pl
-    import rensa
 
     from llmspec.runtime import dedupe as d
 
     t0 = time.perf_counter()
     flat, counts = d.shingle_hashes(pl.Series(texts, dtype=pl.String), unit="word", ngram=NGRAM, seed=SEED)
     live = np.flatnonzero(counts > 0)
-    offsets = np.zeros(len(live) + 1, np.uint64)
-    np.cumsum(counts[live], out=offsets[1:])
-    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, PERMS, SEED)
-    sig = np.fromiter(itertools.chain.from_iterable(matrix.to_rows()), np.uint32,
-                      count=len(live) * PERMS).reshape(len(live), PERMS)
+    sig = d._to_numpy(d._signatures(flat, counts[live], PERMS, SEED), PERMS)
     bands, rows = d.band_layout(threshold, PERMS)
-    with np.errstate(over="ignore"):
-        keys = np.zeros((bands, len(live)), np.uint64)
-        for r in range(rows):
-            keys = keys * np.uint64(d._MIX) + sig[:, r::rows].T.astype(np.uint64)
+    sketch = d.BandSketch.from_signatures(sig, bands, rows)
     sets = d.ShingleSets(flat, counts[live])
     group = np.arange(len(live))
-    for pairs in d.band_pairs(d._mix64(keys)):
+    for pairs in d.band_pairs(sketch.keys):
         pairs = pairs[group[pairs[:, 0]] != group[pairs[:, 1]]]
-        est = (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
-        pairs = pairs[est >= d.estimate_floor(threshold, PERMS)]
+        pairs = pairs[sketch.estimate(pairs) >= d.estimate_floor(threshold, PERMS)]
         edges = pairs[sets.jaccard(pairs) >= threshold - 1e-12]
         linked = np.flatnonzero(group != np.arange(len(live)))
         group = d.components(len(live), np.concatenate([edges, np.stack([linked, group[linked]], 1)]))
