@@ -40,8 +40,9 @@ WINDOW = 16
 # negative is a duplicate kept.
 FP_WEIGHT = 0.1
 _CHUNK = 50_000
-_PAIR_CHUNK = 200_000
+_LOOKUPS_PER_CALL = 1 << 24  # bounds one is_in call's temporaries
 _MIN_PARALLEL = 4_000  # pairs per thread below which splitting costs more than it saves
+_MIN_ROWS_PER_THREAD = 2_000  # texts, likewise, when shingling
 _SHINGLE_CHUNK = 1 << 22
 _MIX = 0x9E3779B97F4A7C15
 _EMPTY = 0xFFFFFFFF  # a bin no shingle fell in
@@ -287,37 +288,46 @@ def _ngrams(tokens: "np.ndarray", lengths: "np.ndarray", n: int) -> tuple["np.nd
 
 
 def shingle_hashes(texts: "pl.Series", *, unit: str, ngram: int, seed: int) -> tuple["np.ndarray", "np.ndarray"]:
-    """(flat u64 shingle hashes in row order, shingles per row) of normalised texts."""
+    """(flat u64 shingle hashes in row order, shingles per row) of normalised texts: in chunks
+    of rows, on every worker thread (Polars' string split runs on one core per call)."""
+    import numpy as np
+
+    pool = _pool()
+    n = texts.len()
+    threads = max(1, min(_WORKERS, n // _MIN_ROWS_PER_THREAD))
+    size = max(min(_CHUNK, -(-n // threads)), 1)
+    starts = range(0, max(n, 1), size)
+    if len(starts) == 1:
+        return _shingle_chunk(texts, unit, ngram, seed)
+    parts = list(pool.map(lambda lo: _shingle_chunk(texts.slice(lo, size), unit, ngram, seed), starts))
+    return np.concatenate([f for f, _ in parts]), np.concatenate([c for _, c in parts])
+
+
+def _shingle_chunk(chunk: "pl.Series", unit: str, ngram: int, seed: int) -> tuple["np.ndarray", "np.ndarray"]:
     import numpy as np
     import polars as pl
 
-    flats, counts = [], []
-    for start in range(0, max(texts.len(), 1), _CHUNK):
-        chunk = texts.slice(start, _CHUNK)
-        if unit == "word":
-            # texts are whitespace-collapsed, so words are exactly the pieces between single spaces;
-            # split, then hash inside the lists (no exploded strings): measured 10x faster than
-            # extract_all(r"\w+") or hashing UTF-8 bytes in NumPy
-            filled = chunk.fill_null("")
-            hashed = filled.str.split(" ").list.eval(pl.element().hash(seed))
-            lengths = hashed.list.len().to_numpy().astype(np.int64)
-            tok_hash = hashed.explode().to_numpy()
-            empty = (filled.str.len_bytes() == 0).to_numpy()
-            if empty.any():  # "" splits into one empty word: drop it
-                first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-                keep = np.ones(tok_hash.size, dtype=bool)
-                keep[first[empty]] = False
-                tok_hash, lengths = tok_hash[keep], np.where(empty, 0, lengths)
-        else:
-            filled = chunk.fill_null("")
-            lengths = filled.str.len_chars().to_numpy()
-            # code points straight from one UTF-32 buffer: no per-character Python objects
-            tok_hash = np.frombuffer("".join(filled.to_list()).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-            tok_hash = tok_hash + np.uint64(seed)
-        flat, cnt = _ngrams(tok_hash, lengths, ngram)
-        flats.append(flat)
-        counts.append(cnt)
-    return np.concatenate(flats), np.concatenate(counts)
+    if unit == "word":
+        # texts are whitespace-collapsed, so words are exactly the pieces between single spaces;
+        # split, then hash inside the lists (no exploded strings): measured 10x faster than
+        # extract_all(r"\w+") or hashing UTF-8 bytes in NumPy
+        filled = chunk.fill_null("")
+        hashed = filled.str.split(" ").list.eval(pl.element().hash(seed))
+        lengths = hashed.list.len().to_numpy().astype(np.int64)
+        tok_hash = hashed.explode().to_numpy()
+        empty = (filled.str.len_bytes() == 0).to_numpy()
+        if empty.any():  # "" splits into one empty word: drop it
+            first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            keep = np.ones(tok_hash.size, dtype=bool)
+            keep[first[empty]] = False
+            tok_hash, lengths = tok_hash[keep], np.where(empty, 0, lengths)
+    else:
+        filled = chunk.fill_null("")
+        lengths = filled.str.len_chars().to_numpy()
+        # code points straight from one UTF-32 buffer: no per-character Python objects
+        tok_hash = np.frombuffer("".join(filled.to_list()).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        tok_hash = tok_hash + np.uint64(seed)
+    return _ngrams(tok_hash, lengths, ngram)
 
 
 def _segments(flat: "np.ndarray", offsets: "np.ndarray", rows: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
@@ -550,7 +560,9 @@ class ShingleSets:
     key whenever documents x distinct shingles < 2^32; each document's keys are made unique once.
     For every pair the smaller set's shingles are looked up, as keys of the other document, with
     Polars' ``is_in`` (a hash set): 32-bit keys made it 2.5x faster than 64-bit ones, and a
-    Polars two-key join was 10x slower.
+    Polars two-key join was 10x slower. ``is_in`` builds its hash set on every call (~14 ns a
+    key, against ~3 ns a lookup), so each call's set holds only the keys of the documents it is
+    asked about, and threads split the pairs by that document, never sharing one.
     """
 
     def __init__(self, flat: "np.ndarray", lens: "np.ndarray"):
@@ -566,12 +578,13 @@ class ShingleSets:
         ids = pl.DataFrame({"h": distinct, "id": pl.int_range(0, self.n_shingles, dtype=dtype, eager=True)})
         vid = pl.DataFrame({"h": hashes}).join(ids, on="h", how="left", maintain_order="left")["id"].to_numpy()
         doc = np.repeat(np.arange(n, dtype=self.np_dtype), lens)
-        keys = pl.Series(doc * self.np_dtype(self.n_shingles) + vid)
-        first = keys.is_first_distinct()
-        keep = first.to_numpy()
-        self.vid = vid[keep]
-        self.key_set = keys.filter(first).implode()
-        self.sizes = np.bincount(doc[keep].astype(np.int64), minlength=n).astype(np.int64)
+        # sorted, a document's repeated shingles are neighbours (a sort: 4x is_first_distinct)
+        keys = pl.Series(doc * self.np_dtype(self.n_shingles) + vid).sort().to_numpy()
+        keep = np.ones(len(keys), bool)
+        np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+        self.keys = keys[keep]
+        doc, self.vid = np.divmod(self.keys, self.np_dtype(max(self.n_shingles, 1)))
+        self.sizes = np.bincount(doc.astype(np.int64), minlength=n).astype(np.int64)
         self.offsets = np.zeros(n + 1, np.int64)
         np.cumsum(self.sizes, out=self.offsets[1:])
         self.local = None  # row number -> position, when only some rows are indexed
@@ -589,26 +602,55 @@ class ShingleSets:
         return sets
 
     def jaccard(self, pairs: "np.ndarray") -> "np.ndarray":
+        """Exact Jaccard of each pair, on every worker thread: the pairs are ordered by the
+        document whose keys are looked up and cut where that document changes."""
         import numpy as np
-        import polars as pl
 
         if self.local is not None:
             pairs = self.local[pairs]
-        sizes, out = self.sizes, np.empty(len(pairs))
-        for lo in range(0, len(pairs), _PAIR_CHUNK):
-            a, b = pairs[lo:lo + _PAIR_CHUNK, 0], pairs[lo:lo + _PAIR_CHUNK, 1]
-            a_smaller = sizes[a] <= sizes[b]
-            small, other = np.where(a_smaller, a, b), np.where(a_smaller, b, a)
-            n_small = sizes[small]
-            ends = np.cumsum(n_small)
-            at = np.arange(int(ends[-1])) + np.repeat(self.offsets[small] - (ends - n_small), n_small)
-            query = np.repeat((other * self.n_shingles).astype(self.np_dtype), n_small) + self.vid[at]
-            found = pl.Series(query).is_in(self.key_set).to_numpy()
-            seen = np.zeros(len(found) + 1, np.int64)
-            np.cumsum(found, out=seen[1:])
-            inter = seen[ends] - seen[ends - n_small]
-            out[lo:lo + len(a)] = inter / (sizes[a] + sizes[b] - inter)
+        a, b = pairs[:, 0], pairs[:, 1]
+        a_smaller = self.sizes[a] <= self.sizes[b]
+        small, other = np.where(a_smaller, a, b), np.where(a_smaller, b, a)
+        order = np.argsort(other, kind="stable")
+        small, other = small[order], other[order]
+        work = np.cumsum(self.sizes[small])
+        parts = max(min(_WORKERS, len(pairs) // _MIN_PARALLEL), -(-int(work[-1]) // _LOOKUPS_PER_CALL) if len(work) else 1, 1)
+        cuts = [0]
+        for k in range(1, parts):  # near equal lookups per part, never splitting one document
+            at = min(int(np.searchsorted(work, work[-1] * k // parts)), len(other) - 1)
+            cuts.append(max(int(np.searchsorted(other, other[at])), cuts[-1]))
+        cuts.append(len(pairs))
+        spans = [(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo]
+        inter = np.empty(len(pairs), np.int64)
+
+        def part(span: tuple[int, int]) -> None:
+            lo, hi = span
+            inter[lo:hi] = self._intersections(small[lo:hi], other[lo:hi])
+
+        if len(spans) > 1:
+            list(_pool().map(part, spans))
+        elif spans:
+            part(spans[0])
+        out = np.empty(len(pairs))
+        out[order] = inter / (self.sizes[small] + self.sizes[other] - inter)
         return out
+
+    def _intersections(self, small: "np.ndarray", other: "np.ndarray") -> "np.ndarray":
+        """|small ∩ other| for each pair; ``other`` is sorted."""
+        import numpy as np
+        import polars as pl
+
+        n_small = self.sizes[small]
+        ends = np.cumsum(n_small)
+        at = np.arange(int(ends[-1])) + np.repeat(self.offsets[small] - (ends - n_small), n_small)
+        query = np.repeat((other * self.n_shingles).astype(self.np_dtype), n_small) + self.vid[at]
+        docs = other[np.r_[True, other[1:] != other[:-1]]]
+        n_keys = self.sizes[docs]
+        keys = _segments(self.keys, self.offsets, docs)[0] if n_keys.sum() * 10 < len(self.keys) * 9 else self.keys
+        found = pl.Series(query).is_in(pl.Series(keys).implode()).to_numpy()
+        seen = np.zeros(len(found) + 1, np.int64)
+        np.cumsum(found, out=seen[1:])
+        return seen[ends] - seen[ends - n_small]
 
 
 def exact_jaccard(flat: "np.ndarray", lens: "np.ndarray", pairs: "np.ndarray") -> "np.ndarray":
@@ -675,7 +717,7 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
     lens = counts[live]
     flat, lens, live, sketch, sets_ready = _sketch(flat, lens, live, bands, rows, threshold, permutations, seed)
     rounds = band_pairs(sketch.keys)
-    involved = np.unique(np.concatenate(rounds).ravel())
+    involved = np.flatnonzero(np.bincount(np.concatenate(rounds).ravel(), minlength=len(lens)))  # np.unique: 40x slower
     if len(involved) == 0:
         return root, jac
     if sets_ready is None:
@@ -694,7 +736,7 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
         if not len(pairs):
             continue
         sets = sets_ready.result()
-        j = _chunked(sets.jaccard, pairs)
+        j = sets.jaccard(pairs)
         edges = j >= threshold - 1e-12
         checked.append(pairs[edges])
         checked_jac.append(j[edges])
@@ -765,7 +807,7 @@ def _jaccard_to_root(to_root, checked, checked_jac, m, sets_ready) -> "np.ndarra
     known = (code[at] == want) if len(code) else np.zeros(len(want), bool)
     out[known] = checked_jac[at[known]]
     if (~known).any():
-        out[~known] = _chunked(sets_ready.result().jaccard, to_root[~known])
+        out[~known] = sets_ready.result().jaccard(to_root[~known])
     return out
 
 

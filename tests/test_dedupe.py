@@ -303,6 +303,51 @@ def test_shingle_sets_64_bit_keys_give_the_same_jaccard(monkeypatch):
     assert np.array_equal(small.jaccard(pairs), wide.jaccard(pairs))
 
 
+def test_exact_jaccard_split_across_threads_and_small_lookup_sets(monkeypatch):
+    """Pairs cut into parts by the document looked up, each part with a set of its documents'
+    keys only: the same Jaccard as Python sets, with or without the split."""
+    from llmspec.runtime import dedupe
+
+    rng = random.Random(5)
+    texts = [" ".join(doc(rng, rng.randint(1, 30))) for _ in range(120)]
+    flat, counts = shingle_hashes(pl.Series(texts), unit="word", ngram=2, seed=1)
+    pairs = np.array([(i, j) for i in range(120) for j in range(i + 1, 120) if (i * j) % 7 == 1])
+    sets = dedupe.ShingleSets(flat, counts)
+    whole = sets.jaccard(pairs)
+    dedupe._pool()
+    monkeypatch.setattr(dedupe, "_WORKERS", 3)
+    monkeypatch.setattr(dedupe, "_MIN_PARALLEL", 1)
+    monkeypatch.setattr(dedupe, "_LOOKUPS_PER_CALL", 50)  # many parts, most with a few documents
+    calls = []
+    original = dedupe.ShingleSets._intersections
+    monkeypatch.setattr(dedupe.ShingleSets, "_intersections",
+                        lambda self, s, o: calls.append(len(np.unique(o))) or original(self, s, o))
+    split = sets.jaccard(pairs)
+    assert len(calls) > 10 and max(calls) < 120
+
+    def sh(t):
+        w = t.split()
+        return {tuple(w)} if len(w) < 2 else set(zip(w, w[1:]))
+
+    want = [len(sh(texts[i]) & sh(texts[j])) / len(sh(texts[i]) | sh(texts[j])) for i, j in pairs]
+    assert np.array_equal(split, whole) and np.allclose(split, want)
+
+
+def test_shingle_hashes_in_chunks_on_threads_match_one_call(monkeypatch):
+    from llmspec.runtime import dedupe
+
+    rng = random.Random(6)
+    texts = pl.Series([" ".join(doc(rng, rng.randint(0, 9))) if i % 5 else None for i in range(500)])
+    whole = {u: shingle_hashes(texts, unit=u, ngram=3, seed=4) for u in ("word", "char")}
+    dedupe._pool()
+    monkeypatch.setattr(dedupe, "_WORKERS", 4)
+    monkeypatch.setattr(dedupe, "_MIN_ROWS_PER_THREAD", 7)
+    for unit, (flat, counts) in whole.items():
+        got_flat, got_counts = shingle_hashes(texts, unit=unit, ngram=3, seed=4)
+        assert np.array_equal(got_counts, counts) and np.array_equal(got_flat, flat)
+        assert counts[0] == 0 and counts.sum() == len(flat)
+
+
 def test_minhash_groups_same_with_one_thread_and_jaccard_to_root_is_exact(monkeypatch, sketch_path):
     from llmspec.runtime import dedupe
 
