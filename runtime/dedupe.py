@@ -49,7 +49,6 @@ _EMPTY = 0xFFFFFFFF  # a bin no shingle fell in
 FLOOR_SD = 2.5  # see estimate_floor
 # Names the MinHash algorithm in cleaning fingerprints: change it when the groups found can change.
 SKETCH = "oph-bands-1"
-_KEY32_LIMIT = 2 ** 32  # (document, shingle) keys fit 32 bits below this product
 
 
 # ----------------------------------------------------------------------------- keys
@@ -556,13 +555,16 @@ def band_pairs(keys: "np.ndarray") -> list["np.ndarray"]:
 class ShingleSets:
     """The distinct shingles of each document, ready for exact Jaccard of many pairs.
 
-    Shingle hashes get dense ids (a Polars hash join), so (document, shingle) fits one 32-bit
-    key whenever documents x distinct shingles < 2^32; each document's keys are made unique once.
-    For every pair the smaller set's shingles are looked up, as keys of the other document, with
-    Polars' ``is_in`` (a hash set): 32-bit keys made it 2.5x faster than 64-bit ones, and a
-    Polars two-key join was 10x slower. ``is_in`` builds its hash set on every call (~14 ns a
-    key, against ~3 ns a lookup), so each call's set holds only the keys of the documents it is
-    asked about, and threads split the pairs by that document, never sharing one.
+    Each (document, shingle) is one u64 key: the document number in the high bits, the shingle
+    hash's high bits below it (64 - log2(documents) of them: 47 at 100k documents). Sorted, the
+    keys fall in document order and a document's repeated shingles are neighbours. For every
+    pair the smaller set's shingles are looked up, as keys of the other document, with Polars'
+    ``is_in`` (a hash set). Two shingles of one pair sharing their kept hash bits would count as
+    one: about |set| / 2^47 a lookup, far below what changes a decision. Measured against dense
+    shingle ids in 32-bit keys: building those ids (a hash join) cost more than the narrower keys
+    saved. ``is_in`` builds its hash set on every call (~14 ns a key, against ~3-5 ns a lookup),
+    so each call's set holds only the keys of the documents it is asked about, and threads split
+    the pairs by that document, never sharing one.
     """
 
     def __init__(self, flat: "np.ndarray", lens: "np.ndarray"):
@@ -570,21 +572,14 @@ class ShingleSets:
         import polars as pl
 
         n = len(lens)
-        hashes = pl.Series("h", flat)
-        distinct = hashes.unique()
-        self.n_shingles = len(distinct)
-        small = n * max(self.n_shingles, 1) < _KEY32_LIMIT
-        dtype, self.np_dtype = (pl.UInt32, np.uint32) if small else (pl.UInt64, np.uint64)
-        ids = pl.DataFrame({"h": distinct, "id": pl.int_range(0, self.n_shingles, dtype=dtype, eager=True)})
-        vid = pl.DataFrame({"h": hashes}).join(ids, on="h", how="left", maintain_order="left")["id"].to_numpy()
-        doc = np.repeat(np.arange(n, dtype=self.np_dtype), lens)
-        # sorted, a document's repeated shingles are neighbours (a sort: 4x is_first_distinct)
-        keys = pl.Series(doc * self.np_dtype(self.n_shingles) + vid).sort().to_numpy()
+        doc_bits = max(int(n - 1).bit_length(), 1)
+        self.shift = np.uint64(64 - doc_bits)
+        doc = np.repeat(np.arange(n, dtype=np.uint64), lens)
+        keys = pl.Series((doc << self.shift) | (flat >> np.uint64(doc_bits))).sort().to_numpy()
         keep = np.ones(len(keys), bool)
         np.not_equal(keys[1:], keys[:-1], out=keep[1:])
         self.keys = keys[keep]
-        doc, self.vid = np.divmod(self.keys, self.np_dtype(max(self.n_shingles, 1)))
-        self.sizes = np.bincount(doc.astype(np.int64), minlength=n).astype(np.int64)
+        self.sizes = np.bincount((self.keys >> self.shift).astype(np.int64), minlength=n).astype(np.int64)
         self.offsets = np.zeros(n + 1, np.int64)
         np.cumsum(self.sizes, out=self.offsets[1:])
         self.local = None  # row number -> position, when only some rows are indexed
@@ -643,7 +638,8 @@ class ShingleSets:
         n_small = self.sizes[small]
         ends = np.cumsum(n_small)
         at = np.arange(int(ends[-1])) + np.repeat(self.offsets[small] - (ends - n_small), n_small)
-        query = np.repeat((other * self.n_shingles).astype(self.np_dtype), n_small) + self.vid[at]
+        shingle = np.uint64((1 << int(self.shift)) - 1)
+        query = np.repeat(other.astype(np.uint64) << self.shift, n_small) | (self.keys[at] & shingle)
         docs = other[np.r_[True, other[1:] != other[:-1]]]
         n_keys = self.sizes[docs]
         keys = _segments(self.keys, self.offsets, docs)[0] if n_keys.sum() * 10 < len(self.keys) * 9 else self.keys

@@ -290,19 +290,6 @@ def test_shingle_sets_of_some_rows_answer_in_row_numbers():
     assert np.array_equal(ShingleSets.of_rows(flat, counts, rows).jaccard(pairs), exact_jaccard(flat, counts, pairs))
 
 
-def test_shingle_sets_64_bit_keys_give_the_same_jaccard(monkeypatch):
-    from llmspec.runtime import dedupe
-
-    texts = _corpus(5, 200)
-    flat, counts = shingle_hashes(pl.Series(texts), unit="word", ngram=3, seed=1)
-    pairs = np.array([(i, j) for i in range(0, 200, 3) for j in range(i + 1, 200, 7)])
-    small = dedupe.ShingleSets(flat, counts)
-    monkeypatch.setattr(dedupe, "_KEY32_LIMIT", 0)
-    wide = dedupe.ShingleSets(flat, counts)
-    assert small.np_dtype == np.uint32 and wide.np_dtype == np.uint64
-    assert np.array_equal(small.jaccard(pairs), wide.jaccard(pairs))
-
-
 def test_exact_jaccard_split_across_threads_and_small_lookup_sets(monkeypatch):
     """Pairs cut into parts by the document looked up, each part with a set of its documents'
     keys only: the same Jaccard as Python sets, with or without the split."""
