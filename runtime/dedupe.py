@@ -11,13 +11,15 @@ MinHash, chosen by measurement (``bench/near_dup.py``):
 - band keys and estimates for the flagged rows (``_sketch``): their signatures copied out of
   rensa, or, when many rows are flagged (templated text) and bands are at most 8 rows, one-
   permutation sketches of every row in NumPy (``BandSketch``), cheaper than copying that many;
-- banding: one sort of every band's keys gives candidate pairs in two rounds; pairs already in
-  one group are skipped, pairs whose estimate is FLOOR_SD standard deviations under the threshold
-  dropped, the rest verified by their exact Jaccard similarity (Polars hash-set lookups of
-  32-bit (document, shingle) keys), so the band layout is tuned for recall;
+- banding: one sort of every band's keys gives candidate pairs in two rounds; pairs whose
+  estimate is FLOOR_SD standard deviations under the threshold are dropped, then, round by
+  round, pairs already in one group skipped and the rest verified by their exact Jaccard
+  similarity (Polars hash-set lookups of (document, shingle) keys, for the rows still in a pair
+  only), so the band layout is tuned for recall;
 - connected components of the verified pairs (union-find by hooking roots to the smaller index,
   vectorised) collapse chains: a row similar only to a duplicate still joins its group.
-Sketching, estimates and verification run in threads (NumPy and Polars release the GIL).
+Shingling, sketching, estimates and verification run in threads (NumPy and Polars release
+the GIL).
 """
 
 from __future__ import annotations
@@ -711,27 +713,24 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
     if len(live) < 2:
         return root, jac
     lens = counts[live]
-    flat, lens, live, sketch, sets_ready = _sketch(flat, lens, live, bands, rows, threshold, permutations, seed)
-    rounds = band_pairs(sketch.keys)
+    flat, lens, live, sketch = _sketch(flat, lens, live, bands, rows, threshold, permutations, seed)
+    floor = estimate_floor(threshold, sketch.bins)
+    rounds = [pairs[_chunked(sketch.estimate, pairs) >= floor] if len(pairs) else pairs
+              for pairs in band_pairs(sketch.keys)]
+    # exact verification needs the shingle sets of the rows in pairs that passed their estimate
+    # only (0.4% of the 400k tickets; a third of gpteacher-toolformer at 0.85, most at 0.7)
     involved = np.flatnonzero(np.bincount(np.concatenate(rounds).ravel(), minlength=len(lens)))  # np.unique: 40x slower
     if len(involved) == 0:
         return root, jac
-    if sets_ready is None:
-        # exact verification needs the shingle sets of the rows in candidate pairs only: indexed
-        # in a thread while the estimates run
-        sets_ready = _pool().submit(ShingleSets.of_rows, flat, lens, involved)
-    floor = estimate_floor(threshold, sketch.bins)
+    sets = ShingleSets.of_rows(flat, lens, involved)
     m = len(live)
     group = np.arange(m)
     checked = [np.zeros((0, 2), np.int64)]
     checked_jac = [np.zeros(0)]
     for pairs in rounds:
         pairs = pairs[group[pairs[:, 0]] != group[pairs[:, 1]]]
-        if len(pairs):
-            pairs = pairs[_chunked(sketch.estimate, pairs) >= floor]
         if not len(pairs):
             continue
-        sets = sets_ready.result()
         j = sets.jaccard(pairs)
         edges = j >= threshold - 1e-12
         checked.append(pairs[edges])
@@ -742,7 +741,7 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
     dups = np.flatnonzero(group != np.arange(m))
     if len(dups):
         jac[live[dups]] = _jaccard_to_root(np.stack([group[dups], dups], 1), np.concatenate(checked),
-                                           np.concatenate(checked_jac), m, sets_ready)
+                                           np.concatenate(checked_jac), m, sets)
         root[live[dups]] = live[group[dups]]
     return root, jac
 
@@ -757,8 +756,7 @@ _SKETCH_MAX_ROWS = 8
 
 
 def _sketch(flat, lens, live, bands, rows, threshold, permutations, seed):
-    """(flat, lens, live, sketch, shingle sets or None) for the rows that can have a
-    near-duplicate.
+    """(flat, lens, live, sketch) for the rows that can have a near-duplicate.
 
     rensa computes classic MinHash signatures of every row in Rust and flags the rows sharing an
     LSH band with another (same bands as the sketch, so no duplicate pair is lost here). Then the
@@ -767,8 +765,7 @@ def _sketch(flat, lens, live, bands, rows, threshold, permutations, seed):
       of rensa as Python lists;
     - many (templated text: 80% of gpteacher-toolformer), with at most _SKETCH_MAX_ROWS rows per
       band: ``BandSketch`` of every row in NumPy, which costs less than copying that many
-      signatures out (its recall there: 0.978 vs 0.984 at 0.7); most rows will need their
-      shingle sets, so they are indexed in a thread meanwhile.
+      signatures out (its recall there: 0.978 vs 0.984 at 0.7).
     """
     import numpy as np
     import rensa
@@ -780,16 +777,15 @@ def _sketch(flat, lens, live, bands, rows, threshold, permutations, seed):
                                          count=len(lens)))
     sketch_ns = len(flat) * bands * _SKETCH_NS_PER_SHINGLE_BAND
     if rows <= _SKETCH_MAX_ROWS and len(flagged) * permutations * _EXPORT_NS_PER_VALUE > sketch_ns:
-        sets_ready = _pool().submit(ShingleSets, flat, lens)
-        return flat, lens, live, BandSketch(flat, lens, bands, rows, seed), sets_ready
+        return flat, lens, live, BandSketch(flat, lens, bands, rows, seed)
     offsets = np.zeros(len(lens) + 1, np.int64)
     np.cumsum(lens, out=offsets[1:])
     flat, lens = _segments(flat, offsets, flagged)
     sig = _to_numpy(_signatures(flat, lens, permutations, seed), permutations)
-    return flat, lens, live[flagged], BandSketch.from_signatures(sig, bands, rows), None
+    return flat, lens, live[flagged], BandSketch.from_signatures(sig, bands, rows)
 
 
-def _jaccard_to_root(to_root, checked, checked_jac, m, sets_ready) -> "np.ndarray":
+def _jaccard_to_root(to_root, checked, checked_jac, m, sets) -> "np.ndarray":
     """Exact Jaccard of each (root, duplicate) pair: reused where that pair was verified (most
     rows join their group's first row directly), computed for rows joined through a chain."""
     import numpy as np
@@ -803,7 +799,7 @@ def _jaccard_to_root(to_root, checked, checked_jac, m, sets_ready) -> "np.ndarra
     known = (code[at] == want) if len(code) else np.zeros(len(want), bool)
     out[known] = checked_jac[at[known]]
     if (~known).any():
-        out[~known] = sets_ready.result().jaccard(to_root[~known])
+        out[~known] = sets.jaccard(to_root[~known])
     return out
 
 
