@@ -635,6 +635,7 @@ class ShingleSets:
         document whose keys are looked up and cut where that document changes."""
         import numpy as np
 
+        pool = _pool()
         if self.local is not None:
             pairs = self.local[pairs]
         a, b = pairs[:, 0], pairs[:, 1]
@@ -642,14 +643,7 @@ class ShingleSets:
         small, other = np.where(a_smaller, a, b), np.where(a_smaller, b, a)
         order = np.argsort(other, kind="stable")
         small, other = small[order], other[order]
-        work = np.cumsum(self.sizes[small])
-        parts = max(min(_WORKERS, len(pairs) // _MIN_PARALLEL), -(-int(work[-1]) // _LOOKUPS_PER_CALL) if len(work) else 1, 1)
-        cuts = [0]
-        for k in range(1, parts):  # near equal lookups per part, never splitting one document
-            at = min(int(np.searchsorted(work, work[-1] * k // parts)), len(other) - 1)
-            cuts.append(max(int(np.searchsorted(other, other[at])), cuts[-1]))
-        cuts.append(len(pairs))
-        spans = [(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo]
+        spans = _spans_by_document(other, np.cumsum(self.sizes[small]))
         inter = np.empty(len(pairs), np.int64)
 
         def part(span: tuple[int, int]) -> None:
@@ -657,7 +651,7 @@ class ShingleSets:
             inter[lo:hi] = self._intersections(small[lo:hi], other[lo:hi])
 
         if len(spans) > 1:
-            list(_pool().map(part, spans))
+            list(pool.map(part, spans))
         elif spans:
             part(spans[0])
         out = np.empty(len(pairs))
@@ -669,11 +663,10 @@ class ShingleSets:
         import numpy as np
         import polars as pl
 
-        n_small = self.sizes[small]
+        small_keys, n_small = _segments(self.keys, self.offsets, small)
         ends = np.cumsum(n_small)
-        at = np.arange(int(ends[-1])) + np.repeat(self.offsets[small] - (ends - n_small), n_small)
         shingle = np.uint64((1 << int(self.shift)) - 1)
-        query = np.repeat(other.astype(np.uint64) << self.shift, n_small) | (self.keys[at] & shingle)
+        query = np.repeat(other.astype(np.uint64) << self.shift, n_small) | (small_keys & shingle)
         docs = other[np.r_[True, other[1:] != other[:-1]]]
         n_keys = self.sizes[docs]
         keys = _segments(self.keys, self.offsets, docs)[0] if n_keys.sum() * 10 < len(self.keys) * 9 else self.keys
@@ -681,6 +674,22 @@ class ShingleSets:
         seen = np.zeros(len(found) + 1, np.int64)
         np.cumsum(found, out=seen[1:])
         return seen[ends] - seen[ends - n_small]
+
+
+def _spans_by_document(other: "np.ndarray", work: "np.ndarray") -> list[tuple[int, int]]:
+    """Cuts of pairs sorted by ``other`` into spans for the worker threads: near equal lookups
+    (``work``, cumulative) per span, at most _LOOKUPS_PER_CALL each, a document never split."""
+    import numpy as np
+
+    if not len(other):
+        return []
+    parts = max(min(_WORKERS, len(other) // _MIN_PARALLEL), -(-int(work[-1]) // _LOOKUPS_PER_CALL), 1)
+    cuts = [0]
+    for k in range(1, parts):
+        at = min(int(np.searchsorted(work, work[-1] * k // parts)), len(other) - 1)
+        cuts.append(max(int(np.searchsorted(other, other[at])), cuts[-1]))
+    cuts.append(len(other))
+    return [(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo]
 
 
 def exact_jaccard(flat: "np.ndarray", lens: "np.ndarray", pairs: "np.ndarray") -> "np.ndarray":
