@@ -17,7 +17,7 @@ precision, and time from normalised texts to duplicate groups:
   counts as found when both rows end in one group, so chains (pairs below the threshold joined
   through a third row) lower its precision;
 - llmspec, datasketch's bands: the same with the band layout datasketch chooses for itself
-  (``bands:`` in a spec), so both sides run one LSH configuration;
+  (``bands:`` and ``rows_per_band:`` in a spec), so both sides run one LSH configuration;
 - rensa signatures: the same pipeline with classic 128-permutation MinHash signatures from
   rensa (Rust), the alternative measured against the NumPy sketches;
 - datasketch: MinHash + MinHashLSH insert and query of every document (candidates unverified,
@@ -94,7 +94,7 @@ def scores(found, truth: set) -> tuple[float, float, int]:
     return hit / max(len(truth), 1), hit / max(n_found, 1), n_found
 
 
-def run_llmspec(texts: list[str], threshold: float, bands: int | None = None):
+def run_llmspec(texts: list[str], threshold: float, bands: int | None = None, rows: int | None = None):
     import polars as pl
     import rensa  # noqa: F401  imported before the clock starts, as datasketch is
 
@@ -103,17 +103,18 @@ def run_llmspec(texts: list[str], threshold: float, bands: int | None = None):
     series = pl.Series(texts, dtype=pl.String)
     t0 = time.perf_counter()
     root, _ = minhash_groups(series, threshold=threshold, ngram=NGRAM, unit="word", permutations=PERMS, seed=SEED,
-                             bands=bands)
+                             bands=bands, rows=rows)
     return time.perf_counter() - t0, root
 
 
 def run_llmspec_datasketch_bands(texts: list[str], threshold: float):
-    """llmspec with the bands datasketch picks for itself (``bands:`` in the spec): the same LSH
-    configuration on both sides, so the difference is the implementation alone."""
+    """llmspec with the band layout datasketch picks for itself (``bands:`` and ``rows_per_band:``
+    in the spec): the same LSH configuration on both sides, so the difference is the
+    implementation alone."""
     from datasketch.lsh import _optimal_param
 
-    bands, _ = _optimal_param(threshold, PERMS, 0.5, 0.5)
-    return run_llmspec(texts, threshold, bands)
+    bands, rows = _optimal_param(threshold, PERMS, 0.5, 0.5)
+    return run_llmspec(texts, threshold, bands, rows)
 
 
 def run_rensa(texts: list[str], threshold: float):

@@ -259,12 +259,16 @@ def _resolve_args(kind: str, args: Any, index: int, pos: Pos | None, types: dict
     if kind in ("reject_matching", "keep_matching", "replace_matching"):
         out["rust_patterns"] = [_rust_or_spec_error(p, args.ignore_case, index, kind, pos) for p in args.patterns]
     if kind == "dedupe" and args.method != "minhash":
-        for k in ("threshold", "ngram", "unit", "permutations", "seed"):
+        for k in ("threshold", "ngram", "unit", "permutations", "seed", "bands", "rows_per_band"):
             out.pop(k, None)
     if kind == "dedupe" and args.method == "minhash":
         from llmspec.runtime.dedupe import SKETCH, band_layout
 
-        out["bands"], out["rows_per_band"] = band_layout(args.threshold, args.permutations)
+        if args.bands or args.rows_per_band:  # the spec's layout; a missing half uses every permutation
+            out["bands"] = args.bands or args.permutations // args.rows_per_band
+            out["rows_per_band"] = args.rows_per_band or args.permutations // args.bands
+        else:
+            out["bands"], out["rows_per_band"] = band_layout(args.threshold, args.permutations)
         # which rows end up grouped depends on the sketch: part of the step's fingerprint, so a
         # new algorithm re-runs this cleaning once
         out["sketch"] = SKETCH

@@ -230,7 +230,7 @@ def _check_rules(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> I
                                  "limit the rule with `sources: [...]` or set `skip_missing_columns: true`")
         if isinstance(args, DedupeArgs) and args.method != "minhash":
             raw = _lookup(data, base) if isinstance(_lookup(data, base), dict) else {}
-            for key in ("threshold", "ngram", "unit", "permutations"):
+            for key in ("threshold", "ngram", "unit", "permutations", "bands", "rows_per_band"):
                 if key in raw:
                     yield Diagnostic("ignored-key", f"dedupe.{key} only applies to method minhash",
                                      key_at(base + (key,)), severity="warning")

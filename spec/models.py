@@ -330,6 +330,19 @@ class DedupeArgs(_ColumnsArgs):
     unit: Literal["word", "char"] = Field("word", description="Shingle unit for minhash.")
     permutations: int = Field(128, ge=16, le=1024, description="MinHash permutations.")
     seed: int = 42
+    bands: int | None = Field(None, ge=1, le=1024, description=(
+        "LSH bands for minhash; default: chosen from threshold and permutations (printed by `llmspec compile`)."))
+    rows_per_band: int | None = Field(None, ge=1, le=1024, description=(
+        "Permutations per LSH band for minhash; bands x rows_per_band must not exceed permutations."))
+
+    @model_validator(mode="after")
+    def _layout_fits(self):
+        bands, rows = self.bands or 1, self.rows_per_band or 1
+        if bands * rows > self.permutations:
+            raise PydanticCustomError(
+                "conflict", "bands x rows_per_band is {used}, more than the {permutations} permutations",
+                {"used": bands * rows, "permutations": self.permutations})
+        return self
 
 
 RULE_ARGS: dict[str, type[StrictModel]] = {

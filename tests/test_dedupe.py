@@ -225,6 +225,11 @@ def test_dedupe_after_normalize_decides_the_same_and_fill_resets_it():
 # ----------------------------------------------------------------------------- sketches and verification
 
 
+def _jaccard(x: str, y: str, n: int = 3) -> float:
+    a, b = _shingles(x, n), _shingles(y, n)
+    return len(a & b) / len(a | b)
+
+
 def _corpus(seed: int, docs: int = 400):
     rng = random.Random(seed)
     base = [doc(rng, rng.randint(20, 60)) for _ in range(docs // 2)]
@@ -351,6 +356,21 @@ def test_minhash_groups_same_with_one_thread_and_jaccard_to_root_is_exact(monkey
     for i in dups:
         a, b = _shingles(texts[i], 3), _shingles(texts[root[i]], 3)
         assert jac[i] == pytest.approx(len(a & b) / len(a | b))
+
+
+def test_a_layout_using_fewer_permutations_finds_the_near_copies(monkeypatch):
+    from llmspec.runtime import dedupe
+
+    texts = _corpus(8, 300)
+    used = []
+    signatures = dedupe._signatures
+    monkeypatch.setattr(dedupe, "_signatures", lambda f, n, perms, seed: used.append(perms) or signatures(f, n, perms, seed))
+    root, _ = minhash_groups(pl.Series(texts), threshold=0.9, ngram=3, unit="word", permutations=128, seed=1,
+                             bands=9, rows=12)
+    assert set(used) == {108}
+    pairs = [(i, i + 150) for i in range(150) if _jaccard(texts[i], texts[i + 150]) >= 0.9]
+    assert len(pairs) >= 20
+    assert sum(root[i] == root[j] for i, j in pairs) >= 0.95 * len(pairs)
 
 
 def test_layouts_with_many_rows_per_band_use_minhash_signatures(monkeypatch):

@@ -89,6 +89,20 @@ def test_plan_is_json_and_round_trips():
     assert "3. redact_pii" in text
 
 
+def test_minhash_layout_from_the_spec_or_chosen():
+    def layout(**args):
+        plan = compile_cleaning(quality([{"dedupe": {"method": "minhash", "columns": ["a"], **args}}]), "s", {"a": "str"})
+        return plan.steps[0].args["bands"], plan.steps[0].args["rows_per_band"]
+
+    from llmspec.runtime.dedupe import band_layout
+
+    assert layout(threshold=0.9) == band_layout(0.9, 128)
+    assert layout(threshold=0.9, bands=9, rows_per_band=12) == (9, 12)  # 108 of the 128 permutations
+    assert layout(bands=32) == (32, 4) and layout(rows_per_band=16) == (8, 16)
+    exact = compile_cleaning(quality([{"dedupe": {"columns": ["a"]}}]), "s", {"a": "str"}).steps[0].args
+    assert "bands" not in exact and "rows_per_band" not in exact
+
+
 def test_language_rule_is_refused_with_the_measurement():
     q = quality([{"language": {"column": "a", "allowed": ["en"]}}])
     with pytest.raises(SpecError) as exc:

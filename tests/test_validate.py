@@ -300,6 +300,14 @@ def test_conflicting_rule_arguments(write_spec):
     assert at(diag) == where(text, "column:")
 
 
+def test_minhash_layout_larger_than_the_permutations(write_spec):
+    text = MINIMAL_SPEC + ("quality:\n  rules:\n    - dedupe: {column: answer, method: minhash, permutations: 64,"
+                           " bands: 9, rows_per_band: 8}\n")
+    diag = one_error(write_spec(text), "conflict")
+    assert "72" in diag.message and "64 permutations" in diag.message
+    assert diag.pos.line == where(text, "bands:")[0]
+
+
 # -- gates -------------------------------------------------------------------------------------
 
 
