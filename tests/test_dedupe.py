@@ -373,6 +373,26 @@ def test_a_layout_using_fewer_permutations_finds_the_near_copies(monkeypatch):
     assert sum(root[i] == root[j] for i, j in pairs) >= 0.95 * len(pairs)
 
 
+def test_both_paths_sketch_only_the_rows_rensa_flagged(monkeypatch, sketch_path):
+    """A row sharing no LSH band with another under rensa's signatures is done: neither path
+    sketches it again."""
+    from llmspec.runtime import dedupe
+
+    texts = _corpus(4, 200) + [" ".join(doc(random.Random(i), 40)) for i in range(300)]  # 300 loners
+    sketched = []
+    for cls_method in ("__init__", "from_signatures"):
+        original = getattr(dedupe.BandSketch, cls_method)
+        if cls_method == "__init__":
+            monkeypatch.setattr(dedupe.BandSketch, "__init__", lambda self, flat, lens, *a, _o=original:
+                                sketched.append(len(lens)) or _o(self, flat, lens, *a))
+        else:
+            monkeypatch.setattr(dedupe.BandSketch, "from_signatures", classmethod(
+                lambda cls, sig, *a, _o=original: sketched.append(len(sig)) or _o.__func__(cls, sig, *a)))
+    root, _ = minhash_groups(pl.Series(texts), threshold=0.7, ngram=3, unit="word", permutations=128, seed=1)
+    assert len(sketched) == 1 and 100 <= sketched[0] < 300
+    assert (root != np.arange(len(texts))).sum() >= 30
+
+
 def test_layouts_with_many_rows_per_band_use_minhash_signatures(monkeypatch):
     """One-permutation bins get too few shingles past 8 rows per band (recall fell): such
     layouts take rensa's signatures however many rows collide."""
