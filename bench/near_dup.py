@@ -18,7 +18,7 @@ precision, and time from normalised texts to duplicate groups:
   through a third row) lower its precision;
 - llmspec, datasketch's bands: the same with the band layout datasketch chooses for itself
   (``bands:`` and ``rows_per_band:`` in a spec), so both sides run one LSH configuration;
-- rensa signatures: the same pipeline with classic 128-permutation MinHash signatures from
+- rensa signatures: the same with the sketch path forced to classic MinHash signatures from
   rensa (Rust), the alternative measured against the NumPy sketches;
 - datasketch: MinHash + MinHashLSH insert and query of every document (candidates unverified,
   as the library returns them), and the speed-up against it (goal >= 20x at equal or better recall),
@@ -94,7 +94,7 @@ def scores(found, truth: set) -> tuple[float, float, int]:
     return hit / max(len(truth), 1), hit / max(n_found, 1), n_found
 
 
-def run_llmspec(texts: list[str], threshold: float, bands: int | None = None, rows: int | None = None):
+def run_llmspec(texts: list[str], threshold: float, layout: tuple[int, int] | None = None):
     import polars as pl
     import rensa  # noqa: F401  imported before the clock starts, as datasketch is
 
@@ -103,7 +103,7 @@ def run_llmspec(texts: list[str], threshold: float, bands: int | None = None, ro
     series = pl.Series(texts, dtype=pl.String)
     t0 = time.perf_counter()
     root, _ = minhash_groups(series, threshold=threshold, ngram=NGRAM, unit="word", permutations=PERMS, seed=SEED,
-                             bands=bands, rows=rows)
+                             layout=layout)
     return time.perf_counter() - t0, root
 
 
@@ -113,37 +113,21 @@ def run_llmspec_datasketch_bands(texts: list[str], threshold: float):
     implementation alone."""
     from datasketch.lsh import _optimal_param
 
-    bands, rows = _optimal_param(threshold, PERMS, 0.5, 0.5)
-    return run_llmspec(texts, threshold, bands, rows)
+    return run_llmspec(texts, threshold, _optimal_param(threshold, PERMS, 0.5, 0.5))
 
 
 def run_rensa(texts: list[str], threshold: float):
-    """The alternative measured against the NumPy sketches: rensa (Rust) MinHash signatures,
-    copied to NumPy (rensa hands them out only as Python lists), then the same banding,
-    estimates, exact verification and components as llmspec. This was llmspec's pipeline before
-    (with rensa's LSH flags to skip rows that collide nowhere)."""
-    import numpy as np
-    import polars as pl
+    """llmspec's other way to band keys and estimates, forced: the flagged rows' classic MinHash
+    signatures copied out of rensa (as Python lists), the way it takes when few rows collide,
+    instead of the one-permutation sketch it picks when many do."""
+    from llmspec.runtime import dedupe
 
-    from llmspec.runtime import dedupe as d
-
-    t0 = time.perf_counter()
-    flat, counts = d.shingle_hashes(pl.Series(texts, dtype=pl.String), unit="word", ngram=NGRAM, seed=SEED)
-    live = np.flatnonzero(counts > 0)
-    sig = d._to_numpy(d._signatures(flat, counts[live], PERMS, SEED), PERMS)
-    bands, rows = d.band_layout(threshold, PERMS)
-    sketch = d.BandSketch.from_signatures(sig, bands, rows)
-    sets = d.ShingleSets(flat, counts[live])
-    group = np.arange(len(live))
-    for pairs in d.band_pairs(sketch.keys):
-        pairs = pairs[group[pairs[:, 0]] != group[pairs[:, 1]]]
-        pairs = pairs[sketch.estimate(pairs) >= d.estimate_floor(threshold, PERMS)]
-        edges = pairs[sets.jaccard(pairs) >= threshold - 1e-12]
-        linked = np.flatnonzero(group != np.arange(len(live)))
-        group = d.components(len(live), np.concatenate([edges, np.stack([linked, group[linked]], 1)]))
-    root = np.arange(len(texts))
-    root[live] = live[group]
-    return time.perf_counter() - t0, root
+    measured = dedupe._SKETCH_NS_PER_SHINGLE_BAND
+    dedupe._SKETCH_NS_PER_SHINGLE_BAND = float("inf")  # sketching never looks cheaper
+    try:
+        return run_llmspec(texts, threshold)
+    finally:
+        dedupe._SKETCH_NS_PER_SHINGLE_BAND = measured
 
 
 def run_datasketch(texts: list[str], threshold: float):
@@ -210,14 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = [float(x) for x in args.thresholds.split(",")]
     if args.only != "gpteacher":
         report("planted one-word edits", normalise(planted(args.docs, args.planted)), thresholds, args.repeat)
-    if args.only == "planted":
-        pass
-    elif GPTEACHER.exists():
+    if args.only != "planted" and not GPTEACHER.exists():
+        print(f"\n(skipped the real corpus: {GPTEACHER} is absent)")
+    elif args.only != "planted":
         records = json.loads(GPTEACHER.read_text())
         texts = [" ".join(str(r.get(k) or "") for k in ("instruction", "input", "output")) for r in records]
         report(f"gpteacher-toolformer ({GPTEACHER})", normalise(texts), thresholds, args.repeat)
-    else:
-        print(f"\n(skipped the real corpus: {GPTEACHER} is absent)")
     return 0
 
 

@@ -172,8 +172,8 @@ def find_duplicates(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.Serie
     texts = df.select(minhash_text(step, df.schema).alias("t")).get_column("t")
     a = step.args
     root, jac = minhash_groups(texts, threshold=a["threshold"], ngram=a["ngram"], unit=a["unit"],
-                               permutations=a["permutations"], seed=a["seed"], bands=a["bands"],
-                               rows=a.get("rows_per_band"))
+                               permutations=a["permutations"], seed=a["seed"],
+                               layout=(a["bands"], a["rows_per_band"]))
     return _minhash_outputs(df.get_column("_origin"), root, jac, a)
 
 
@@ -739,19 +739,17 @@ def components(n: int, edges: "np.ndarray") -> "np.ndarray":
 
 
 def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: str, permutations: int,
-                   seed: int, bands: int | None = None, rows: int | None = None) -> tuple["np.ndarray", "np.ndarray"]:
+                   seed: int, layout: tuple[int, int] | None = None) -> tuple["np.ndarray", "np.ndarray"]:
     """For each text: the index of its group's first row (itself when unique) and the exact
-    Jaccard to that row (1.0 for itself). Texts without shingles are never duplicates."""
+    Jaccard to that row (1.0 for itself). Texts without shingles are never duplicates.
+    ``layout`` is (bands, rows per band); by default ``band_layout`` picks it."""
     import numpy as np
 
     n = texts.len()
     root = np.arange(n)
     jac = np.ones(n)
     seed = seed % 2 ** 63  # Polars and NumPy take unsigned seeds; any spec integer maps to one
-    if bands is None:
-        bands, rows = band_layout(threshold, permutations)
-    elif rows is None:
-        rows = permutations // bands
+    bands, rows = layout or band_layout(threshold, permutations)
     flat, counts = shingle_hashes(texts, unit=unit, ngram=ngram, seed=seed)
     live = np.flatnonzero(counts > 0)  # flat holds exactly their shingles, in order
     if len(live) < 2:

@@ -366,7 +366,7 @@ def test_a_layout_using_fewer_permutations_finds_the_near_copies(monkeypatch):
     signatures = dedupe._signatures
     monkeypatch.setattr(dedupe, "_signatures", lambda f, n, perms, seed: used.append(perms) or signatures(f, n, perms, seed))
     root, _ = minhash_groups(pl.Series(texts), threshold=0.9, ngram=3, unit="word", permutations=128, seed=1,
-                             bands=9, rows=12)
+                             layout=(9, 12))
     assert set(used) == {108}
     pairs = [(i, i + 150) for i in range(150) if _jaccard(texts[i], texts[i + 150]) >= 0.9]
     assert len(pairs) >= 20
@@ -413,7 +413,7 @@ def test_layouts_with_many_rows_per_band_use_minhash_signatures(monkeypatch):
 def test_bands_that_do_not_divide_the_permutations_use_bands_times_rows(sketch_path):
     texts = _corpus(11, 300)
     args = dict(threshold=0.7, ngram=3, unit="word", permutations=128, seed=1)
-    root, jac = minhash_groups(pl.Series(texts), **args, bands=14)  # 14 x 9 = 126 of the 128
+    root, jac = minhash_groups(pl.Series(texts), **args, layout=(14, 9))  # 126 of the 128
     dups = np.flatnonzero(root != np.arange(len(texts)))
     assert len(dups) >= 30  # 16 x 8 finds 51 here: fewer, longer bands find fewer pairs
     assert (jac[dups] >= 0.7 - 1e-9).all()  # each joined its group's first row directly here
