@@ -6,7 +6,7 @@
 Both run as child processes (interpreter start and imports included) with the same rules:
 drop unreadable lines, reject control characters, NFKC + whitespace collapse, require body and
 reply, reject placeholder replies, redact PII (the same regexes and checksums: both call
-``llmspec.runtime.pii.redact_all`` semantics, pandas row by row), exact dedupe after
+``llmspec.runtime.clean.pii.redact_all`` semantics, pandas row by row), exact dedupe after
 normalisation, and near-duplicates at Jaccard 0.8 on word 3-grams (pandas: datasketch
 MinHashLSH, candidates verified exactly, greedy in file order). Prints both times, the ratio
 (goal: llmspec >= 10x), llmspec's peak RSS (goal < 2 GiB), whether both keep the same rows
@@ -63,7 +63,7 @@ def pandas_clean(path: Path, out: Path) -> None:
     import pandas as pd
     from datasketch import MinHash, MinHashLSH
 
-    from llmspec.runtime.pii import KINDS, redact_all
+    from llmspec.runtime.clean.pii import KINDS, redact_all
 
     placeholders = {k: f"<{k.upper()}>" for k in KINDS}
     records, reasons = [], {"corrupt": 0}
@@ -172,7 +172,7 @@ def _word3(text: str) -> set[str]:
 
 
 def _p_candidate(j: float) -> float:
-    from llmspec.runtime.dedupe import band_layout
+    from llmspec.runtime.clean.dedupe import band_layout
 
     b, r = band_layout(THRESHOLD, 128)
     return 1 - (1 - j ** r) ** b

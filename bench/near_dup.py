@@ -98,7 +98,7 @@ def run_llmspec(texts: list[str], threshold: float, layout: tuple[int, int] | No
     import polars as pl
     import rensa  # noqa: F401  imported before the clock starts, as datasketch is
 
-    from llmspec.runtime.dedupe import minhash_groups
+    from llmspec.runtime.clean.dedupe import minhash_groups
 
     series = pl.Series(texts, dtype=pl.String)
     t0 = time.perf_counter()
@@ -120,7 +120,7 @@ def run_rensa(texts: list[str], threshold: float):
     """llmspec's other way to band keys and estimates, forced: the flagged rows' classic MinHash
     signatures copied out of rensa (as Python lists), the way it takes when few rows collide,
     instead of the one-permutation sketch it picks when many do."""
-    from llmspec.runtime import dedupe
+    from llmspec.runtime.clean import dedupe
 
     measured = dedupe._SKETCH_NS_PER_SHINGLE_BAND
     dedupe._SKETCH_NS_PER_SHINGLE_BAND = float("inf")  # sketching never looks cheaper

@@ -103,7 +103,7 @@ class CompiledTraining:
 
     def write(self) -> Path:
         """Write the YAML and the files it refers to; return the YAML's path."""
-        from llmspec.runtime.atomic import write_text_atomic
+        from llmspec.runtime.engine.atomic import write_text_atomic
 
         for path, content in sorted(self.files.items()):
             write_text_atomic(Path(path), content)

@@ -262,7 +262,7 @@ def _resolve_args(kind: str, args: Any, index: int, pos: Pos | None, types: dict
         for k in ("threshold", "ngram", "unit", "permutations", "seed", "bands", "rows_per_band"):
             out.pop(k, None)
     if kind == "dedupe" and args.method == "minhash":
-        from llmspec.runtime.dedupe import SKETCH, band_layout
+        from llmspec.runtime.clean.dedupe import SKETCH, band_layout
 
         if args.bands or args.rows_per_band:  # the spec's layout; a missing half uses every permutation
             out["bands"] = args.bands or args.permutations // args.rows_per_band
@@ -590,11 +590,11 @@ def explain_step(lf: "pl.LazyFrame", step: CleaningStep, schema: Mapping[str, An
                 detail = pl.coalesce(detail, token_detail_expr(step, c, approx_tokens(c, cat), approximate=True))
         return lf.with_columns(detail.alias("_detail")).filter(pl.col("_detail").is_null()).drop("_detail")
     if step.kind == "redact_pii":
-        from llmspec.runtime.pii import explain_exprs
+        from llmspec.runtime.clean.pii import explain_exprs
 
         return lf.with_columns(explain_exprs(step, schema))
     if step.kind == "dedupe":
-        from llmspec.runtime.dedupe import explain_lazy
+        from llmspec.runtime.clean.dedupe import explain_lazy
 
         return explain_lazy(lf, step, schema)
     raise ValueError(f"unknown rule kind {step.kind}")

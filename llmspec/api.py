@@ -41,7 +41,7 @@ def source_hashes(loaded: LoadedSpec, *, cache_dir: Path | None, previous: dict 
                   ) -> dict[str, dict[str, str]]:
     """Content hashes of every file source's files (stat-cached). Database sources keep the
     hash of their last read result: only reading them can tell whether they changed."""
-    from llmspec.runtime.file_hashes import HashCache, hash_tree
+    from llmspec.runtime.engine.file_hashes import HashCache, hash_tree
     from llmspec.runtime.sources import source_files
 
     cache = HashCache(cache_dir / "hashes.json" if cache_dir is not None and cache_dir.exists() else None)
@@ -63,7 +63,7 @@ def source_hashes(loaded: LoadedSpec, *, cache_dir: Path | None, previous: dict 
 def base_model_fingerprint(loaded: LoadedSpec) -> str | None:
     model_id = loaded.spec.base_model.id
     if model_id.startswith("builtin:"):
-        from llmspec.runtime.tinymodel import BUILDER_VERSION
+        from llmspec.runtime.models.tinymodel import BUILDER_VERSION
 
         return f"{model_id}@builder-v{BUILDER_VERSION}"
     return loaded.spec.base_model.revision
@@ -102,7 +102,7 @@ class PlanReport:
 
 
 def _previous_from_state(loaded: LoadedSpec, *, use_lock: bool = True) -> tuple[dict | None, dict | None, str]:
-    from llmspec.runtime.state import State, read_lockfile
+    from llmspec.runtime.engine.state import State, read_lockfile
 
     root = state_root(loaded)
     if (root / "state.json").exists():
@@ -123,7 +123,7 @@ def make_plan(path: str | Path, *, against: str | None = None, for_apply: bool =
     (for review in CI). An apply (`for_apply`) only trusts what is really built here."""
     from llmspec.compiler.diff import diff_plan
     from llmspec.compiler.plan import build_plan, metadata_of
-    from llmspec.runtime.state import State
+    from llmspec.runtime.engine.state import State
 
     loaded = load_spec(path)
     root = state_root(loaded)
@@ -158,7 +158,7 @@ def _check_training_if_it_will_run(loaded: LoadedSpec, diff, train_fingerprint: 
     stamp = state_root(loaded) / "checks" / f"axolotl-{train_fingerprint[:32]}.ok"
     if stamp.exists():
         return
-    from llmspec.runtime.train import check_training_config
+    from llmspec.runtime.train.run import check_training_config
 
     errors = [d for d in check_training_config(loaded) if d.severity == "error"]
     if errors:
@@ -216,7 +216,7 @@ def _git_show_lock(loaded: LoadedSpec, ref: str) -> str | None:
 
 def estimate(loaded: LoadedSpec, state) -> dict[str, Any]:
     """Examples, tokens, steps and time from the last build's figures when there are any."""
-    from llmspec.runtime.train import expected_steps
+    from llmspec.runtime.train.run import expected_steps
 
     t = loaded.spec.training
     hardware = t.hw.type
@@ -290,8 +290,8 @@ def load_saved_plan(path: Path) -> dict | None:
 def run_apply(report: PlanReport, *, progress: Callable[[str, dict], None] | None = None):
     """Execute the plan under the project lock; write state, lock file and reports."""
     from llmspec.compiler.plan import metadata_of
-    from llmspec.runtime.executor import Executor, new_run_id
-    from llmspec.runtime.state import ApplyLock, State, write_lockfile
+    from llmspec.runtime.engine.executor import Executor, new_run_id
+    from llmspec.runtime.engine.state import ApplyLock, State, write_lockfile
 
     loaded = report.loaded
     root = state_root(loaded)
@@ -328,7 +328,7 @@ def _write_lock(loaded, report, state, write_lockfile) -> None:
 
     lock = json.loads(lock_path(loaded).read_text())
     lock["metadata"] = metadata_of(loaded.spec)
-    from llmspec.runtime.atomic import write_text_atomic
+    from llmspec.runtime.engine.atomic import write_text_atomic
 
     write_text_atomic(lock_path(loaded), json.dumps(lock, indent=2, sort_keys=True) + "\n")
 
@@ -345,7 +345,7 @@ def _ensure_gitignore(root: Path) -> None:
 
 def status(path: str | Path) -> dict[str, Any]:
     report = make_plan(path)
-    from llmspec.runtime.state import State
+    from llmspec.runtime.engine.state import State
 
     root = state_root(report.loaded)
     state = State.load(root) if (root / "state.json").exists() else None

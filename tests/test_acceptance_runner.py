@@ -156,7 +156,7 @@ def test_suite_json_round_trip(tmp_path):
 from llmspec.runtime.acceptance.runner import (  # noqa: E402
     AcceptanceResult, LoadedModel, ModelRef, junit_cases, load_model, offline_environment,
     run_acceptance, run_suite)
-from llmspec.runtime.tinymodel import resolve_builtin  # noqa: E402
+from llmspec.runtime.models.tinymodel import resolve_builtin  # noqa: E402
 
 offline_environment()  # before transformers is imported, as the runner itself does
 torch = pytest.importorskip("torch")

@@ -163,7 +163,7 @@ def test_rule_edit_recleans_and_retrains(applied):
 
 def test_concurrent_apply_exits_1_naming_the_holder(applied):
     project, _ = applied
-    from llmspec.runtime.state import ApplyLock
+    from llmspec.runtime.engine.state import ApplyLock
 
     with ApplyLock(project / ".llmspec"):
         spec = project / "llmspec.yaml"

@@ -15,7 +15,7 @@ from llmspec.compiler.axolotl_config import (
     DEEPSPEED_CONFIGS, LORA_KERNEL_KEYS, OFFLINE_ENV, compile_axolotl_config, dump_yaml, resolve_hardware,
 )
 from llmspec.compiler.formatting import compile_format
-from llmspec.runtime.axolotl_check import validate_axolotl_config
+from llmspec.runtime.train.axolotl_check import validate_axolotl_config
 from llmspec.spec.models import ProjectSpec
 
 MAPS = {
@@ -35,7 +35,7 @@ HARDWARE = {
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
-    from llmspec.runtime.tinymodel import resolve_builtin
+    from llmspec.runtime.models.tinymodel import resolve_builtin
 
     return str(resolve_builtin("builtin:tiny", cache_dir=tmp_path_factory.mktemp("cache")))
 
@@ -253,7 +253,7 @@ def test_validation_never_touches_the_network_even_for_uncached_hub_ids(tmp_path
 def test_without_axolotl_validation_is_skipped_and_says_so(tiny_model, tmp_path, monkeypatch, caplog):
     import logging
 
-    import llmspec.runtime.axolotl_check as check
+    import llmspec.runtime.train.axolotl_check as check
 
     monkeypatch.setattr(check, "axolotl_available", lambda: False)
     with caplog.at_level(logging.DEBUG, logger=check.__name__):

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmspec.compiler.cleaning import compile_cleaning
-from llmspec.runtime.clean import run_cleaning
+from llmspec.runtime.clean.run import run_cleaning
 from llmspec.runtime.sources import SourceBatch
 from llmspec.spec.models import QualitySpec
 

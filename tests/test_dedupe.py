@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from llmspec.compiler.cleaning import compile_cleaning
-from llmspec.runtime.clean import run_cleaning
-from llmspec.runtime.dedupe import band_layout, components, exact_jaccard, minhash_groups, shingle_hashes
+from llmspec.runtime.clean.run import run_cleaning
+from llmspec.runtime.clean.dedupe import band_layout, components, exact_jaccard, minhash_groups, shingle_hashes
 from llmspec.runtime.sources import SourceBatch
 from llmspec.spec.models import QualitySpec
 
@@ -174,7 +174,7 @@ def planted_corpus(seed: int, docs: int, pairs: int):
 @pytest.fixture(params=["sketch", "signatures"])
 def sketch_path(request, monkeypatch):
     """Both ways rows get band keys: BandSketch in NumPy, or rensa's signatures copied out."""
-    from llmspec.runtime import dedupe
+    from llmspec.runtime.clean import dedupe
 
     cost = 10 ** 9 if request.param == "signatures" else 0
     monkeypatch.setattr(dedupe, "_SKETCH_NS_PER_SHINGLE_BAND", cost)
@@ -243,7 +243,7 @@ def _corpus(seed: int, docs: int = 400):
 
 
 def test_band_sketch_estimates_track_exact_jaccard():
-    from llmspec.runtime.dedupe import BandSketch
+    from llmspec.runtime.clean.dedupe import BandSketch
 
     texts = _corpus(3)
     flat, counts = shingle_hashes(pl.Series(texts), unit="word", ngram=3, seed=1)
@@ -258,7 +258,7 @@ def test_band_sketch_estimates_track_exact_jaccard():
 
 
 def test_equal_bytes_counts_like_numpy():
-    from llmspec.runtime.dedupe import _equal_bytes
+    from llmspec.runtime.clean.dedupe import _equal_bytes
 
     rng = np.random.default_rng(0)
     for width in (8, 13, 128):
@@ -270,7 +270,7 @@ def test_equal_bytes_counts_like_numpy():
 def test_rensa_flags_every_row_in_a_band_collision_of_its_signatures():
     """The signature path drops unflagged rows before banding: rensa's bands must be the same
     column blocks that BandSketch.from_signatures combines, or pairs would be lost silently."""
-    from llmspec.runtime.dedupe import BandSketch, _signatures, _to_numpy, band_pairs
+    from llmspec.runtime.clean.dedupe import BandSketch, _signatures, _to_numpy, band_pairs
 
     import rensa
 
@@ -286,7 +286,7 @@ def test_rensa_flags_every_row_in_a_band_collision_of_its_signatures():
 
 
 def test_shingle_sets_of_some_rows_answer_in_row_numbers():
-    from llmspec.runtime.dedupe import ShingleSets
+    from llmspec.runtime.clean.dedupe import ShingleSets
 
     texts = _corpus(8, 100)
     flat, counts = shingle_hashes(pl.Series(texts), unit="word", ngram=3, seed=1)
@@ -298,7 +298,7 @@ def test_shingle_sets_of_some_rows_answer_in_row_numbers():
 def test_exact_jaccard_split_across_threads_and_small_lookup_sets(monkeypatch):
     """Pairs cut into parts by the document looked up, each part with a set of its documents'
     keys only: the same Jaccard as Python sets, with or without the split."""
-    from llmspec.runtime import dedupe
+    from llmspec.runtime.clean import dedupe
 
     rng = random.Random(5)
     texts = [" ".join(doc(rng, rng.randint(1, 30))) for _ in range(120)]
@@ -326,7 +326,7 @@ def test_exact_jaccard_split_across_threads_and_small_lookup_sets(monkeypatch):
 
 
 def test_shingle_hashes_in_chunks_on_threads_match_one_call(monkeypatch):
-    from llmspec.runtime import dedupe
+    from llmspec.runtime.clean import dedupe
 
     rng = random.Random(6)
     texts = pl.Series([" ".join(doc(rng, rng.randint(0, 9))) if i % 5 else None for i in range(500)])
@@ -341,7 +341,7 @@ def test_shingle_hashes_in_chunks_on_threads_match_one_call(monkeypatch):
 
 
 def test_minhash_groups_same_with_one_thread_and_jaccard_to_root_is_exact(monkeypatch, sketch_path):
-    from llmspec.runtime import dedupe
+    from llmspec.runtime.clean import dedupe
 
     texts = _corpus(6, 600)
     args = dict(threshold=0.7, ngram=3, unit="word", permutations=128, seed=1)
@@ -359,7 +359,7 @@ def test_minhash_groups_same_with_one_thread_and_jaccard_to_root_is_exact(monkey
 
 
 def test_a_layout_using_fewer_permutations_finds_the_near_copies(monkeypatch):
-    from llmspec.runtime import dedupe
+    from llmspec.runtime.clean import dedupe
 
     texts = _corpus(8, 300)
     used = []
@@ -376,7 +376,7 @@ def test_a_layout_using_fewer_permutations_finds_the_near_copies(monkeypatch):
 def test_both_paths_sketch_only_the_rows_rensa_flagged(monkeypatch, sketch_path):
     """A row sharing no LSH band with another under rensa's signatures is done: neither path
     sketches it again."""
-    from llmspec.runtime import dedupe
+    from llmspec.runtime.clean import dedupe
 
     texts = _corpus(4, 200) + [" ".join(doc(random.Random(i), 40)) for i in range(300)]  # 300 loners
     sketched = []
@@ -396,7 +396,7 @@ def test_both_paths_sketch_only_the_rows_rensa_flagged(monkeypatch, sketch_path)
 def test_layouts_with_many_rows_per_band_use_minhash_signatures(monkeypatch):
     """One-permutation bins get too few shingles past 8 rows per band (recall fell): such
     layouts take rensa's signatures however many rows collide."""
-    from llmspec.runtime import dedupe
+    from llmspec.runtime.clean import dedupe
 
     monkeypatch.setattr(dedupe, "_SKETCH_NS_PER_SHINGLE_BAND", 0)  # sketching would look free
 
@@ -421,7 +421,7 @@ def test_bands_that_do_not_divide_the_permutations_use_bands_times_rows(sketch_p
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
 def test_a_bad_thread_count_is_a_clear_error(monkeypatch, value):
-    from llmspec.runtime import dedupe
+    from llmspec.runtime.clean import dedupe
     from llmspec.spec.errors import LlmspecError
 
     monkeypatch.setenv("LLMSPEC_THREADS", value)

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from llmspec.compiler.formatting import AXOLOTL_DATASET_TYPES, compile_format, is_column_ref
-from llmspec.runtime.dataset import RULE_EMPTY, RULE_ERROR, build_dataset
+from llmspec.runtime.dataset.build import RULE_EMPTY, RULE_ERROR, build_dataset
 from llmspec.spec.errors import DataError, Pos, SpecError
 from llmspec.spec.models import FormatSpec, SplitSpec
 

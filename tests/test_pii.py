@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from llmspec.compiler.cleaning import compile_cleaning
-from llmspec.runtime.clean import run_cleaning
-from llmspec.runtime.pii import KINDS, iban_ok, is_card, luhn_ok, redact_all, redact_values
+from llmspec.runtime.clean.run import run_cleaning
+from llmspec.runtime.clean.pii import KINDS, iban_ok, is_card, luhn_ok, redact_all, redact_values
 from llmspec.runtime.sources import SourceBatch
 from llmspec.spec.models import QualitySpec
 

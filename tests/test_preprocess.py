@@ -16,8 +16,8 @@ import pytest
 
 from llmspec.compiler.axolotl_config import compile_axolotl_config
 from llmspec.compiler.formatting import compile_format
-from llmspec.runtime.dataset import build_dataset
-from llmspec.runtime.preview import load_tokenizer, render_examples
+from llmspec.runtime.dataset.build import build_dataset
+from llmspec.runtime.dataset.preview import load_tokenizer, render_examples
 from llmspec.spec.models import ProjectSpec
 
 IGNORE = -100
@@ -34,7 +34,7 @@ MAPS = {
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
-    from llmspec.runtime.tinymodel import resolve_builtin
+    from llmspec.runtime.models.tinymodel import resolve_builtin
 
     return str(resolve_builtin("builtin:tiny", cache_dir=tmp_path_factory.mktemp("cache")))
 
@@ -198,7 +198,7 @@ def test_preview_marks_assistant_turns_in_plain_text(tiny_model, tmp_path):
 
 
 def test_preview_without_axolotl_shows_unmarked_text(tiny_model, tmp_path, monkeypatch):
-    import llmspec.runtime.axolotl_check as check
+    import llmspec.runtime.train.axolotl_check as check
 
     spec, plan, tok, result, _ = compile_dataset("chat", tiny_model, tmp_path, 0.0)
     monkeypatch.setattr(check, "axolotl_available", lambda: False)

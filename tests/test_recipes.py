@@ -99,7 +99,7 @@ def test_cuda_presets_found():
 def test_cuda_preset_compiles_to_a_config_axolotl_accepts(tmp_path, name):
     compiler = pytest.importorskip("llmspec.compiler.axolotl_config", reason="the Axolotl compiler is not built")
     formatting = pytest.importorskip("llmspec.compiler.formatting", reason="the format compiler is not built")
-    check = pytest.importorskip("llmspec.runtime.axolotl_check", reason="the Axolotl check is not built")
+    check = pytest.importorskip("llmspec.runtime.train.axolotl_check", reason="the Axolotl check is not built")
     if not check.axolotl_available():
         pytest.skip("axolotl is not installed (the [train] extra)")
     loaded = _load(tmp_path, name)

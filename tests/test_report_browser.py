@@ -21,7 +21,7 @@ import pytest
 
 from llmspec.runtime.reports import write_html_report
 from llmspec.runtime.reports.html import KEPT_COLOUR, REJECT_COLOURS
-from llmspec.runtime.reports.sample import sample_report
+from report_sample import sample_report
 
 CHART_IDS = ("chart-funnel", "chart-lengths", "chart-loss", "chart-pass-rate")
 # The top of the page: header, headline figures and the data funnel chart. Taller would only

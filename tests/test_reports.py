@@ -15,7 +15,7 @@ from rich.console import Console
 
 from llmspec.runtime.reports import (print_summary, render_html, render_markdown,
                                      write_html_report, write_markdown_report)
-from llmspec.runtime.reports.sample import sample_report
+from report_sample import sample_report
 
 SCRIPT = "<script>alert(1)</script>"
 HOSTILE = '<img src=x onerror="alert(2)">|`\n'

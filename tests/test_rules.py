@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from llmspec.compiler.cleaning import CleaningPlan, compile_cleaning, rule_reasons, rust_regex, RegexNotPortable
-from llmspec.runtime.clean import AccountingError, check_gates, run_cleaning
+from llmspec.runtime.clean.run import AccountingError, check_gates, run_cleaning
 from llmspec.runtime.sources import SourceBatch
 from llmspec.spec.errors import DataError, SpecError
 from llmspec.spec.models import RULE_ARGS, QualitySpec
@@ -94,7 +94,7 @@ def test_minhash_layout_from_the_spec_or_chosen():
         plan = compile_cleaning(quality([{"dedupe": {"method": "minhash", "columns": ["a"], **args}}]), "s", {"a": "str"})
         return plan.steps[0].args["bands"], plan.steps[0].args["rows_per_band"]
 
-    from llmspec.runtime.dedupe import band_layout
+    from llmspec.runtime.clean.dedupe import band_layout
 
     assert layout(threshold=0.9) == band_layout(0.9, 128)
     assert layout(threshold=0.9, bands=9, rows_per_band=12) == (9, 12)  # 108 of the 128 permutations

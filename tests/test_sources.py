@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from llmspec.runtime.profile import profile_frame
+from llmspec.runtime.sources.profile import profile_frame
 from llmspec.runtime.sources import SourceBatch, read_source, source_files
 from llmspec.runtime.sources.expect import check_expectations
 from llmspec.spec.errors import DataError

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from llmspec.compiler.formatting import compile_format
-from llmspec.runtime.dataset import build_dataset, normalise
+from llmspec.runtime.dataset.build import build_dataset, normalise
 from llmspec.spec.errors import DataError
 from llmspec.spec.models import FormatSpec, SplitSpec
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llmspec.runtime import tinymodel
+from llmspec.runtime.models import tinymodel
 from llmspec.spec.errors import LlmspecError
 
 

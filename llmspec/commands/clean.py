@@ -52,7 +52,7 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
     from rich.console import Console
 
     from llmspec.compiler.cleaning import compile_cleaning
-    from llmspec.runtime.clean import check_gates, run_cleaning
+    from llmspec.runtime.clean.run import check_gates, run_cleaning
     from llmspec.runtime.sources import read_source
 
     loaded = _load(spec_path)
@@ -126,7 +126,7 @@ class _TokenCounter:
     def _load(self):
         self.tried = True
         try:
-            from llmspec.runtime.train import OFFLINE_ENV, resolve_model
+            from llmspec.runtime.train.run import OFFLINE_ENV, resolve_model
 
             os.environ.update({k: v for k, v in OFFLINE_ENV.items() if k not in os.environ})
             from transformers import AutoTokenizer
@@ -162,7 +162,7 @@ def _check_expectations(batch, src, loaded) -> None:
 def _profile(df) -> dict[str, Any]:
     data = df.drop("_origin", strict=False)
     try:
-        from llmspec.runtime.profile import profile_frame
+        from llmspec.runtime.sources.profile import profile_frame
     except ImportError:
         profile_frame = None
     if profile_frame is not None:

@@ -40,9 +40,9 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
     from llmspec.compiler.axolotl_config import compile_axolotl_config, resolve_hardware
     from llmspec.compiler.estimates import count_tokens, estimate, parameters_for
     from llmspec.compiler.formatting import compile_format
-    from llmspec.runtime.axolotl_check import axolotl_available, validate_axolotl_config
-    from llmspec.runtime.dataset import build_dataset
-    from llmspec.runtime.train import resolve_model
+    from llmspec.runtime.train.axolotl_check import axolotl_available, validate_axolotl_config
+    from llmspec.runtime.dataset.build import build_dataset
+    from llmspec.runtime.train.run import resolve_model
     from llmspec.spec.errors import SpecError
 
     loaded = load_spec(spec_path)
@@ -106,7 +106,7 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
 
 
 def _write_json(path: Path, data: Any) -> None:
-    from llmspec.runtime.dataset import _atomic_write_lines
+    from llmspec.runtime.dataset.build import _atomic_write_lines
 
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write_lines(path, [json.dumps(data, indent=2, ensure_ascii=False, default=str)])
@@ -116,7 +116,7 @@ def _tokenizer(source: str, base_dir: Path):
     """The base model's tokenizer if it is on this machine, else None (estimates then approximate)."""
     local = Path(source) if Path(source).is_absolute() else base_dir / source
     try:
-        from llmspec.runtime.preview import load_tokenizer
+        from llmspec.runtime.dataset.preview import load_tokenizer
 
         return load_tokenizer(str(local) if local.is_dir() else source)
     except ImportError:
@@ -127,7 +127,7 @@ def _tokenizer(source: str, base_dir: Path):
 
 def _clean_sources(loaded, clean_dir: Path, tokenizer) -> tuple[dict, dict[str, Any]]:
     from llmspec.compiler.cleaning import compile_cleaning
-    from llmspec.runtime.clean import check_gates, run_cleaning
+    from llmspec.runtime.clean.run import check_gates, run_cleaning
     from llmspec.runtime.sources import read_source
     from llmspec.runtime.sources.expect import check_expectations
     from llmspec.spec.errors import DataError
@@ -161,7 +161,7 @@ def _record_counter(tokenizer, fmt_plan, spec):
     """Tokens of a record as Axolotl will tokenize it (its prompt strategy), else plain tokenizer."""
     if tokenizer is None:
         return None
-    from llmspec.runtime.preview import axolotl_strategy, tokenize_record
+    from llmspec.runtime.dataset.preview import axolotl_strategy, tokenize_record
 
     try:
         strategy = axolotl_strategy(tokenizer, fmt_plan, sequence_len=spec.training.sequence_len,
@@ -170,7 +170,7 @@ def _record_counter(tokenizer, fmt_plan, spec):
         strategy = None
     if strategy is not None:
         return lambda record: len(tokenize_record(strategy, fmt_plan, record)[0])
-    from llmspec.runtime.dataset import example_text
+    from llmspec.runtime.dataset.build import example_text
 
     return lambda record: len(tokenizer(example_text(record), add_special_tokens=False)["input_ids"])
 
@@ -202,7 +202,7 @@ def _origins(result, split: str, limit: int) -> list[str]:
 def _preview(tokenizer, fmt_plan, result, spec, n: int) -> list:
     if tokenizer is None or n <= 0:
         return []
-    from llmspec.runtime.preview import render_examples
+    from llmspec.runtime.dataset.preview import render_examples
 
     records = _read_records(result.train_path, n)
     return render_examples("", fmt_plan, records, n, origins=_origins(result, "train", n),
@@ -212,7 +212,7 @@ def _preview(tokenizer, fmt_plan, result, spec, n: int) -> list:
 
 def _acceptance(loaded, fmt_plan, result, tokenizer) -> dict[str, Any]:
     from llmspec.runtime.acceptance.suite import build_suite
-    from llmspec.runtime.preview import render_conversation
+    from llmspec.runtime.dataset.preview import render_conversation
 
     spec = loaded.spec
     holdout = spec.acceptance.holdout.count if spec.acceptance.holdout else 0

@@ -303,7 +303,7 @@ def init_command(directory: Path, recipes: tuple[str, ...], force: bool) -> None
     if existing and not force:
         raise SpecError(Diagnostic("file-exists", "refusing to overwrite existing files: " + ", ".join(existing),
                                    Pos(str(directory)), hint="pass --force to replace them"))
-    from llmspec.runtime.atomic import write_text_atomic
+    from llmspec.runtime.engine.atomic import write_text_atomic
 
     written = []
     for f in files:

@@ -41,7 +41,7 @@ def plan_command(spec: Path, fmt: str, against: str | None, detailed_exitcode: b
     if out is not None:
         import json
 
-        from llmspec.runtime.atomic import write_text_atomic
+        from llmspec.runtime.engine.atomic import write_text_atomic
 
         write_text_atomic(out, json.dumps(report.saved(), indent=2, default=str) + "\n")
         click.echo(f"Saved this plan to {out}. Apply exactly it with: llmspec apply {out}", err=True)
@@ -55,9 +55,9 @@ def _show_examples(report, n: int) -> None:
 
     from llmspec.api import state_root
     from llmspec.compiler.formatting import compile_format
-    from llmspec.runtime.preview import render_examples
-    from llmspec.runtime.state import State
-    from llmspec.runtime.train import resolve_model
+    from llmspec.runtime.dataset.preview import render_examples
+    from llmspec.runtime.engine.state import State
+    from llmspec.runtime.train.run import resolve_model
 
     loaded = report.loaded
     root = state_root(loaded)

@@ -20,9 +20,9 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None) -> None:
     from rich.console import Console
 
     from llmspec.api import load_spec, state_root
-    from llmspec.runtime.accept import run_acceptance_stage
+    from llmspec.runtime.acceptance.stage import run_acceptance_stage
     from llmspec.runtime.reports.terminal import print_summary
-    from llmspec.runtime.state import State
+    from llmspec.runtime.engine.state import State
 
     loaded = load_spec(spec)
     root = state_root(loaded)
@@ -48,7 +48,7 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None) -> None:
         summary = json.loads((train_dir / "training.json").read_text())
         train_outputs = {"model": "output", "adapter": (train_dir / "output" / "adapter_config.json").exists(),
                          "eval_loss": summary.get("final", {}).get("eval_loss")}
-        from llmspec.runtime.train import resolve_model
+        from llmspec.runtime.train.run import resolve_model
 
         train_outputs["base_model_path"] = resolve_model(loaded)[0]
     console = Console(highlight=False, soft_wrap=True)

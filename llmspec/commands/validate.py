@@ -61,7 +61,7 @@ def schema_command(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    from llmspec.runtime.atomic import write_text_atomic
+    from llmspec.runtime.engine.atomic import write_text_atomic
 
     write_text_atomic(output, text)
     click.echo(f"wrote {output}", err=True)

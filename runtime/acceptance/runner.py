@@ -251,7 +251,7 @@ def offline_environment() -> None:
 def _resolve(model_path: Path | str) -> Path:
     text = str(model_path)
     if text.startswith("builtin:"):
-        from llmspec.runtime.tinymodel import resolve_builtin
+        from llmspec.runtime.models.tinymodel import resolve_builtin
 
         return resolve_builtin(text)
     return Path(model_path).expanduser().resolve()

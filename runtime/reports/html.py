@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from llmspec.runtime.atomic import write_text_atomic
+from llmspec.runtime.engine.atomic import write_text_atomic
 
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 KEPT_COLOUR = "#3f9b57"

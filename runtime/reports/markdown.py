@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from llmspec.runtime.atomic import write_text_atomic
+from llmspec.runtime.engine.atomic import write_text_atomic
 
 from .html import format_date
 

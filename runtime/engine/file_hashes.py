@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from .atomic import write_text_atomic
+from llmspec.runtime.engine.atomic import write_text_atomic
 
 _CHUNK = 1 << 20
 

@@ -25,8 +25,8 @@ from llmspec.compiler.plan import Plan, Stage
 from llmspec.spec.errors import AcceptanceFailed, DataError, Diagnostic, LlmspecError
 from llmspec.spec.load import LoadedSpec
 
-from .atomic import write_json_atomic
-from .state import State, StageRecord, now_iso
+from llmspec.runtime.engine.atomic import write_json_atomic
+from llmspec.runtime.engine.state import State, StageRecord, now_iso
 
 Progress = Callable[[str, dict], None]
 
@@ -132,7 +132,7 @@ class Executor:
             if not link.exists():
                 os.symlink(os.path.relpath(self.root / rel, partial), link)
         try:
-            from .reports_writer import write_reports
+            from llmspec.runtime.reports.writer import write_reports
 
             self.report["artifacts"] = write_reports(self.report, partial, final_dir=result.run_dir)
         except LlmspecError:
@@ -173,7 +173,7 @@ class Executor:
         return self.root / self.outputs[stage_id]["dir"]
 
     def _build_sources(self, stage: Stage, work: Path) -> dict[str, Any]:
-        from llmspec.runtime.profile import profile_frame
+        from llmspec.runtime.sources.profile import profile_frame
         from llmspec.runtime.sources import read_source
         from llmspec.runtime.sources.expect import check_expectations
 
@@ -218,7 +218,7 @@ class Executor:
         import polars as pl
 
         from llmspec.compiler.cleaning import compile_cleaning
-        from llmspec.runtime.clean import check_gates, run_cleaning
+        from llmspec.runtime.clean.run import check_gates, run_cleaning
         from llmspec.runtime.sources import SourceBatch
 
         name = stage.id.split(".", 1)[1]
@@ -249,7 +249,7 @@ class Executor:
         import polars as pl
 
         from llmspec.compiler.formatting import compile_format
-        from llmspec.runtime.clean import check_gates
+        from llmspec.runtime.clean.run import check_gates
 
         names = [s.split(".", 1)[1] for s in stage.inputs]
         frames = {n: pl.read_parquet(self._dir(f"clean.{n}") / "kept.parquet") for n in names}
@@ -260,7 +260,7 @@ class Executor:
             raise DataError(errors)
         columns = {n: [c for c in f.columns if c != "_origin"] for n, f in frames.items()}
         fmt_plan = compile_format(self.spec.format, columns, locate=self.loaded.locate)
-        from llmspec.runtime.dataset import build_dataset
+        from llmspec.runtime.dataset.build import build_dataset
 
         result = build_dataset(frames, fmt_plan, self.spec.split, work, special_tokens=self._special_tokens(fmt_plan))
         summary = result.to_dict()
@@ -281,20 +281,20 @@ class Executor:
             return None
         from transformers import AutoTokenizer
 
-        from .train import resolve_model
+        from llmspec.runtime.train.run import resolve_model
 
         tok = AutoTokenizer.from_pretrained(resolve_model(self.loaded)[0])
         return {"bos_token": tok.bos_token or "", "eos_token": tok.eos_token or ""}
 
     def _build_train(self, stage: Stage, work: Path) -> dict[str, Any]:
-        from .train import train
+        from llmspec.runtime.train.run import train
 
         ds_dir = self._dir("dataset")
         return train(self.loaded, dataset_dir=ds_dir, work=work, fingerprint=stage.fingerprint,
                      progress=self.progress, env=self.env)
 
     def _build_acceptance(self, stage: Stage, work: Path) -> dict[str, Any]:
-        from .accept import run_acceptance_stage
+        from llmspec.runtime.acceptance.stage import run_acceptance_stage
 
         return run_acceptance_stage(self.loaded, train_dir=self._dir("train"), dataset_dir=self._dir("dataset"),
                                     train_outputs=self.outputs["train"], work=work, progress=self.progress)
@@ -326,7 +326,7 @@ class Executor:
                     "rows_in", "rows_kept", "rejected", "modified", "samples", "format")}
                 self.report["sources"][name]["profile"] = _report_profile(summary.get("profile") or {})
             elif stage.kind == "dataset" and d is not None:
-                from .reports_writer import dataset_report
+                from llmspec.runtime.reports.writer import dataset_report
 
                 self.report["dataset"] = dataset_report(d, self.loaded)
             elif stage.kind == "train" and d is not None:

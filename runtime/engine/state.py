@@ -23,7 +23,7 @@ from typing import Any
 
 from llmspec.spec.errors import Diagnostic, Pos, StateError
 
-from .atomic import write_json_atomic, write_text_atomic
+from llmspec.runtime.engine.atomic import write_json_atomic, write_text_atomic
 
 STATE_VERSION = 1
 LOCK_VERSION = 1

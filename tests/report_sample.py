@@ -2,7 +2,7 @@
 
 It mirrors the support-bot example (Acme tickets, mailbox and docs) so the figures read like a
 real run. Generated from a fixed seed: the same dict every call, so a rendered page can be
-compared byte for byte. ``python -m llmspec.runtime.reports.sample OUT_DIR`` writes the three
+compared byte for byte. ``python tests/report_sample.py OUT_DIR`` writes the three
 report forms for previewing.
 """
 
@@ -322,8 +322,8 @@ def _acceptance() -> dict[str, Any]:
 
 
 def _main(argv: list[str]) -> int:
-    from .html import write_html_report
-    from .markdown import write_markdown_report
+    from llmspec.runtime.reports.html import write_html_report
+    from llmspec.runtime.reports.markdown import write_markdown_report
 
     out = Path(argv[0] if argv else ".")
     report = sample_report()

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from llmspec.spec.load import LoadedSpec
 
-from .atomic import write_json_atomic
+from llmspec.runtime.engine.atomic import write_json_atomic
 
 
 def _eval_records(dataset_dir: Path, limit: int) -> list[dict]:
@@ -27,10 +27,10 @@ def _eval_records(dataset_dir: Path, limit: int) -> list[dict]:
 
 def run_acceptance_stage(loaded: LoadedSpec, *, train_dir: Path, dataset_dir: Path, train_outputs: dict[str, Any],
                          work: Path, progress: Callable[[str, dict], None]) -> dict[str, Any]:
-    from .acceptance.gates import evaluate_gates
-    from .acceptance.junit import write_junit
-    from .acceptance.runner import ModelRef, junit_cases, prompt_format_for_style, run_acceptance
-    from .acceptance.suite import build_suite
+    from llmspec.runtime.acceptance.gates import evaluate_gates
+    from llmspec.runtime.acceptance.junit import write_junit
+    from llmspec.runtime.acceptance.runner import ModelRef, junit_cases, prompt_format_for_style, run_acceptance
+    from llmspec.runtime.acceptance.suite import build_suite
 
     spec = loaded.spec
     acc = spec.acceptance

@@ -150,7 +150,7 @@ def _modify(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.DataFrame", i
     import polars as pl
 
     if step.kind == "redact_pii":
-        from llmspec.runtime.pii import redact_frame
+        from llmspec.runtime.clean.pii import redact_frame
 
         return redact_frame(df, step)
     from llmspec.compiler.cleaning import modify_exprs
@@ -182,7 +182,7 @@ def _reject(df: "pl.DataFrame", step: "CleaningStep",
     if df.height == 0:
         return df, df.head(0), None
     if step.kind == "dedupe":
-        from llmspec.runtime.dedupe import find_duplicates
+        from llmspec.runtime.clean.dedupe import find_duplicates
 
         dup_of, detail = find_duplicates(df, step)
     elif step.kind == "length" and (step.args.get("min_tokens") is not None

@@ -25,9 +25,9 @@ from typing import Any, Callable
 from llmspec.spec.errors import Diagnostic, LlmspecError, Pos, TrainingError
 from llmspec.spec.load import LoadedSpec
 
-from .atomic import write_json_atomic
+from llmspec.runtime.engine.atomic import write_json_atomic
 
-PLUGIN = "llmspec.runtime.axolotl_plugin.LlmspecPlugin"
+PLUGIN = "llmspec.runtime.train.axolotl_plugin.LlmspecPlugin"
 _TQDM = re.compile(r"(\d+)/(\d+) \[")
 _LOG_DICT = re.compile(r"\{[^{}]*'(?:loss|eval_loss|train_loss)'[^{}]*\}")
 
@@ -36,7 +36,7 @@ def resolve_model(loaded: LoadedSpec) -> tuple[str, str | None]:
     """(model path or hub id, fingerprint of a local model when cheap to know)."""
     model_id = loaded.spec.base_model.id
     if model_id.startswith("builtin:"):
-        from .tinymodel import fingerprint, resolve_builtin
+        from llmspec.runtime.models.tinymodel import fingerprint, resolve_builtin
 
         return str(resolve_builtin(model_id)), fingerprint()
     local = (loaded.base_dir / model_id)
@@ -56,13 +56,13 @@ def check_training_config(loaded: LoadedSpec, *, work: Path | None = None) -> li
     from llmspec.compiler.axolotl_config import compile_axolotl_config, resolve_hardware
     from llmspec.compiler.formatting import compile_format
 
-    from .axolotl_check import axolotl_available, validate_axolotl_config
+    from llmspec.runtime.train.axolotl_check import axolotl_available, validate_axolotl_config
 
     if not axolotl_available():
         return []
     spec = loaded.spec
     if spec.base_model.id.startswith("builtin:"):
-        from .tinymodel import model_dir
+        from llmspec.runtime.models.tinymodel import model_dir
 
         model_path = str(model_dir())
     else:
@@ -134,7 +134,7 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     fmt_plan = compile_format(spec.format, None, locate=loaded.locate)
     compiled = compile_axolotl_config(spec, model_path=model_path, dataset=dataset, run_dir=work,
                                       format_plan=fmt_plan, hardware=hardware)
-    from .axolotl_check import validate_axolotl_config
+    from llmspec.runtime.train.axolotl_check import validate_axolotl_config
 
     problems = [d for d in validate_axolotl_config(compiled, loaded.locate) if d.severity == "error"]
     if problems:

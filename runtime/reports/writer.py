@@ -36,8 +36,8 @@ def _record_text(record: dict) -> str:
 
 def write_reports(report: dict[str, Any], run_dir: Path, *, final_dir: Path) -> dict[str, str]:
     """Write the reports into run_dir (the run's folder before its final rename)."""
-    from .reports.html import write_html_report
-    from .reports.markdown import write_markdown_report
+    from llmspec.runtime.reports.html import write_html_report
+    from llmspec.runtime.reports.markdown import write_markdown_report
 
     artifacts = {"report_md": str(final_dir / "report.md"), "report_html": str(final_dir / "report.html")}
     junit = None
