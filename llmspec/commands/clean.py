@@ -49,39 +49,42 @@ def _load(path: Path):
 
 
 def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path | None) -> int:
+    """The Plan's sources and cleaning stages, run by apply's executor (nothing after them)."""
     from rich.console import Console
 
-    from llmspec.compiler.cleaning import compile_cleaning
-    from llmspec.runtime.clean.run import check_gates, run_cleaning
-    from llmspec.runtime.sources import read_source
+    from llmspec.api import make_plan, run_stages
+    from llmspec.runtime.clean.run import CleanResult, check_gates
+    from llmspec.spec.models import QualitySpec
 
-    loaded = _load(spec_path)
-    spec = loaded.spec
-    names = list(spec.sources)
+    report = make_plan(spec_path, for_apply=True)
+    plan = report.plan
+    names = [s.name for s in plan.stages if s.kind == "sources"]
     for name in only:
-        if name not in spec.sources:
+        if name not in names:
             raise SpecError(Diagnostic("unknown-source", f"no source named '{name}'",
                                        hint=did_you_mean(name, names) or f"sources: {', '.join(names)}"))
     selected = [n for n in names if not only or n in only]
     err = Console(stderr=True)
     show_progress = err.is_terminal and not os.environ.get("CI")
-    counter = _TokenCounter(loaded) if _needs_tokens(spec.quality) else None
-    counter = counter if counter else None  # loads the tokenizer; without one, chars / 4
-    results, profiles, files = {}, {}, {}
     with _Progress(err, enabled=show_progress) as bar:
-        for name in selected:
-            bar.start(name)
-            batch = read_source(name, spec.sources[name], loaded.base_dir)
-            _check_expectations(batch, spec.sources[name], loaded)
-            plan = compile_cleaning(spec.quality, name, dict(batch.rows.schema), locate=loaded.locate)
-            result = run_cleaning(batch, plan, count_tokens=counter, progress=bar.step)
-            results[name], files[name] = result, batch.files
-            profiles[name] = _profile(result.kept)
-            if out_dir is not None:
-                _write_outputs(out_dir, name, result)
-    quality = spec.quality
-    if only:
-        quality = quality.model_copy(update={"gates": type(quality.gates)()})
+        def progress(event: str, data: dict) -> None:
+            if event == "stage-start" and data["stage"].startswith(("sources.", "clean.")):
+                bar.start(data["stage"].split(".", 1)[1])
+            elif event == "rows" and hasattr(data.get("rows"), "reason"):
+                bar.step(data["rows"])
+        executor = run_stages(report, [f"clean.{n}" for n in selected], label="clean", progress=progress)
+    results, profiles, files = {}, {}, {}
+    for name in selected:
+        result = CleanResult.load(executor.stage_dir(f"clean.{name}"))
+        results[name] = result
+        files[name] = json.loads((executor.stage_dir(f"sources.{name}") / "source.json").read_text())["files"]
+        profiles[name] = _profile(result.kept)
+        if out_dir is not None:
+            _write_outputs(out_dir, name, result)
+    # Source gates ran in each clean stage (a failure stopped it); the overall ones belong to the
+    # dataset stage, and are checked here too when every source was cleaned.
+    overall = plan.stage("dataset").compiled["quality_gates"]
+    quality = QualitySpec.model_validate({"gates": overall if not only else {}})
     failures = [d for d in check_gates(results, quality) if d.severity == "error"]
     if as_json:
         doc = {"sources": {n: {**_counts(r), "profile": profiles[n]} for n, r in results.items()},
@@ -106,58 +109,6 @@ def _counts(result) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- pieces
-
-
-def _needs_tokens(quality) -> bool:
-    from llmspec.spec.models import rule_args, rule_kind
-
-    return any(rule_kind(r) == "length" and (rule_args(r).min_tokens is not None or rule_args(r).max_tokens is not None)
-               for r in quality.rules)
-
-
-class _TokenCounter:
-    """The base model's tokenizer, loaded offline on first use; None-like when unavailable."""
-
-    def __init__(self, loaded):
-        self.loaded = loaded
-        self.tok = None
-        self.tried = False
-
-    def _load(self):
-        self.tried = True
-        try:
-            from llmspec.compiler.environment import OFFLINE_ENV
-            from llmspec.runtime.train.run import resolve_model
-
-            os.environ.update({k: v for k, v in OFFLINE_ENV.items() if k not in os.environ})
-            from transformers import AutoTokenizer
-
-            explicit = self.loaded.spec.base_model.tokenizer
-            path = explicit if explicit else resolve_model(self.loaded)[0]
-            self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        except Exception:  # an unknown tokenizer is not an error: the rule falls back to chars / 4
-            self.tok = None
-
-    def __bool__(self) -> bool:
-        if not self.tried:
-            self._load()
-        return self.tok is not None
-
-    def __call__(self, texts: list[str]) -> list[int]:
-        enc = self.tok(texts, add_special_tokens=False)["input_ids"]
-        return [len(ids) for ids in enc]
-
-
-def _check_expectations(batch, src, loaded) -> None:
-    from llmspec.runtime.sources.expect import check_expectations
-
-    errors = [d for d in check_expectations(batch, src) if d.severity == "error"]
-    if errors:
-        from llmspec.spec.errors import DataError
-
-        for d in errors:
-            d.pos = d.pos or loaded.locate(("sources", batch.name, "expect"))
-        raise DataError(errors)
 
 
 def _profile(df) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from llmspec.spec.errors import DataError, Diagnostic
@@ -43,7 +44,23 @@ class CleanResult:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "rows_in": self.rows_in, "rows_kept": self.rows_kept,
                 "rejected": dict(self.rejected), "modified": dict(self.modified), "notes": list(self.notes),
-                "seconds": {k: round(v, 4) for k, v in self.seconds.items()}}
+                "seconds": {k: round(v, 4) for k, v in self.seconds.items()}, "order": list(self.order)}
+
+    @classmethod
+    def load(cls, stage_dir: Path) -> "CleanResult":
+        """A built clean stage's result, read back from its folder (``clean.json`` and parquet)."""
+        import json
+
+        import polars as pl
+
+        d = json.loads((stage_dir / "clean.json").read_text(encoding="utf-8"))
+        kept = pl.read_parquet(stage_dir / "kept.parquet")
+        rejects_path = stage_dir / "rejects.parquet"
+        rejects = pl.read_parquet(rejects_path) if rejects_path.exists() else kept.clear().with_columns(
+            pl.lit(None, dtype=pl.String).alias("_rule"), pl.lit(None, dtype=pl.String).alias("_detail"))
+        return cls(source=d["source"], kept=kept, rejects=rejects, rows_in=d["rows_in"], rows_kept=d["rows_kept"],
+                   rejected=d.get("rejected", {}), modified=d.get("modified", {}), notes=d.get("notes", []),
+                   seconds=d.get("seconds", {}), order=d.get("order", []))
 
 
 class StepProgress(int):

@@ -109,6 +109,22 @@ class DatasetResult:
             "stratify": self.stratify,
         }
 
+    @classmethod
+    def load(cls, folder: Path) -> "DatasetResult":
+        """A built dataset read back from its folder (``dataset.json``; paths relative to it)."""
+        import polars as pl
+
+        folder = Path(folder)
+        d = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+        rejects = folder / "rejects.parquet"
+        return cls(train_path=folder / Path(d["train_path"]).name,
+                   eval_path=folder / Path(d["eval_path"]).name if d.get("eval_path") else None,
+                   origins_path=folder / Path(d["origins_path"]).name,
+                   per_source={k: SourceCounts(**v) for k, v in d["per_source"].items()},
+                   train_size=d["train_size"], eval_size=d["eval_size"], leakage_removed=d["leakage_removed"],
+                   leakage=[], rejects=pl.read_parquet(rejects) if rejects.exists() else pl.DataFrame(),
+                   hashes=d.get("hashes", {}), stratify=d.get("stratify"))
+
     def rejected_by_rule(self) -> dict[str, int]:
         total: dict[str, int] = {}
         for counts in self.per_source.values():

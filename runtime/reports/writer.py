@@ -7,10 +7,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from llmspec.spec.load import LoadedSpec
 
 
-def dataset_report(stage_dir: Path, loaded: LoadedSpec, examples: int = 3) -> dict[str, Any]:
+def dataset_report(stage_dir: Path, *, style: str, examples: int = 3) -> dict[str, Any]:
     ds = json.loads((stage_dir / "dataset.json").read_text())
     lengths: list[int] = []
     rendered: list[dict] = []
@@ -21,7 +20,7 @@ def dataset_report(stage_dir: Path, loaded: LoadedSpec, examples: int = 3) -> di
             lengths.append(max(1, len(text) // 4))  # chars/4: the report's stated approximation
             if len(rendered) < examples:
                 rendered.append({"source": record.get("source", ""), "origin": "", "rendered": text})
-    return {"style": loaded.spec.format.style, "train": ds["train_size"], "eval": ds["eval_size"],
+    return {"style": style, "train": ds["train_size"], "eval": ds["eval_size"],
             "leakage_removed": ds["leakage_removed"], "rejected": ds.get("rejected", {}),
             "token_lengths": lengths, "token_lengths_basis": "chars/4", "examples": rendered}
 
