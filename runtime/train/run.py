@@ -176,7 +176,7 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
         except FileNotFoundError:
             raise TrainingError(Diagnostic(
                 "axolotl-missing", "the `axolotl` command is not installed", loaded.locate(("training",)),
-                hint="install the training extra: pip install 'llmspec[train]' (make setup does)")) from None
+                hint="install the training extra: pip install 'llmspec-tune[train]' (make setup does)")) from None
         try:
             assert proc.stdout is not None
             step_seen = 0
