@@ -36,7 +36,8 @@ ASSERTION_KINDS: dict[str, str] = {
     "contains_any": "the output contains at least one of the strings in the list",
     "contains_all": "the output contains every string in the list",
     "starts_with": "the output, ignoring leading whitespace, starts with the string",
-    "regex": "the Python regular expression matches somewhere in the output (re.search); "
+    "regex": "the regular expression matches somewhere in the output; the dialect of cleaning rules "
+             "(Rust's regex, run in linear time by Polars: no look-around or back-references); "
              "use inline flags such as (?i) or (?s)",
     "is_json": "`true`: the output is valid JSON (a ```json fence around it is tolerated)",
     "json_schema": "the output is JSON (fence tolerated) that validates against this JSON Schema",
@@ -230,13 +231,19 @@ def _text_list(value: Any, key: str) -> tuple[str, ...]:
 
 
 def _regex(value: Any, key: str) -> str:
+    from llmspec.spec.regex import RegexNotPortable, rust_syntax
+
     pattern = _text(value, key)
     try:
         re.compile(pattern)
+        rust_syntax(pattern)
     except re.error as exc:
         where = f" at position {exc.pos}" if exc.pos is not None else ""
         raise ValueError(f"{key}: invalid regular expression {pattern!r}: {exc.msg}{where}"
                          ) from None
+    except RegexNotPortable as exc:
+        hint = f" ({exc.args[1]})" if len(exc.args) > 1 and exc.args[1] else ""
+        raise ValueError(f"{key}: regular expression {pattern!r} {exc.args[0]}{hint}") from None
     return pattern
 
 
@@ -417,10 +424,24 @@ def _check_starts_with(arg: str, output: str, *_: Any) -> Check:
 
 
 def _check_regex(arg: str, output: str, *_: Any) -> Check:
-    m = re.search(arg, output)
-    if m is None:
+    # Polars' Rust engine, as cleaning uses: linear in the output, so a model's reply can never
+    # make a pattern backtrack for ever (Python's re takes exponential time on `(\w+\s?)+$`).
+    import polars as pl
+
+    from llmspec.spec.regex import rust_syntax
+
+    text = pl.Series([output], dtype=pl.String)
+    try:
+        pattern = rust_syntax(arg)
+        at = text.str.find(pattern).item()
+        matched = text.str.extract(pattern, 0).item() if at is not None else None
+    except pl.exceptions.PolarsError as exc:
+        why = str(exc).split("This error occurred")[0].strip()
+        raise _CannotEvaluate(f"the pattern does not compile in Rust regex syntax: {why}") from None
+    if at is None:
         return False, _excerpt(output), None
-    return True, f"matched {_excerpt(m.group(0))} at char {m.start()}", None
+    start = len(output.encode("utf-8")[:at].decode("utf-8", errors="ignore"))  # Polars gives a byte offset
+    return True, f"matched {_excerpt(matched or '')} at char {start}", None
 
 
 def _check_is_json(arg: bool, output: str, *_: Any) -> Check:
