@@ -22,6 +22,7 @@ from typing import Any, Callable, Literal
 
 from llmspec.spec.errors import Diagnostic, Pos, SpecError
 from llmspec.spec.models import CHAT_MESSAGES_FIELDS, STYLE_FIELDS, FormatSpec, Segment
+from llmspec.spec.templates import RESERVED_VARIABLES
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -111,9 +112,6 @@ def _environment():
     return sandbox(keep_trailing_newline=True)
 
 
-# Provided to every template next to the row's columns, so input_output segments can say
-# where a sequence starts and ends (Axolotl concatenates segments as they are).
-RESERVED_VARIABLES = ("bos_token", "eos_token")
 # A template that runs out of time on this many rows would cost that much on every other row
 # too: the rest of its rows are rejected without running it.
 TIME_STRIKES = 3
@@ -283,8 +281,21 @@ def _text_field(name: str, value: str, required: bool, train: bool | None, path:
     return FieldPlan(name, "template", value, required, train, variables)
 
 
+
+
+def example_text(record: dict[str, Any]) -> str:
+    """Everything the model sees of a record (prompt and answer), in a fixed order."""
+    if "messages" in record:
+        return "\n".join(f"{m['role']}: {m['content']}" for m in record["messages"])
+    if "segments" in record:
+        return "".join(s["text"] for s in record["segments"])
+    if "instruction" in record:
+        return "\n".join((record["instruction"], record.get("input", ""), record["output"]))
+    return record["text"]
+
+
 __all__ = [
     "AXOLOTL_DATASET_TYPES", "CHAT_ROLES", "FieldPlan", "FormatPlan", "RECORD_FIELDS", "RESERVED_VARIABLES",
     "Renderer",
-    "SourcePlan", "compile_format", "is_column_ref", "template_variables",
+    "SourcePlan", "compile_format", "example_text", "is_column_ref", "template_variables",
 ]

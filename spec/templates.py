@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 # jinja2 is imported only when a spec holds a real template: most map fields are bare column
 # names, and `llmspec validate` (the pre-commit hook) should not pay for what it does not use.
 
+# Names every template gets from the renderer besides the row's columns.
+RESERVED_VARIABLES = ("bos_token", "eos_token")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
