@@ -27,6 +27,7 @@ from .models import (
     rule_kind,
 )
 from .builtin_models import BUILTIN_MODELS
+from .sql import read_only_problem
 from .templates import RESERVED_VARIABLES, check_template
 
 Locate = Callable[..., Pos]
