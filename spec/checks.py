@@ -17,6 +17,7 @@ from .models import (
     EMAIL_COLUMNS,
     MARKDOWN_COLUMNS,
     PAIRED_EMAIL_COLUMNS,
+    PDF_COLUMNS,
     STYLE_FIELDS,
     TEXT_COLUMNS,
     DedupeArgs,
@@ -46,8 +47,10 @@ def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
         return set(PAIRED_EMAIL_COLUMNS if getattr(src, "pairing", None) else EMAIL_COLUMNS)
     if fmt == "text":
         return set(TEXT_COLUMNS)
-    if fmt == "markdown":
+    if fmt in ("markdown", "html", "docx"):
         return set(MARKDOWN_COLUMNS)
+    if fmt == "pdf":
+        return set(PDF_COLUMNS)
     return None
 
 

@@ -23,7 +23,8 @@ from llmspec.spec.errors import DataError, Diagnostic, Pos
 _GLOB_CHARS = set("*?[")
 
 # When a path names a folder, these are the files a glob-based format reads from it.
-FOLDER_DEFAULTS = {"eml": "*.eml", "text": "**/*.txt", "markdown": "**/*.md"}
+FOLDER_DEFAULTS = {"eml": "*.eml", "text": "**/*.txt", "markdown": "**/*.md", "html": "**/*.html",
+                   "pdf": "**/*.pdf", "docx": "**/*.docx"}
 
 _KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"))
