@@ -28,6 +28,7 @@ from .models import (
     rule_kind,
 )
 from .builtin_models import BUILTIN_MODELS
+from .sql import read_only_problem
 from .templates import RESERVED_VARIABLES, check_template
 
 Locate = Callable[..., Pos]
@@ -55,8 +56,8 @@ def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
 
 def run_checks(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
-    for check in (_check_version, _check_format_map, _check_paths, _check_secrets, _check_rules, _check_split,
-                  _check_acceptance, _check_base_model):
+    for check in (_check_version, _check_format_map, _check_paths, _check_queries, _check_secrets, _check_rules,
+                  _check_split, _check_acceptance, _check_base_model):
         diags.extend(check(spec, data, at, key_at))
     return diags
 
@@ -166,6 +167,16 @@ def _check_paths(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> I
         if problem:
             yield Diagnostic(problem[0], problem[1], at(path),
                              hint="data paths are relative to the spec's folder and stay inside it")
+
+
+def _check_queries(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    for name, src in spec.sources.items():
+        query = getattr(src, "query", None)
+        problem = read_only_problem(query) if isinstance(query, str) else None
+        if problem:
+            yield Diagnostic("unsafe-query", f"sources.{name}.query {problem}", at(("sources", name, "query")),
+                             hint="a source only reads: one SELECT (or WITH ... SELECT), nothing that writes, "
+                                  "attaches or reaches files")
 
 
 def _walk_strings(node, path=()):

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from ._common import Part, concat_rejects, concat_rows, data_error, display, resolve_files, with_origin_last
+from ._common import Part, concat_rejects, concat_rows, data_error, display, with_origin_last
+from .paths import resolve_files
 
 if TYPE_CHECKING:
     import polars as pl
