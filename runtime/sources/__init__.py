@@ -86,7 +86,9 @@ def read_source(name: str, spec, base_dir: Path, *, env: Mapping[str, str] | Non
     (defaults to the process environment)."""
     from .contract import parse_contract
 
-    contract = parse_contract(spec.contract)
+    # Plain objects with `columns` (not a spec model) read as a contract without an extra policy.
+    contract = parse_contract(spec.contract if hasattr(spec, "contract") else getattr(spec, "columns", None))
+    extra_policy = getattr(spec, "extra_policy", "warn")
     if spec.format == "postgres":
         import os
 
@@ -112,14 +114,14 @@ def read_source(name: str, spec, base_dir: Path, *, env: Mapping[str, str] | Non
         from .contract import extra_columns, reject_extra
 
         extra = extra_columns(rows, contract)
-        if extra and spec.extra_policy == "reject":
+        if extra and extra_policy == "reject":
             rows, bad = reject_extra(rows, list(extra))
             rejected = concat_rejects([rejected, bad])
     if part.units != rows.height + rejected.height:
         raise data_error(f"{name}: read {part.units} units but accounted for {rows.height} rows and "
                          f"{rejected.height} rejects (a bug in the {spec.format} reader)", code="accounting")
     return SourceBatch(name=name, rows=rows, rejected=rejected, rows_in=part.units, files=files,
-                       extra_columns=extra if spec.extra_policy != "ignore" else {})
+                       extra_columns=extra if extra_policy != "ignore" else {})
 
 
 __all__ = ["SourceBatch", "read_source", "source_files"]
