@@ -184,25 +184,30 @@ def _names(metadata: dict | None) -> list[str] | None:
 
 def _rule_labels(configs) -> dict[int, str]:
     """Rule index -> the name cleaning records as the reject reason: its `name`, else its kind,
-    else `kind#N` when unnamed rules of a kind repeat (as `compiler.cleaning.rule_reasons`)."""
+    else `kind#N` when unnamed rules of a kind repeat (as `compiler.cleaning.rule_reasons`; a
+    config that carries the `reason` itself is taken at its word)."""
     rules: dict[int, dict] = {}
     for cfg in configs:
-        for rule in (cfg or {}).get("rules", []):
-            rules.setdefault(rule["index"], rule)
-    ordered = [rules[i] for i in sorted(rules)]
-    unnamed = [r["kind"] for r in ordered if not r["args"].get("name")]
+        for i, rule in enumerate((cfg or {}).get("rules", [])):
+            rules.setdefault(rule.get("index", i), rule)
+    unnamed = [rules[i]["kind"] for i in rules if not _rule_name(rules[i])]
     seen: dict[str, int] = {}
     out = {}
-    for rule in ordered:
-        name, kind = rule["args"].get("name"), rule["kind"]
-        if name:
-            out[rule["index"]] = name
+    for index in sorted(rules):
+        rule = rules[index]
+        kind = rule["kind"]
+        if rule.get("reason") or _rule_name(rule):
+            out[index] = rule.get("reason") or _rule_name(rule)
         elif unnamed.count(kind) > 1:
             seen[kind] = seen.get(kind, 0) + 1
-            out[rule["index"]] = f"{kind}#{seen[kind]}"
+            out[index] = f"{kind}#{seen[kind]}"
         else:
-            out[rule["index"]] = kind
+            out[index] = kind
     return out
+
+
+def _rule_name(rule: dict) -> str | None:
+    return (rule.get("args") or {}).get("name")
 
 
 def _stage_diff(stage: Stage, prev: dict | None, done: dict[str, StageDiff], labels: _Labels,
@@ -287,9 +292,9 @@ def _changes(stage: Stage, kind: StageKind, old: dict | None, labels: _Labels, r
 
 def _rule_items(rules: list[dict] | None, names: dict[int, str]) -> list[Item]:
     # Position (`index`) is left out of what is compared: a move shows as a move.
-    return [Item(label=names.get(r["index"], r["kind"]), named=bool(r["args"].get("name")), kind=r["kind"],
-                 content={"kind": r["kind"], **{k: v for k, v in r["args"].items() if k != "name"}})
-            for r in rules or []]
+    return [Item(label=names.get(r.get("index", i), r["kind"]), named=bool(_rule_name(r)), kind=r["kind"],
+                 content={"kind": r["kind"], **{k: v for k, v in (r.get("args") or {}).items() if k != "name"}})
+            for i, r in enumerate(rules or [])]
 
 
 def _test_changes(old: dict | None, new: dict, labels: _Labels, renames: list[FieldChange], *,

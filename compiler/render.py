@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .changes import ChangeOp, FieldChange
@@ -119,21 +120,13 @@ def _code(text: str) -> str:
 
 
 def _details(c: FieldChange) -> str:
-    """A long change as a collapsed ```diff block under the table (a table cell cannot hold it)."""
-    body = c.detail()
-    if c.is_long:
-        lang = "diff"
-    else:  # an added item's fields: prefix them as added lines
-        lang, body = "diff", [f"+ {x}" for x in body]
-    fence = "`" * max(3, 1 + max((len(r) for x in body for r in _backtick_runs(x)), default=0))
-    summary = f"<code>{_html(c.path)}</code>: {_html(c.render().split(': ', 1)[-1] if c.is_long else c.op.value)}"
-    return "\n".join([f"<details><summary>{summary}</summary>", "", fence + lang, *body, fence, "", "</details>"])
-
-
-def _backtick_runs(text: str) -> list[str]:
-    import re
-
-    return re.findall(r"`+", text)
+    """A long change as a collapsed ```diff block under the table (a table cell cannot hold it);
+    an added item's fields as added lines."""
+    body = c.detail() if c.is_long else [f"+ {x}" for x in c.detail()]
+    fence = "`" * max(3, 1 + max((len(run) for x in body for run in re.findall(r"`+", x)), default=0))
+    what = c.render().split(": ", 1)[-1] if c.is_long else c.op.value
+    return "\n".join([f"<details><summary><code>{_html(c.path)}</code>: {_html(what)}</summary>", "",
+                      fence + "diff", *body, fence, "", "</details>"])
 
 
 def _html(text: str) -> str:

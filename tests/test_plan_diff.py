@@ -313,3 +313,26 @@ def test_color_rendering_keeps_brackets_and_backslashes_literal(tmp_path):
     out = buf.getvalue()
     assert "-one\n" in out and "+uno\n" in out
     assert "+dos ends in a backslash \\\\" in out and "three [bold]" in out and "[/]" not in out
+
+
+def test_markdown_details_fence_outlasts_backticks_in_the_text(tmp_path):
+    diff = diff_of(tmp_path, spec(), spec(system=SYSTEM.replace("Answer in English.", "Answer in ```English```.")))
+    md = render_markdown(diff, None, project="demo")
+    assert "````diff\n" in md and "+Answer in ```English```.\n" in md and md.count("````") == 2
+
+
+def test_a_source_added_first_is_one_new_source(tmp_path):
+    """Sources are stages named by source: adding one first shifts no other source."""
+    old = spec()
+    new = old.replace("sources:\n", "sources:\n  aaa: {path: data/a.jsonl, format: jsonl, columns: {question: str, "
+                                    "answer: str}}\n").replace("    faq: {user", "    aaa: {user: question, "
+                                                               "assistant: answer}\n    faq: {user")
+    a, meta = compile_text(tmp_path, old)
+    b, _ = compile_text(tmp_path, new, {**HASHES, "aaa": {"data/a.jsonl": "d" * 64}})
+    previous = {s.id: {"fingerprint": s.fingerprint, "config": s.config} for s in a.stages}
+    diff = diff_plan(b, previous, baseline="state", metadata_old=meta, metadata_new=meta)
+    actions = {s.id: s.action for s in diff.stages}
+    assert actions["sources.aaa"] == actions["clean.aaa"] == PlanAction.NEW
+    assert actions["sources.tickets"] == actions["clean.tickets"] == actions["clean.faq"] == PlanAction.UNCHANGED
+    assert rendered(diff, "dataset") == ["format.map.aaa.user: (none) -> question",
+                                         "format.map.aaa.assistant: (none) -> answer"]
