@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from llmspec.spec.errors import Diagnostic, Pos, SpecError, did_you_mean
 from llmspec.spec.checks import LANGUAGE_HINT, LANGUAGE_REFUSAL
 from llmspec.spec.models import QualitySpec, rule_args, rule_kind
+from llmspec.spec.regex import RegexNotPortable, rust_syntax
 
 from .dedupe_layout import SKETCH, band_layout
 
@@ -246,39 +247,10 @@ def _resolve_args(kind: str, args: Any, index: int, pos: Pos | None) -> dict[str
 # ----------------------------------------------------------------------------- regex
 
 
-class RegexNotPortable(ValueError):
-    """A Python regex construct Rust's regex engine (which Polars uses) does not have."""
-
-
-_PY_ONLY = [
-    (re.compile(r"\(\?<?[=!]"), "look-around ((?=...), (?!...), (?<=...), (?<!...))",
-     "Rust regex has no look-around; match the context explicitly or use keep_matching/reject_matching "
-     "with a second pattern"),
-    (re.compile(r"\\[1-9]|\(\?P=\w+\)"), "a back-reference (\\1, (?P=name))",
-     "Rust regex has no back-references"),
-    (re.compile(r"\(\?\("), "a conditional group ((?(1)...))", "Rust regex has no conditionals"),
-    (re.compile(r"\(\?>"), "an atomic group ((?>...))", "write the group without ?>"),
-    (re.compile(r"(?<!\\)[*+?}]\+"), "a possessive quantifier (*+, ++, ?+)", "use the greedy form (*, +, ?)"),
-    (re.compile(r"\(\?[imsx]*[aL]"), "the ASCII/LOCALE flag ((?a), (?L))",
-     "spell the class out, e.g. [A-Za-z0-9_] instead of (?a)\\w"),
-    (re.compile(r"\\N\{"), "a named character (\\N{...})", "use \\u{XXXX} or the character itself"),
-]
-
-
 def rust_regex(pattern: str, ignore_case: bool = False) -> str:
-    """The pattern in Rust regex syntax (what Polars runs), or RegexNotPortable saying why not.
-
-    Translated: ``\\Z`` (Python's end of string) -> ``\\z``. Refused: what Rust cannot express.
-    Known remaining difference: Python's ``$`` also matches before a final newline; Rust's only at
-    the very end (irrelevant after `normalize`, which strips).
-    """
-    masked = _mask_classes(pattern)
-    for rx, what, hint in _PY_ONLY:
-        if rx.search(masked):
-            raise RegexNotPortable(f"uses {what}, which Polars' Rust regex engine does not support", hint)
-    out = re.sub(r"(?<!\\)((?:\\\\)*)\\Z", r"\1\\z", pattern)
-    if ignore_case:
-        out = "(?i)" + out
+    """The pattern in Rust regex syntax (what Polars runs), or RegexNotPortable saying why not:
+    ``spec.regex.rust_syntax``'s translation, then compiled by Polars' engine itself."""
+    out = rust_syntax(pattern, ignore_case)
     import polars as pl
 
     try:
@@ -287,33 +259,6 @@ def rust_regex(pattern: str, ignore_case: bool = False) -> str:
         why = str(exc).split("This error occurred")[0].strip().replace("regex error: ", "")
         raise RegexNotPortable(f"does not compile in Rust regex syntax: {why}", None) from None
     return out
-
-
-def _mask_classes(pattern: str) -> str:
-    """Blank out escaped characters' partners inside [...] so '(?=' inside a class is not a look-ahead."""
-    out, i, in_class = [], 0, False
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            # an escaped backslash is a literal: it must not pair with what follows it
-            out.append(pattern[i:i + 2] if not in_class and pattern[i + 1] != "\\" else "__")
-            i += 2
-            continue
-        if in_class:
-            out.append("_")
-            if ch == "]":
-                in_class = False
-        else:
-            if ch == "[":
-                in_class = True
-                out.append("_")
-                if pattern[i + 1:i + 2] == "]":  # a leading ] is literal
-                    out.append("_")
-                    i += 1
-            else:
-                out.append(ch)
-        i += 1
-    return "".join(out)
 
 
 def _rust_or_spec_error(pattern: str, ignore_case: bool, index: int, kind: str, pos: Pos | None) -> str:

@@ -21,7 +21,6 @@ Stages: sources.<name> -> clean.<name> -> dataset -> train -> acceptance -> prom
 from __future__ import annotations
 
 import copy
-import enum
 import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -30,6 +29,7 @@ from llmspec.spec.errors import Pos
 from llmspec.spec.models import ProjectSpec
 
 from .fingerprint import digest, stage_fingerprint
+from .kinds import StageKind
 
 PLAN_FORMAT_VERSION = 2
 # Placeholders in compiled configs for folders the runtime chooses (stage folders are named by
@@ -37,15 +37,6 @@ PLAN_FORMAT_VERSION = 2
 MODEL_DIR = "${model}"
 DATASET_DIR = "${dataset}"
 WORK_DIR = "${work}"
-
-
-class StageKind(str, enum.Enum):
-    SOURCES = "sources"
-    CLEAN = "clean"
-    DATASET = "dataset"
-    TRAIN = "train"
-    ACCEPTANCE = "acceptance"
-    PROMOTE = "promote"
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ ASSERTION_KINDS: dict[str, str] = {
     "contains_any": "the output contains at least one of the strings in the list",
     "contains_all": "the output contains every string in the list",
     "starts_with": "the output, ignoring leading whitespace, starts with the string",
-    "regex": "the Python regular expression matches somewhere in the output (re.search); "
+    "regex": "the regular expression matches somewhere in the output; the dialect of cleaning rules "
+             "(Rust's regex, run in linear time by Polars: no look-around or back-references); "
              "use inline flags such as (?i) or (?s)",
     "is_json": "`true`: the output is valid JSON (a ```json fence around it is tolerated)",
     "json_schema": "the output is JSON (fence tolerated) that validates against this JSON Schema",
@@ -183,13 +184,19 @@ def _text_list(value: Any, key: str) -> tuple[str, ...]:
 
 
 def _regex(value: Any, key: str) -> str:
+    from .regex import RegexNotPortable, rust_syntax
+
     pattern = _text(value, key)
     try:
         re.compile(pattern)
+        rust_syntax(pattern)
     except re.error as exc:
         where = f" at position {exc.pos}" if exc.pos is not None else ""
         raise ValueError(f"{key}: invalid regular expression {pattern!r}: {exc.msg}{where}"
                          ) from None
+    except RegexNotPortable as exc:
+        hint = f" ({exc.args[1]})" if len(exc.args) > 1 and exc.args[1] else ""
+        raise ValueError(f"{key}: regular expression {pattern!r} {exc.args[0]}{hint}") from None
     return pattern
 
 
@@ -217,6 +224,11 @@ def _schema(value: Any, key: str) -> dict:
         where = "/".join(str(p) for p in exc.path)
         raise ValueError(f"{key}: not a valid JSON Schema"
                          f"{' at ' + where if where else ''}: {exc.message}") from None
+    from .json_schema import schema_problem
+
+    problem = schema_problem(schema)
+    if problem:
+        raise ValueError(f"{key}: {problem}")
     return schema
 
 

@@ -73,21 +73,28 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
             elif event == "rows" and hasattr(data.get("rows"), "reason"):
                 bar.step(data["rows"])
         executor = run_stages(report, [f"clean.{n}" for n in selected], label="clean", progress=progress)
-    results, profiles, files = {}, {}, {}
+    results, profiles, files, extras = {}, {}, {}, {}
     for name in selected:
         result = CleanResult.load(executor.stage_dir(f"clean.{name}"))
-        results[name] = result
-        files[name] = json.loads((executor.stage_dir(f"sources.{name}") / "source.json").read_text())["files"]
+        source = json.loads((executor.stage_dir(f"sources.{name}") / "source.json").read_text())
+        results[name], files[name], extras[name] = result, source["files"], source.get("extra_columns") or {}
         profiles[name] = _profile(result.kept)
         if out_dir is not None:
             _write_outputs(out_dir, name, result)
+    _check_mapping(report.loaded, {n: r.kept.columns for n, r in results.items()})
     # Source gates ran in each clean stage (a failure stopped it); the overall ones belong to the
     # dataset stage, and are checked here too when every source was cleaned.
     overall = plan.stage("dataset").compiled["quality_gates"]
     quality = QualitySpec.model_validate({"gates": overall if not only else {}})
     failures = [d for d in check_gates(results, quality) if d.severity == "error"]
+    warnings = extra_warnings(report.loaded, extras)
+    if warnings:
+        from llmspec.cli import print_diagnostics
+
+        print_diagnostics(warnings)
     if as_json:
-        doc = {"sources": {n: {**_counts(r), "profile": profiles[n]} for n, r in results.items()},
+        doc = {"sources": {n: {**_counts(r), "profile": profiles[n], "extra_columns": extras[n]}
+                           for n, r in results.items()},
                "gates": [d.to_json() for d in failures]}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
@@ -100,6 +107,30 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
         print_diagnostics(failures)
         return 1
     return 0
+
+
+def _check_mapping(loaded, columns: dict[str, list[str]]) -> None:
+    """``format.map`` against the columns the cleaned rows really have: a value that names no
+    column and is no template fails here, before any example is rendered."""
+    from llmspec.compiler.formatting import compile_format
+
+    fmt = loaded.spec.format
+    subset = fmt.model_copy(update={"map": {n: m for n, m in fmt.map.items() if n in columns}})
+    compile_format(subset, {n: [c for c in cols if c != "_origin"] for n, cols in columns.items()},
+                   locate=loaded.locate)
+
+
+def extra_warnings(loaded, extras: dict[str, dict[str, int]]) -> list[Diagnostic]:
+    """One warning per source whose rows hold keys its `columns` contract does not declare."""
+    out = []
+    for name, keys in extras.items():
+        if keys and loaded.spec.sources[name].extra_policy == "warn":
+            listed = ", ".join(f"'{k}' ({n} rows)" for k, n in sorted(keys.items()))
+            out.append(Diagnostic("extra-columns", f"{name}: keys the columns contract does not declare: {listed}",
+                                  loaded.locate(("sources", name, "columns")), severity="warning",
+                                  hint="declare them, or set `extra: reject` (drop such rows) or `extra: ignore` "
+                                  "under `columns`"))
+    return out
 
 
 def _counts(result) -> dict[str, Any]:

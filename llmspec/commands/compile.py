@@ -64,7 +64,9 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
         if stage.kind == "clean":
             built = executor.stage_dir(stage.id)
             shutil.copyfile(built / "plan.txt", clean_dir / f"{stage.name}.txt")
-            clean_summary[stage.name] = CleanResult.load(built).to_dict()
+            source = json.loads((executor.stage_dir(f"sources.{stage.name}") / "source.json").read_text())
+            clean_summary[stage.name] = CleanResult.load(built).to_dict() | {
+                "extra_columns": source.get("extra_columns") or {}}
     data_dir = out / "data"
     if data_dir.exists():
         shutil.rmtree(data_dir)

@@ -157,10 +157,24 @@ def _check_starts_with(arg: str, output: str, *_: Any) -> Check:
 
 
 def _check_regex(arg: str, output: str, *_: Any) -> Check:
-    m = re.search(arg, output)
-    if m is None:
+    # Polars' Rust engine, as cleaning uses: linear in the output, so a model's reply can never
+    # make a pattern backtrack for ever (Python's re takes exponential time on `(\w+\s?)+$`).
+    import polars as pl
+
+    from llmspec.spec.regex import rust_syntax
+
+    text = pl.Series([output], dtype=pl.String)
+    try:
+        pattern = rust_syntax(arg)
+        at = text.str.find(pattern).item()
+        matched = text.str.extract(pattern, 0).item() if at is not None else None
+    except pl.exceptions.PolarsError as exc:
+        why = str(exc).split("This error occurred")[0].strip()
+        raise _CannotEvaluate(f"the pattern does not compile in Rust regex syntax: {why}") from None
+    if at is None:
         return False, excerpt(output), None
-    return True, f"matched {excerpt(m.group(0))} at char {m.start()}", None
+    start = len(output.encode("utf-8")[:at].decode("utf-8", errors="ignore"))  # Polars gives a byte offset
+    return True, f"matched {excerpt(matched or '')} at char {start}", None
 
 
 def _check_is_json(arg: bool, output: str, *_: Any) -> Check:
@@ -177,11 +191,15 @@ def _check_json_schema(schema: dict, output: str, *_: Any) -> Check:
     except ValueError as exc:
         return False, f"not JSON ({exc}): {excerpt(output)}", None
     from jsonschema.exceptions import best_match
-    from jsonschema.validators import validator_for
+    from referencing.exceptions import Unresolvable
 
-    cls = validator_for(schema)
-    checker = getattr(cls, "FORMAT_CHECKER", None)
-    error = best_match(cls(schema, format_checker=checker).iter_errors(doc))
+    from .json_schema import linear_validator
+
+    try:
+        error = best_match(linear_validator(schema).iter_errors(doc))
+    except (Unresolvable, RecursionError) as exc:
+        # parse_expectation refuses such schemas at validate; a schema built elsewhere lands here
+        raise _CannotEvaluate(f"the schema cannot be used: {type(exc).__name__}: {shorten(str(exc))}") from None
     if error is None:
         return True, "valid against the schema", None
     where = getattr(error, "json_path", None) or "$"

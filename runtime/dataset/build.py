@@ -40,6 +40,7 @@ ORIGINS_FILE = "origins.jsonl"
 
 RULE_ERROR = "format_error"
 RULE_EMPTY = "format_empty"
+RULE_BUDGET = "format_budget"
 
 
 class RenderError(Exception):
@@ -152,8 +153,12 @@ def _describe(fp: FieldPlan) -> str:
 
 
 def _render_text(renderer: Renderer, source: str, fp: FieldPlan, row: dict[str, Any]) -> str:
+    from llmspec.spec.sandbox import TemplateBudgetError
+
     try:
         value = renderer.render(source, fp, row)
+    except TemplateBudgetError as exc:
+        raise RenderError(RULE_BUDGET, f"{_describe(fp)}: over budget: {exc}") from None
     except Exception as exc:  # a template can raise anything: undefined names, bad filters, sandbox
         raise RenderError(RULE_ERROR, f"{_describe(fp)}: {type(exc).__name__}: {exc}") from None
     if fp.required and not str(value).strip():
@@ -363,7 +368,8 @@ def build_dataset(
 
 
 __all__ = [
-    "DatasetResult", "EVAL_FILE", "Example", "ORIGINS_FILE", "RULE_EMPTY", "RULE_ERROR", "RenderError",
+    "DatasetResult", "EVAL_FILE", "Example", "ORIGINS_FILE", "RULE_BUDGET", "RULE_EMPTY", "RULE_ERROR",
+    "RenderError",
     "SourceCounts", "TRAIN_FILE", "build_dataset", "normalise", "render_record",
     "split_examples",
 ]

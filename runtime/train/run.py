@@ -83,6 +83,12 @@ def parse_log_line(line: str) -> dict[str, float] | None:
     return out
 
 
+def datasets_cache(work: Path) -> Path:
+    """The project's cache of Axolotl's ``datasets`` copies: ``.llmspec/cache/datasets``
+    (``work`` is ``.llmspec/work/train-<fp>``), deleted with the state folder."""
+    return Path(work).absolute().parent.parent / "cache" / "datasets"
+
+
 def expected_steps(train_examples: int, *, micro: int, accumulate: int, gpus: int, epochs: int,
                    max_steps: int | None) -> int:
     steps_per_epoch = max(1, math.ceil(train_examples / (micro * accumulate * gpus)))
@@ -140,6 +146,9 @@ def train(training: "CompiledTraining", compiled: dict[str, Any], *, dataset_dir
     out_dir = Path(compiled_training.config["output_dir"])
 
     run_env = {**env, **compiled_training.env}  # compiled.env: the offline, no-telemetry variables
+    # `datasets` copies the training rows into its cache (~/.cache/huggingface/datasets by
+    # default), where they would outlive the project's state folder: keep the copy inside it.
+    run_env["HF_DATASETS_CACHE"] = str(datasets_cache(work))
     bin_dir = str(Path(sys.executable).parent)
     run_env["PATH"] = bin_dir + os.pathsep + run_env.get("PATH", "")
     cmd = list(compiled_training.launcher)
