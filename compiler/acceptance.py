@@ -120,7 +120,7 @@ def build_suite(acceptance: AcceptanceSpec, base_dir: Path, *, system: str | Non
     if acceptance.tests_from:
         import os
 
-        from llmspec.runtime.sources.paths import check_inside
+        from llmspec.spec.paths import check_inside
 
         tests_path = Path(base_dir) / acceptance.tests_from
         if os.path.lexists(tests_path):  # a missing file gets load_tests_file's own message

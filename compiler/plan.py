@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from llmspec.spec.errors import Pos
-from llmspec.spec.models import ProjectSpec
+from llmspec.spec.models import ProjectSpec, rule_args
 
 from .fingerprint import digest, stage_fingerprint
 from .kinds import StageKind
@@ -151,10 +151,17 @@ def spec_hash(spec: ProjectSpec) -> str:
     return digest(_dump(spec))
 
 
+def _unlabelled(stage: Stage) -> dict[str, Any]:
+    """The config without the labels it carries for reviewers (rule reasons): what is hashed."""
+    if stage.kind != StageKind.CLEAN:
+        return stage.config
+    return {**stage.config, "rules": [{k: v for k, v in r.items() if k != "reason"} for r in stage.config["rules"]]}
+
+
 def _fingerprinted(stages: list[Stage]) -> tuple[Stage, ...]:
     out: dict[str, Stage] = {}
     for s in stages:  # in dependency order: inputs are fingerprinted first
-        fp = stage_fingerprint(s.kind.value, s.config, {i: out[i].fingerprint for i in s.inputs})
+        fp = stage_fingerprint(s.kind.value, _unlabelled(s), {i: out[i].fingerprint for i in s.inputs})
         out[s.id] = replace(s, fingerprint=fp)
     return tuple(out.values())
 
@@ -194,8 +201,12 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
                                                       or r["args"].get("max_tokens") is not None) for r in rules)
         gates = _dump(spec.quality.source_gates[name]) if name in spec.quality.source_gates else None
         cfg = {
-            # A rule's name labels its rejects; it changes no kept row, so it is not fingerprinted.
-            "rules": [{k: v for k, v in r.items() if k != "reason"} for r in rules],
+            # The rules as written (what a reviewer diffs), each with its label: the reason its
+            # rejects carry. Labels are not fingerprinted (see _unlabelled), nor is the rule's index
+            # among every source's rules: neither changes a kept row of this source.
+            "rules": [{"kind": r["kind"], "reason": r["reason"],
+                       "args": {k: v for k, v in _dump(rule_args(spec.quality.rules[r["index"]])).items()
+                                if k != "name"}} for r in rules],
             "keep_rejects": spec.quality.keep_rejects,
             "gates": gates,
             # Token bounds count with the base model's tokenizer: a new tokenizer re-cleans.
@@ -239,10 +250,15 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
     acceptance = data["acceptance"]
     suite = compile_acceptance(spec, base_dir, locate=locate)
     # Test names are labels: renaming a test changes no result, so the fingerprint ignores them.
-    tests = [{k: v for k, v in t.items() if k != "name"} for t in suite["tests"]]
-    acc_cfg = {**{k: v for k, v in acceptance.items() if k not in ("tests", "gates", "tests_from")},
+    tests = [{k: v for k, v in t.items() if k != "name"} for t in acceptance["tests"]]
+    acc_cfg = {**{k: v for k, v in acceptance.items() if k not in ("tests", "gates")},
                "tests": tests, "gates": suite["gates"], "base_model": base,
                "system": spec.format.system, "style": spec.format.style}
+    if spec.acceptance.tests_from:
+        # The file's tests as read now: editing the file re-tests (its path alone would not).
+        from_file = [{k: v for k, v in t.items() if k not in ("name", "source")}
+                     for t in suite["tests"][len(spec.acceptance.tests):]]
+        acc_cfg["tests_from"] = {"path": spec.acceptance.tests_from, "sha256": digest(from_file)}
     stages.append(Stage("acceptance", StageKind.ACCEPTANCE, acc_cfg, ("train",), spec_path=("acceptance",),
                         compiled={**suite, "base_model": base, "project": spec.project}))
     stages.append(Stage("promote", StageKind.PROMOTE, {}, ("acceptance",), spec_path=()))

@@ -168,3 +168,29 @@ def test_tests_without_gates_default_to_every_test_passing(tmp_path):
     assert any("every test must pass" in n for n in plan.notes)
     gated = plan_of(project(tmp_path, SPEC + "  gates: {pass_rate: '>= 0.5'}\n"))
     assert not gated.notes and gated.stage("acceptance").config["gates"]["pass_rate"]["threshold"] == ">= 0.5"
+
+
+def test_a_full_disk_is_a_clear_error_and_the_run_is_not_left_running(tmp_path, monkeypatch):
+    import errno
+
+    import polars as pl
+    from click.testing import CliRunner
+
+    from llmspec.cli import cli
+
+    path = project(tmp_path)
+    real = pl.DataFrame.write_parquet
+
+    def full(self, file, *args, **kwargs):
+        if str(file).endswith("rows.parquet"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(file))
+        return real(self, file, *args, **kwargs)
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", full)
+    result = CliRunner().invoke(cli, ["apply", str(path), "--yes"])
+    assert result.exit_code not in (0, 70), result.output  # 70: an internal error
+    (diag,) = result.exception.diagnostics
+    assert diag.code == "write-failed" and "No space left on device" in diag.message
+    assert "rows.parquet" in diag.message
+    runs = json.loads((tmp_path / ".llmspec" / "state.json").read_text())["runs"]
+    assert runs[-1]["outcome"] == "failed"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from llmspec.runtime.sources import read_source, source_files
-from llmspec.runtime.sources.paths import resolve_files
+from llmspec.spec.paths import resolve_files
 from llmspec.spec.errors import DataError, SpecError
 from llmspec.spec.load import load_spec
 

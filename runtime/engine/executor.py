@@ -93,6 +93,8 @@ class Executor:
         except LlmspecError:
             self._finish_run(run_id, partial, result, "failed")
             raise
+        except OSError as exc:  # a full disk, a folder made read-only meanwhile: say where, keep state sane
+            raise self._write_failed(run_id, exc) from None
         result.failed_gates = self._failed_gates()
         result.outcome = "gates_failed" if result.failed_gates else (
             "promoted" if self._promotion is not None else "built")
@@ -101,6 +103,22 @@ class Executor:
         self._finish_run(run_id, partial, result, result.outcome)
         result.report = self.report
         return result
+
+    def _write_failed(self, run_id: str, exc: OSError) -> LlmspecError:
+        """The run recorded as failed (when the state can still be written) and a clear error
+        naming the path; the next apply repairs the leftovers."""
+        from llmspec.spec.errors import Pos, StateError
+
+        try:
+            self.state.record_run({"run": run_id, "started_at": (self.state.last_run or {}).get("started_at"),
+                                   "finished_at": now_iso(), "outcome": "failed"})
+            self.state.save()
+        except OSError:
+            pass  # still shown `running`: the next apply marks it interrupted
+        where = exc.filename or str(self.root)
+        return StateError(Diagnostic(
+            "write-failed", f"cannot write {where}: {exc.strerror or exc}", Pos(str(where)),
+            hint="free some disk space or fix the folder's permissions, then apply again: finished stages are kept"))
 
     def repair(self) -> list[str]:
         """Discard what a killed apply left behind: unfinished run folders, non-training work
@@ -237,11 +255,11 @@ class Executor:
         work.mkdir(parents=True, exist_ok=True)
         builder = getattr(self, f"_build_{stage.kind.value}")
         outputs = builder(stage, stage.executable(), work) or {}
-        from llmspec import __version__
+        from llmspec.spec.version import LLMSPEC_VERSION
 
         write_json_atomic(work / STAGE_RECORD, {"stage": stage.id, "fingerprint": stage.fingerprint,
                                                 "outputs": outputs, "built_at": now_iso(),
-                                                "llmspec_version": __version__})
+                                                "llmspec_version": LLMSPEC_VERSION})
         final.parent.mkdir(parents=True, exist_ok=True)
         crash_point(f"before-stage-rename:{stage.id}")
         os.replace(work, final)

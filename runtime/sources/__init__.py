@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ._common import Part, concat_rejects, concat_rows, data_error, display, with_origin_last
-from .paths import resolve_files
+from llmspec.spec.paths import resolve_files
 
 if TYPE_CHECKING:
     import polars as pl
