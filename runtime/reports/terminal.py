@@ -14,7 +14,8 @@ from rich.table import Table
 _OUTCOME = {"promoted": ("green", "promoted"),
             "gates_failed": ("red", "gates failed: not promoted"),
             "failed": ("red", "run failed"),
-            "built": ("cyan", "built (no acceptance gates)")}
+            "built": ("cyan", "built (no acceptance gates)"),
+            "tested": ("cyan", "acceptance suite re-run")}
 _REPORT_FILES = (("report_html", "HTML report"), ("report_md", "Markdown summary"),
                  ("junit", "JUnit results"), ("model", "Model"), ("log", "Log"))
 
