@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 # The worker waits this long after the first request for others to join its batch: long
 # enough for requests sent together to share one generate call, short next to a generation.
@@ -41,6 +41,7 @@ class Generation:
     stop: tuple[str, ...] = ()
     loop: asyncio.AbstractEventLoop | None = None
     events: asyncio.Queue | None = None
+    on_delta: Callable[[str], None] | None = None   # called in the generating thread (chat)
     ids: list[int] = field(default_factory=list)
     text: str = ""
     finish_reason: str | None = None
@@ -54,6 +55,8 @@ class Generation:
         return self.finish_reason is not None
 
     def _emit(self, kind: str, value: Any) -> None:
+        if kind == "delta" and self.on_delta is not None:
+            self.on_delta(value)
         if self.loop is not None and self.events is not None:
             self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, value))
 
@@ -168,29 +171,37 @@ class Batcher:
 
     def _answer(self, batch: list[Generation]) -> None:
         self.batches += 1
-        streamer = _RowStreamer(batch, self.model.stop_ids, self.model.decode)
-        first = batch[0]
         try:
-            ids = self.model.generate_ids([g.prompt_ids for g in batch], max(g.max_tokens for g in batch),
-                                          temperature=first.temperature, top_p=first.top_p,
-                                          seed=first.seed, streamer=streamer)
-            for gen, row in zip(batch, ids):
-                # The streamer saw every token; the returned ids are the authority.
-                if not gen.finished or gen.finish_reason == "length":
-                    gen.ids = row[:gen.max_tokens]
-                    gen.finish_reason = "length" if len(row) >= gen.max_tokens else "stop"
-                    gen._push_text(self.model.decode(gen.ids), final=True)
-                else:
-                    gen._push_text(gen.text, final=True)
-        except Exception as exc:  # one failed batch answers its requests with the error
-            for gen in batch:
-                gen.error = f"{type(exc).__name__}: {exc}"
+            answer_batch(self.model, batch)
         finally:
-            for gen in batch:
-                gen._emit("error", gen.error) if gen.error else gen._emit("done", None)
-                gen.done.set()
             with self._lock:
                 self._pending -= len(batch)
+
+
+def answer_batch(model: Any, batch: list[Generation]) -> None:
+    """Answer ``batch`` (same sampling settings) with one generate call, in this thread,
+    streaming each row's text through its ``Generation`` as tokens come."""
+    streamer = _RowStreamer(batch, model.stop_ids, model.decode)
+    first = batch[0]
+    try:
+        ids = model.generate_ids([g.prompt_ids for g in batch], max(g.max_tokens for g in batch),
+                                 temperature=first.temperature, top_p=first.top_p,
+                                 seed=first.seed, streamer=streamer)
+        for gen, row in zip(batch, ids):
+            # The streamer saw every token; the returned ids are the authority.
+            if not gen.finished or gen.finish_reason == "length":
+                gen.ids = row[:gen.max_tokens]
+                gen.finish_reason = "length" if len(row) >= gen.max_tokens else "stop"
+                gen._push_text(model.decode(gen.ids), final=True)
+            else:
+                gen._push_text(gen.text, final=True)
+    except Exception as exc:  # one failed batch answers its requests with the error
+        for gen in batch:
+            gen.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        for gen in batch:
+            gen._emit("error", gen.error) if gen.error else gen._emit("done", None)
+            gen.done.set()
 
 
 def _sampling_key(gen: Generation) -> tuple:

@@ -71,6 +71,14 @@ class RunModel:
         return load_model(ref.model_path, adapter_path=ref.adapter_path, device=device,
                           prompt_format=self.prompt_format)
 
+    def load_base(self, device: str = "auto"):
+        """The base model, prompted with the tokenizer and chat template the run trained with."""
+        from llmspec.runtime.acceptance.runner import load_model
+
+        tokenizer = self.model_dir if (self.model_dir / "tokenizer_config.json").is_file() else None
+        return load_model(self.base_model_path, tokenizer_path=tokenizer, device=device,
+                          prompt_format=self.prompt_format)
+
 
 def _error(code: str, message: str, where: str, hint: str | None = None) -> StateError:
     return StateError(Diagnostic(code, message, Pos(where), hint=hint))
