@@ -39,6 +39,11 @@ def resolve_url(url: str, env: Mapping[str, str], name: str) -> str:
 
 
 def read(name: str, spec, contract, env: Mapping[str, str]) -> Part:
+    from llmspec.spec.sql import read_only_problem
+
+    problem = read_only_problem(spec.query)
+    if problem:  # validate refuses it; checked again for callers that skip validation
+        raise data_error(f"{name}: the query {problem}", code="unsafe-query")
     url = resolve_url(spec.url, env, name)
     secrets = secrets_of(url)
     try:
