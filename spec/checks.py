@@ -43,8 +43,8 @@ _PARAM_PASSWORD = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://\S*[?&;]|\bhost\s*=\s*\S
 def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
     """The columns a source is known to produce, or None when only the data can tell."""
     src = spec.sources[source]
-    if src.columns:
-        return {name for name in src.columns}
+    if src.contract:
+        return set(src.contract)
     fmt = src.format
     if fmt in ("mbox", "eml"):
         return set(PAIRED_EMAIL_COLUMNS if getattr(src, "pairing", None) else EMAIL_COLUMNS)
@@ -129,6 +129,14 @@ def _template_diags(text: str, path: tuple, columns: set[str] | None, source: st
                 message += f" (line {result.line_in_template} of the template)"
         yield Diagnostic(result.error_code, message, pos,
                          hint="templates are Jinja: {{ column }}, filters like | trim; no private attributes")
+        return
+    if result.literal:
+        # "Agent Reply": a column's exact name, or (no such column) a typo that would train on
+        # that text as a constant. Only the data can tell when no contract declares the columns.
+        if columns is not None and text not in columns:
+            yield Diagnostic("not-a-column", f"'{text}' is neither a column of source '{source}' nor a template",
+                             at(path), hint=(did_you_mean(text, columns) or f"columns: {', '.join(sorted(columns))}")
+                             + f"; a constant is written on purpose as {{{{ {text!r} }}}}")
         return
     unknown = result.variables - columns if columns is not None else set()
     if unknown:
