@@ -111,12 +111,43 @@ class ExpectSpec(StrictModel):
         return self
 
 
+# Any name the data may use ("Agent Reply", "agent-reply"); a leading underscore is llmspec's own.
+ColumnName = Annotated[str, Field(pattern=r"^[^_\x00-\x1f][^\x00-\x1f]*$", max_length=256)]
+ExtraPolicy = Literal["reject", "warn", "ignore"]
+EXTRA_POLICIES = ("reject", "warn", "ignore")
+
+
 class _SourceBase(StrictModel):
-    columns: dict[Identifier, ColumnType] | None = Field(
+    columns: dict[ColumnName, Union[ColumnType, ExtraPolicy]] | None = Field(
         None, description="The data contract: column name -> type. Missing columns fail the source; "
-        "wrong-typed values reject the row.", examples=[{"question": "str", "answer": "str", "product": "str?"}],
+        "wrong-typed values reject the row. `extra: reject | warn | ignore` (default warn) says what keys the "
+        "contract does not declare do: reject the rows holding them, count and name them in the report, or "
+        "nothing (a column named `extra` is declared with a type as usual).",
+        examples=[{"question": "str", "answer": "str", "product": "str?", "extra": "reject"}],
     )
     expect: ExpectSpec | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _policy_only_for_extra(cls, value):
+        for name, kind in (value or {}).items():
+            if kind in EXTRA_POLICIES and name != "extra":
+                raise PydanticCustomError(
+                    "invalid-value", "column '{name}': '{kind}' is not a type (str, int, float, bool, datetime, "
+                    "list, json); reject/warn/ignore is the value of `extra`", {"name": name, "kind": kind})
+        return value
+
+    @property
+    def contract(self) -> dict[str, str] | None:
+        """The declared columns and their types, without the `extra` policy."""
+        if not self.columns:
+            return None
+        return {k: v for k, v in self.columns.items() if not (k == "extra" and v in EXTRA_POLICIES)} or None
+
+    @property
+    def extra_policy(self) -> str:
+        value = (self.columns or {}).get("extra")
+        return value if value in EXTRA_POLICIES else "warn"
 
 
 class _FileSource(_SourceBase):
