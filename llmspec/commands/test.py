@@ -26,10 +26,11 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None, endpoint: s
     from rich.console import Console
 
     if endpoint is not None:
+        from llmspec.api import load_spec
         from llmspec.commands.serve import api_key_from_env
         from llmspec.runtime.acceptance.endpoint_stage import run_endpoint_suite
 
-        report = run_endpoint_suite(spec, endpoint, run_id=run_id, model=model_name,
+        report = run_endpoint_suite(load_spec(spec), endpoint, run_id=run_id, model=model_name,
                                     api_key=api_key_from_env(api_key_env), junit=junit, markdown=markdown)
         _finish(report, Console(highlight=False, soft_wrap=True), f"Endpoint {endpoint}")
         return

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from llmspec.spec.errors import LlmspecError
+from llmspec.spec.load import LoadedSpec
 
 
-def run_endpoint_suite(spec_path: Path, endpoint: str, *, run_id: str | None, model: str | None,
+def run_endpoint_suite(loaded: LoadedSpec, endpoint: str, *, run_id: str | None, model: str | None,
                        api_key: str | None, junit: Path | None, markdown: Path | None) -> dict[str, Any]:
     """Run the suite against ``endpoint``; the report dict (``{"acceptance": ..., "run": ...}``)."""
-    from llmspec.api import load_spec
     from llmspec.runtime.acceptance.endpoint import EndpointModel
     from llmspec.runtime.acceptance.gates import evaluate_gates
     from llmspec.runtime.acceptance.junit import write_junit
@@ -27,7 +27,6 @@ def run_endpoint_suite(spec_path: Path, endpoint: str, *, run_id: str | None, mo
     from llmspec.runtime.acceptance.suite import build_suite
     from llmspec.runtime.serve.target import resolve_run
 
-    loaded = load_spec(spec_path)
     spec = loaded.spec
     try:
         run = resolve_run(loaded, run_id)

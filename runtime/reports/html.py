@@ -19,6 +19,8 @@ from typing import Any, Mapping, Sequence
 
 from llmspec.runtime.engine.atomic import write_text_atomic
 
+from .usage import use_commands
+
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 KEPT_COLOUR = "#3f9b57"
 TUNED_COLOUR = "#3867d6"
@@ -90,12 +92,13 @@ def build_view(report: Mapping[str, Any]) -> dict[str, Any]:
         "acceptance": _acceptance_view(report.get("acceptance")),
         "artifacts": [(ARTIFACT_LABELS.get(k, k), str(v))
                       for k, v in (report.get("artifacts") or {}).items() if v],
+        "use": use_commands(report),
     }
     view["cards"] = _headline_cards(view)
     view["nav"] = [(anchor, title) for anchor, title, key in (
         ("data", "Data", "data"), ("dataset", "Dataset", "dataset"),
         ("training", "Training", "training"), ("acceptance", "Acceptance", "acceptance"),
-        ("artifacts", "Files", "artifacts")) if view[key]]
+        ("use", "Use this model", "use"), ("artifacts", "Files", "artifacts")) if view[key]]
     return view
 
 
@@ -777,6 +780,13 @@ _TEMPLATE = """<!DOCTYPE html>
   </details>
   {% endfor %}
   {% endif %}
+</section>
+{% endif %}
+
+{% if v.use %}
+<section id="use">
+  <h2>Use this model</h2>
+  <table><tbody>{% for what, command in v.use %}<tr><th>{{ what }}</th><td><code>{{ command }}</code></td></tr>{% endfor %}</tbody></table>
 </section>
 {% endif %}
 

@@ -14,6 +14,7 @@ from llmspec.runtime.engine.atomic import write_text_atomic
 
 from .failures import failed_assertions, failed_tests
 from .html import format_date
+from .usage import use_commands
 
 _ICON = {"promoted": "✅", "gates_failed": "❌", "failed": "💥", "built": "📦"}
 _LABEL = {"promoted": "promoted", "gates_failed": "gates failed, not promoted",
@@ -34,7 +35,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines = _header(report)
     for part in (_acceptance(report.get("acceptance")), _funnel(report.get("sources")),
                  _dataset(report.get("dataset")), _training(report.get("training")),
-                 _artifacts(report.get("artifacts"))):
+                 _use(report), _artifacts(report.get("artifacts"))):
         if part:
             lines += ["", *part]
     return "\n".join(lines).rstrip() + "\n"
@@ -148,6 +149,16 @@ def _training(tr: Mapping[str, Any] | None) -> list[str]:
                f"{_num(final.get('tokens_per_second'))} tokens/s"
                if final.get("tokens_per_second") is not None else ""]
     return [f"**Training:** {head}", "", " · ".join(f for f in figures if f)]
+
+
+def _use(report: Mapping[str, Any]) -> list[str]:
+    commands = use_commands(report)
+    if not commands:
+        return []
+    lines = ["### Use this model", ""]
+    for what, command in commands:
+        lines += [f"- {_text(what)}: `{_code(command, 400)}`"]
+    return lines
 
 
 def _artifacts(art: Mapping[str, Any] | None) -> list[str]:
