@@ -1,8 +1,10 @@
 """Request batching for the in-process (transformers) engine.
 
-One worker thread owns the model. Requests wait in a queue; the worker takes the first one,
-waits a few milliseconds for others to arrive, and answers up to ``max_batch`` of them with one
-left-padded ``generate`` call (requests with the same sampling settings share a batch). Tokens
+One worker thread owns the model. Requests wait in a queue; the worker takes every request
+already waiting (up to ``max_batch``, same sampling settings) and answers them with one
+left-padded ``generate`` call. It never waits for company: a lone request starts at once (no
+added latency at concurrency 1), and requests that arrive during a generation form the next
+batch together. Tokens
 reach each request as they are generated, through a streamer that splits the batch by row, so
 ``stream: true`` is real streaming even inside a batch.
 
@@ -15,13 +17,8 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
-
-# The worker waits this long after the first request for others to join its batch: long
-# enough for requests sent together to share one generate call, short next to a generation.
-BATCH_WINDOW_S = 0.004
 
 
 class QueueFull(Exception):
@@ -46,7 +43,6 @@ class Generation:
     text: str = ""
     finish_reason: str | None = None
     error: str | None = None
-    queued_at: float = field(default_factory=time.perf_counter)
     done: threading.Event = field(default_factory=threading.Event)
     _sent: int = 0
 
@@ -158,10 +154,9 @@ class Batcher:
             if len(batch) < self.max_batch and _sampling_key(gen) == key:
                 held.remove(gen)
                 batch.append(gen)
-        deadline = time.perf_counter() + BATCH_WINDOW_S
         while len(batch) < self.max_batch:
             try:
-                gen = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
+                gen = self._queue.get_nowait()
             except queue.Empty:
                 break
             if gen is None:
