@@ -37,7 +37,7 @@ def _check_relative(pattern: str) -> None:
     # outside the project whatever called it.
     if p.is_absolute() or (len(pattern) > 1 and pattern[1] == ":") or ".." in p.parts:
         raise data_error(f"path {pattern!r} must be relative to the spec's folder and stay inside it",
-                         pattern, code="unsafe-path")
+                         pattern, code="path-escape")
 
 
 def resolve_files(pattern: str, base_dir: Path, fmt: str, *, must_exist: bool = True) -> list[Path]:
@@ -61,11 +61,11 @@ def resolve_files(pattern: str, base_dir: Path, fmt: str, *, must_exist: bool = 
         elif not must_exist:
             return []
         else:
-            raise data_error(f"{pattern}: no such file (looked in {base_dir})", pattern, code="missing-file")
+            raise data_error(f"{pattern}: no such file (looked in {base_dir})", pattern, code="file-not-found")
     found = sorted(glob.glob(pattern, root_dir=base_dir, recursive=True))
     files = [base_dir / f for f in found if (base_dir / f).is_file()]
     if not files and must_exist:
-        raise data_error(f"{pattern}: no files match (looked in {base_dir})", pattern, code="missing-file")
+        raise data_error(f"{pattern}: no files match (looked in {base_dir})", pattern, code="file-not-found")
     return files
 
 
@@ -73,9 +73,9 @@ def read_bytes(path: Path, shown: str) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise data_error(f"{shown}: no such file", shown, code="missing-file") from None
+        raise data_error(f"{shown}: no such file", shown, code="file-not-found") from None
     except OSError as exc:
-        raise data_error(f"{shown}: cannot read ({exc.strerror or exc})", shown, code="unreadable") from None
+        raise data_error(f"{shown}: cannot read ({exc.strerror or exc})", shown, code="file-unreadable") from None
 
 
 def rejects(rule: str, details: Sequence[str], origins: Sequence[str],
@@ -172,4 +172,4 @@ def fail_if_nothing_readable(part_units: int, good: int, bad: "pl.DataFrame", sh
         first = bad.row(0, named=True)
         raise data_error(
             f"{shown}: not one of its {part_units} {unit}{'s' * (part_units != 1)} could be read "
-            f"({first['_origin']}: {first['_detail']}); is it really {fmt}?", shown, code="unreadable")
+            f"({first['_origin']}: {first['_detail']}); is it really {fmt}?", shown, code="wrong-format")

@@ -31,13 +31,13 @@ def _text(raw: bytes):
 
 def read_file(path: Path, shown: str, spec, contract) -> Part:
     if not path.is_file():
-        raise data_error(f"{shown}: no such file", shown, code="missing-file")
+        raise data_error(f"{shown}: no such file", shown, code="file-not-found")
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     error = None
     try:
         con = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:
-        raise data_error(f"{shown}: cannot open as SQLite ({exc})", shown, code="unreadable") from None
+        raise data_error(f"{shown}: cannot open as SQLite ({exc})", shown, code="wrong-format") from None
     try:
         con.text_factory = _text
         con.execute("PRAGMA query_only = ON")
@@ -52,7 +52,7 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
     if error is not None:
         unreadable = "file is not a database" in error or "malformed" in error
         raise data_error(f"{shown}: {'not readable as SQLite' if unreadable else 'query failed'} ({error})",
-                         shown, code="unreadable" if unreadable else "query-failed")
+                         shown, code="wrong-format" if unreadable else "query-failed")
     if not names:
         raise data_error(f"{shown}: the query returns no columns", shown, code="query-failed")
     good_rows, origins, bad_why, bad_origin, bad_raw = [], [], [], [], []
