@@ -71,9 +71,15 @@ def raised_codes() -> tuple[dict[str, list[str]], list[str]]:
     for folder in FOLDERS:
         for path in sorted((ROOT / folder).rglob("*.py")):
             trees[path] = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    slots: dict[str, int | None] = {"Diagnostic": 0, "PydanticCustomError": 0}
-    for tree in trees.values():
-        slots.update(_code_slots(tree))
+    # A helper's own module knows which helper a name means (several modules have an `_error`
+    # with the code in different places); other modules see the names that mean one thing.
+    local = {path: _code_slots(tree) for path, tree in trees.items()}
+    seen: dict[str, set] = {}
+    for own in local.values():
+        for name, slot in own.items():
+            seen.setdefault(name, set()).add(slot)
+    shared = {name: next(iter(s)) for name, s in seen.items() if len(s) == 1}
+    shared.update({"Diagnostic": 0, "PydanticCustomError": 0})
     found: dict[str, list[str]] = {}
     dynamic: list[str] = []
 
@@ -105,7 +111,8 @@ def raised_codes() -> tuple[dict[str, list[str]], list[str]]:
                 continue
             where = f"{rel}:{node.lineno}"
             exprs = [k.value for k in node.keywords if k.arg in CODE_PARAMS]
-            slot = slots.get(_callee(node))
+            name = _callee(node)
+            slot = local[path][name] if name in local[path] else shared.get(name)
             if slot is not None and len(node.args) > slot and not isinstance(node.args[slot], ast.Starred):
                 exprs.append(node.args[slot])
             for expr in exprs:

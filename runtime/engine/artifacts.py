@@ -206,6 +206,21 @@ class StageRecord(_Strict):
         return value
 
 
+class SpecLabels(BaseModel):
+    """compiler.plan.metadata_of: the labels of a spec (its description, test names) that a
+    plan compares to call an edit "metadata only"; typed so a damaged one is caught on read."""
+
+    model_config = ConfigDict(extra="allow")
+    description: StrictStr | None = None
+    tests: list[StrictStr] | None = None
+
+
+def _check_labels(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None:
+        SpecLabels.model_validate(value)
+    return value
+
+
 class RunRecord(_Strict):
     run: str
     outcome: RunOutcome
@@ -213,7 +228,9 @@ class RunRecord(_Strict):
     finished_at: str | None = None
     built: list[str] = Field(default_factory=list)
     reused: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] | None = None     # labels of the spec it ran (plan's "metadata only" edits)
+    metadata: dict[str, Any] | None = None     # labels of the spec it ran: SpecLabels
+
+    _labels = field_validator("metadata")(_check_labels)
 
 
 class Promotion(_Strict):
@@ -265,7 +282,9 @@ class LockFile(Artifact):
     base_model: dict[str, Any]
     sources: dict[str, LockedSource] = Field(default_factory=dict)
     stages: dict[str, str] = Field(default_factory=dict)
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None     # SpecLabels
+
+    _labels = field_validator("metadata")(_check_labels)
 
     def text(self) -> str:
         # Sorted, indented JSON: a lock file is reviewed in diffs.
