@@ -497,6 +497,10 @@ class FormatSpec(StrictModel):
         description="source name -> {field: column name or Jinja template}.",
         examples=[{"tickets": {"user": "{{ question }}", "assistant": "{{ answer }}"}}],
     )
+    too_long: Literal["reject", "truncate"] = Field(
+        "reject", description="An example longer than training.sequence_len, counted in tokens as Axolotl tokenizes "
+        "it: `reject` keeps it out of training (counted, in the rejects as `too_long`); `truncate` cuts the end of "
+        "its last trained text until it fits.")
 
 
 class SplitSpec(StrictModel):
