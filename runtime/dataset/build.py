@@ -60,8 +60,8 @@ class SourceCounts:
     truncated: int = 0  # format.too_long: truncate
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows_in": self.rows_in, "examples": self.examples, "rejected": dict(sorted(self.rejected.items())),
-                "truncated": self.truncated}
+        out = {"rows_in": self.rows_in, "examples": self.examples, "rejected": dict(sorted(self.rejected.items()))}
+        return out | ({"truncated": self.truncated} if self.truncated else {})
 
 
 @dataclass
