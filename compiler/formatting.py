@@ -290,6 +290,11 @@ def _text_field(name: str, value: str, required: bool, train: bool | None, path:
     except TemplateSyntaxError as exc:
         err(path, "bad-template", f"template does not parse: {exc.message} (template line {exc.lineno})")
         return None
+    except RecursionError:
+        from llmspec.spec.templates import NESTING_HINT
+
+        err(path, "format-template", f"template nests too deeply to check ({NESTING_HINT})")
+        return None
     if known is not None:
         for var in variables:
             if var not in known:

@@ -237,12 +237,14 @@ def estimate(loaded: LoadedSpec, state) -> dict[str, Any]:
     hardware = t.hw.type
     examples = tokens = None
     basis = None
+    exact = False
     if state is not None and "dataset" in state.stages:
         out = state.stages["dataset"].outputs
         examples = out.get("train")
         tokens = out.get("train_tokens")
+        exact = bool(out.get("tokens_exact"))  # measured as Axolotl tokenizes, over-length handled
         basis = "figures from the last build"
-    out: dict[str, Any] = {"examples": examples, "tokens": tokens, "tokens_approximate": True,
+    out: dict[str, Any] = {"examples": examples, "tokens": tokens, "tokens_approximate": not exact,
                            "hardware": hardware, "basis": basis}
     if examples:
         gpus = t.hw.gpus if t.hw.type == "cuda" else 1

@@ -56,6 +56,12 @@ def refuse_binary(data: bytes, shown: str, fmt: str) -> None:
     raise data_error(f"{shown} is {what}, not {fmt} text", shown, code="binary-file", hint=hint)
 
 
+def strip_bom(data: bytes) -> bytes:
+    """The bytes without a leading UTF-8 byte order mark: every text reader ignores one, so a
+    file saved by Windows Notepad never costs its first row."""
+    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+
+
 def rejects(rule: str, details: Sequence[str], origins: Sequence[str],
             raws: Sequence[bytes | None] | None = None) -> "pl.DataFrame":
     import polars as pl
