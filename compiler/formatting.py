@@ -293,7 +293,7 @@ def _text_field(name: str, value: str, required: bool, train: bool | None, path:
     except RecursionError:
         from llmspec.spec.templates import NESTING_HINT
 
-        err(path, "format-template", f"template nests too deeply to check ({NESTING_HINT})")
+        err(path, "bad-template", f"template nests too deeply to check ({NESTING_HINT})")
         return None
     if known is not None:
         for var in variables:

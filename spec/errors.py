@@ -142,6 +142,7 @@ CODES: dict[str, str] = {
     "absolute-path": "a data path is absolute",
     "bad-assertion": "an acceptance assertion is malformed",
     "bad-gate": "a gate's comparison does not parse",
+    "bad-group": "a substitution refers to a group its pattern does not have",
     "bad-regex": "a regular expression does not compile",
     "bad-template": "a Jinja template does not parse",
     "conflict": "two settings exclude each other",
