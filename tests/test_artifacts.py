@@ -374,3 +374,46 @@ def test_figures_read_back_from_the_state_are_typed(tmp_path, monkeypatch, capsy
     path.write_text(json.dumps(data))
     rc, _, err = run_cli(monkeypatch, capsys, "plan", spec)
     assert rc == 1 and f"{path}: error[state-corrupt]" in err and ".".join(place[:-1]) in err, err
+
+
+def test_a_hash_cache_of_another_version_is_ignored_not_trusted(tmp_path):
+    from llmspec.runtime.engine.file_hashes import HashCache
+
+    data = tmp_path / "a.txt"
+    data.write_text("x")
+    cache_file = tmp_path / "hashes.json"
+    cache = HashCache(cache_file)
+    real = cache.hash(data)
+    cache.save()
+    body = json.loads(cache_file.read_text())
+    assert body["version"] == 1 and body["written_by"] == llmspec_version()
+    # a newer llmspec's cache, whose entries this one cannot vouch for: not read
+    body["version"] = 2
+    next(iter(body["entries"].values()))["sha256"] = "0" * 64
+    cache_file.write_text(json.dumps(body))
+    again = HashCache(cache_file)
+    assert again.hash(data) == real
+    assert [w.code for w in again.warnings] == ["hash-cache-ignored"] and again.warnings[0].severity == "warning"
+
+
+def test_the_hash_cache_before_versions_is_still_read(tmp_path):
+    from llmspec.runtime.engine.file_hashes import HashCache
+
+    data = tmp_path / "a.txt"
+    data.write_text("x")
+    st = data.stat()
+    cache_file = tmp_path / "hashes.json"
+    cache_file.write_text(json.dumps({str(data.resolve()): {"stat": [st.st_size, st.st_mtime_ns, st.st_ino],
+                                                            "sha256": "f" * 64}}))
+    cache = HashCache(cache_file)
+    assert cache.hash(data) == "f" * 64 and not cache.warnings  # trusted by its stat stamp, no re-hash
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"version": 2, "runs": [' + "1" * 5000 + "]}",
+                                  "\udcff"])
+def test_hostile_json_is_a_located_error(tmp_path, text):
+    path = tmp_path / "state.json"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(StateError) as info:
+        State.load(tmp_path)
+    assert info.value.first.code == "state-corrupt" and info.value.first.pos.path == str(path)

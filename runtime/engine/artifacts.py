@@ -100,7 +100,7 @@ def read_json(path: Path | str, model: type[Artifact], *, text: str | None = Non
     except json.JSONDecodeError as exc:
         raise _error(model.CORRUPT_CODE, path, f"not a valid {model.WHAT}: not JSON ({exc.msg})",
                      model.HINT, exc.lineno, exc.colno) from None
-    except ValueError as exc:  # e.g. an integer too long to parse
+    except (ValueError, RecursionError) as exc:  # an integer too long to parse, nesting too deep
         raise _error(model.CORRUPT_CODE, path, f"not a valid {model.WHAT}: {exc}", model.HINT) from None
 
 
@@ -168,6 +168,14 @@ def parse(model: type[A], data: Any, path: Path | str) -> A:
 def load(model: type[A], path: Path) -> A:
     """Read and check one artifact."""
     return parse(model, read_json(path, model), path)
+
+
+def save(artifact: Artifact, path: Path) -> None:
+    """Write one artifact atomically, with its version and writer (e.g. the executor's
+    `save(RunManifest(run=..., outcome=..., ...), partial / "manifest.json")`)."""
+    from llmspec.runtime.engine.atomic import write_json_atomic
+
+    write_json_atomic(path, artifact.dump())
 
 
 # ----------------------------------------------------------------------------- state.json

@@ -61,8 +61,11 @@ class HashCache:
 
     def _load(self, path: Path) -> None:
         try:
-            data = _CacheFile.model_validate_json(path.read_bytes())
-        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            raw = json.loads(path.read_bytes())
+            if isinstance(raw, dict) and "version" not in raw:
+                raw = {"version": 1, "entries": raw}  # the cache before it had a version
+            data = _CacheFile.model_validate(raw)
+        except (OSError, ValueError, RecursionError) as exc:  # pydantic's ValidationError is a ValueError
             problem = exc.strerror if isinstance(exc, OSError) else _first_problem(exc)
             self._warn(f"ignored the source hash cache ({problem}): its files are hashed again")
             self.dirty = True  # write a sound one back

@@ -27,7 +27,7 @@ from llmspec.spec.errors import Diagnostic, Pos, StateError
 from llmspec.runtime.engine import artifacts
 from llmspec.runtime.engine.artifacts import (ApplyLockInfo, LockFile, Promotion, RunOutcome, RunRecord,
                                               StageRecord, StateFile)
-from llmspec.runtime.engine.atomic import write_json_atomic, write_text_atomic
+from llmspec.runtime.engine.atomic import write_text_atomic
 
 __all__ = ["ApplyLock", "RunOutcome", "StageRecord", "State", "check_state_root", "now_iso", "read_lockfile",
            "write_lockfile"]
@@ -71,7 +71,7 @@ class State:
     def save(self) -> None:
         body = StateFile(stages=self.stages, runs=[RunRecord.model_validate(r) for r in self.runs[-RUN_HISTORY:]],
                          promoted=Promotion.model_validate(self.promoted) if self.promoted else None)
-        write_json_atomic(self.path, body.dump())
+        artifacts.save(body, self.path)
 
     @property
     def last_run(self) -> dict[str, Any] | None:
