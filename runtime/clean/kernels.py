@@ -110,6 +110,9 @@ def modify_exprs(step: CleaningStep, schema: Mapping[str, Any]) -> list["pl.Expr
                 return pl.when(hit.fill_null(False)).then(pl.lit(a["value"])).otherwise(e)
             out.append(on_text(c, cat, swap).alias(c))
         return out
+    if step.kind == "substitute":
+        return [on_text(c, cat, lambda e: e.str.replace_all(a["rust_pattern"], a["rust_with"])).alias(c)
+                for c, cat in text_columns(step, schema)]
     if step.kind == "fill":
         c = a["column"]
         dtype = schema[c]
@@ -236,7 +239,7 @@ def explain_step(lf: "pl.LazyFrame", step: CleaningStep, schema: Mapping[str, An
     """The lazy query of one step on ``lf`` (runtime-backed parts appear as named Python UDFs)."""
     import polars as pl
 
-    if step.kind in ("normalize", "fill", "replace_matching"):
+    if step.kind in ("normalize", "fill", "replace_matching", "substitute"):
         return lf.with_columns(modify_exprs(step, schema))
     if step.kind in ("drop_corrupt", "require", "reject_matching", "keep_matching", "length"):
         detail = reject_detail_expr(step, schema)

@@ -265,7 +265,10 @@ class Executor:
         fmt_plan = compile_format(self.spec.format, columns, locate=self.loaded.locate)
         from llmspec.runtime.dataset.build import build_dataset
 
-        result = build_dataset(frames, fmt_plan, self.spec.split, work, special_tokens=self._special_tokens(fmt_plan))
+        from llmspec.runtime.dataset.lengths import check_for
+
+        result = build_dataset(frames, fmt_plan, self.spec.split, work, special_tokens=self._special_tokens(fmt_plan),
+                               lengths=check_for(self.loaded, fmt_plan))
         summary = result.to_dict()
         # Paths inside the work folder move with it: store them relative to the stage folder.
         for key in ("train_path", "eval_path", "origins_path"):
@@ -274,7 +277,9 @@ class Executor:
         write_json_atomic(work / "dataset.json", summary)
         if not result.rejects.is_empty():
             result.rejects.write_parquet(work / "rejects.parquet")
+        tokens = result.token_summary() or {}
         return {"train": result.train_size, "eval": result.eval_size, "leakage_removed": result.leakage_removed,
+                "train_tokens": tokens.get("train"), "tokens_exact": bool(tokens),
                 "rejected": result.rejected_by_rule(), "style": self.spec.format.style}
 
     def _special_tokens(self, fmt_plan) -> dict[str, str] | None:
