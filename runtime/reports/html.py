@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from llmspec.runtime.engine.atomic import write_text_atomic
+from llmspec.runtime.reports.usage import usage_commands
 
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 KEPT_COLOUR = "#3f9b57"
@@ -83,10 +84,14 @@ def build_view(report: Mapping[str, Any]) -> dict[str, Any]:
         "artifacts": [(ARTIFACT_LABELS.get(k, k), str(v))
                       for k, v in (report.get("artifacts") or {}).items() if v],
     }
+    view["comparison"] = _comparison_view(report.get("comparison"))
+    view["usage"] = usage_commands(report) if report.get("outcome") in ("promoted", "built",
+                                                                        "gates_failed") else []
     view["cards"] = _headline_cards(view)
     view["nav"] = [(anchor, title) for anchor, title, key in (
         ("data", "Data", "data"), ("dataset", "Dataset", "dataset"),
         ("training", "Training", "training"), ("acceptance", "Acceptance", "acceptance"),
+        ("previous", "Since last run", "comparison"), ("use", "Use this model", "usage"),
         ("artifacts", "Files", "artifacts")) if view[key]]
     return view
 
@@ -123,20 +128,25 @@ def _data_view(sources: Mapping[str, Any]) -> dict[str, Any] | None:
         kept = _int(src.get("rows_kept"))
         rejected = {str(k): _int(v) for k, v in (src.get("rejected") or {}).items()}
         samples = src.get("samples") or {}
+        # Rules that rejected nothing are one line, not a row each: 15 rows of "0" hide the
+        # rules that did something.
         rules = [{"rule": rule, "count": _fmt_int(n), "share": _fmt_pct(_ratio(n, rows_in)),
                   "samples": [{"origin": s.get("origin", ""), "detail": s.get("detail", ""),
-                               "text": _clip(s.get("text", ""), 600)}
+                               "parts": _marked(s.get("text", ""), s.get("match"), 600)}
                               for s in (samples.get(rule) or [])[:5]]}
-                 for rule, n in sorted(rejected.items(), key=lambda kv: -kv[1])]
+                 for rule, n in sorted(rejected.items(), key=lambda kv: -kv[1]) if n]
+        modified = {str(k): _int(v) for k, v in (src.get("modified") or {}).items()}
         rows.append({
             "name": str(name), "format": src.get("format") or "",
             "rows_in": rows_in, "kept": kept, "rejected_total": sum(rejected.values()),
             "kept_share": _fmt_pct(_ratio(kept, rows_in)),
             "rules": rules, "rejected": rejected,
-            "modified": [(str(k), _fmt_int(v)) for k, v in (src.get("modified") or {}).items()],
+            "idle_rules": sorted(rule for rule, n in rejected.items() if not n),
+            "modified": [(k, _fmt_int(v)) for k, v in modified.items() if v],
+            "idle_modifiers": sorted(k for k, v in modified.items() if not v),
             "profile": _profile_view(src.get("profile")),
         })
-    rules = list(dict.fromkeys(rule for r in rows for rule in r["rejected"]))
+    rules = list(dict.fromkeys(rule for r in rows for rule, n in r["rejected"].items() if n))
     colours = {"kept": KEPT_COLOUR, **{rule: REJECT_COLOURS[i % len(REJECT_COLOURS)]
                                        for i, rule in enumerate(rules)}}
     total_in = sum(r["rows_in"] for r in rows)
@@ -150,6 +160,39 @@ def _data_view(sources: Mapping[str, Any]) -> dict[str, Any] | None:
             # An HTML legend reflows at any width; one inside the SVG would eat into the bars.
             "legend": [("kept", KEPT_COLOUR)] + [(rule, colours[rule]) for rule in rules],
             "chart": _funnel_chart(rows, rules, colours)}
+
+
+def _comparison_view(cmp: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not cmp:
+        return None
+    rate = cmp.get("pass_rate") or {}
+    delta = rate.get("delta")
+    tests = cmp.get("tests") or {}
+    sources = []
+    for s in cmp.get("sources") or []:
+        if not s.get("changed"):
+            continue
+        (in_b, in_a), (kept_b, kept_a) = s["rows_in"], s["rows_kept"]
+        sources.append({"source": s["source"], "status": s["status"],
+                        "rows_in": f"{_fmt_int(in_b)} → {_fmt_int(in_a)}",
+                        "kept": f"{_fmt_int(kept_b)} → {_fmt_int(kept_a)}",
+                        "rules": [(r["rule"], f"{_fmt_int(r['before'])} → {_fmt_int(r['now'])}")
+                                  for r in s.get("rules") or []]})
+    return {
+        "run": str(cmp.get("run") or ""), "created": format_date(cmp.get("created_at")),
+        "outcome": OUTCOMES.get(str(cmp.get("outcome") or ""), (str(cmp.get("outcome") or ""),))[0],
+        "pass_rate": None if not rate else {
+            "before": _fmt_pct(rate.get("before")), "now": _fmt_pct(rate.get("now")),
+            "delta": "" if delta is None else f"{'+' if delta >= 0 else '−'}{abs(100 * delta):.1f} points",
+            "tone": "neutral" if not delta else ("ok" if delta > 0 else "bad")},
+        "fixed": [str(n) for n in tests.get("fixed") or []],
+        "broken": [str(n) for n in tests.get("broken") or []],
+        "added": [str(n) for n in tests.get("added") or []],
+        "removed": [str(n) for n in tests.get("removed") or []],
+        "unchanged": _fmt_int(tests.get("unchanged") or 0),
+        "sources": sources,
+        "sources_same": not sources and bool(cmp.get("sources")),
+    }
 
 
 def _profile_view(profile: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -180,6 +223,7 @@ def _dataset_view(ds: Mapping[str, Any] | None) -> dict[str, Any] | None:
                  "p95": _fmt_int(_quantile(lengths, 0.95)), "max": _fmt_int(lengths[-1])}
     return {
         "style": ds.get("style") or "",
+        "chat_template": str(ds.get("chat_template") or ""),
         "train": _fmt_int(ds.get("train")), "eval": _fmt_int(ds.get("eval")),
         "leakage_removed": _fmt_int(ds.get("leakage_removed")),
         "rejected": [(str(k), _fmt_int(v)) for k, v in (ds.get("rejected") or {}).items()],
@@ -560,6 +604,18 @@ def format_date(value: Any) -> str:
                                             if tz else "")
 
 
+def _marked(text: Any, match: Any, limit: int) -> list[tuple[str, bool]]:
+    """``text`` as (piece, highlighted) parts: the span ``match`` = [start, end] marked."""
+    text = str(text)
+    try:
+        start, end = (int(match[0]), int(match[1])) if match else (0, 0)
+    except (TypeError, ValueError, IndexError):
+        start = end = 0
+    if not 0 <= start < end <= len(text) or end > limit:
+        return [(_clip(text, limit), False)]
+    return [(text[:start], False), (text[start:end], True), (_clip(text[end:], limit - end), False)]
+
+
 def _clip(text: Any, limit: int) -> str:
     text = str(text)
     return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit:,} more chars]"
@@ -620,6 +676,7 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monosp
 pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; line-height: 1.45; }
 pre.sample { background: var(--soft); border: 1px solid var(--line); border-radius: 4px; padding: 4px 8px; margin: 2px 0 6px; max-height: 9em; overflow: auto; }
 .samples .origin { font-size: 12px; color: var(--muted); }
+mark { background: #ffe08a; color: inherit; border-radius: 2px; padding: 0 1px; }
 .facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; align-content: start; margin: 8px 0 12px; font-size: 14px; }
 .facts dt { color: var(--muted); }
 .facts dd { margin: 0; word-break: break-word; }
@@ -708,17 +765,21 @@ _TEMPLATE = """<!DOCTYPE html>
     <tbody>
     {% for r in s.rules %}
       <tr><td><code>{{ r.rule }}</code></td><td class="num">{{ r.count }}</td><td class="num">{{ r.share }}</td>
-        <td class="samples">{% for x in r.samples %}<div class="origin">{{ x.origin }}{% if x.detail %} · {{ x.detail }}{% endif %}</div><pre class="sample">{{ x.text }}</pre>{% else %}<span class="muted">no samples kept</span>{% endfor %}</td></tr>
+        <td class="samples">{% for x in r.samples %}<div class="origin">{{ x.origin }}{% if x.detail %} · {{ x.detail }}{% endif %}</div><pre class="sample">{% for piece, hit in x.parts %}{% if hit %}<mark>{{ piece }}</mark>{% else %}{{ piece }}{% endif %}{% endfor %}</pre>{% else %}<span class="muted">no samples kept</span>{% endfor %}</td></tr>
     {% endfor %}
     </tbody>
   </table>
   {% else %}<p class="muted">No rows rejected.</p>{% endif %}
+  {% if s.idle_rules %}<p class="muted idle">Rejected nothing: {% for rule in s.idle_rules %}<code>{{ rule }}</code>{{ ", " if not loop.last }}{% endfor %}.</p>{% endif %}
   <div class="split">
     {% if s.modified %}
     <div><div class="label-sm">Rows modified</div>
       <table><thead><tr><th>Rule</th><th class="num">Rows changed</th></tr></thead><tbody>
       {% for rule, n in s.modified %}<tr><td><code>{{ rule }}</code></td><td class="num">{{ n }}</td></tr>{% endfor %}
-      </tbody></table></div>
+      </tbody></table>
+      {% if s.idle_modifiers %}<div class="muted idle">Changed nothing: {% for rule in s.idle_modifiers %}<code>{{ rule }}</code>{{ ", " if not loop.last }}{% endfor %}.</div>{% endif %}</div>
+    {% elif s.idle_modifiers %}
+    <div><div class="label-sm">Rows modified</div><div class="muted idle">None: {% for rule in s.idle_modifiers %}<code>{{ rule }}</code>{{ ", " if not loop.last }}{% endfor %} changed nothing.</div></div>
     {% endif %}
     {% if s.profile %}
     <div><div class="label-sm">Profile of kept rows</div>
@@ -748,7 +809,11 @@ _TEMPLATE = """<!DOCTYPE html>
   {% endif %}
   {% if v.dataset.examples %}
   <h3>Rendered examples</h3>
-  <p class="lead">Exactly what the model trains on, chat template included.</p>
+  {% if v.dataset.chat_template %}
+  <p class="lead">The training records as llmspec writes them for Axolotl, one <code>role: text</code> line per turn; Axolotl wraps each turn in the chat template ({{ v.dataset.chat_template }}) when it tokenizes them.</p>
+  {% else %}
+  <p class="lead">What the model trains on, as written for Axolotl.</p>
+  {% endif %}
   {% for e in v.dataset.examples %}
   <details class="example"{% if loop.first %} open{% endif %}><summary>{{ e.source or "example" }}{% if e.origin %} · {{ e.origin }}{% endif %}</summary><pre>{{ e.rendered }}</pre></details>
   {% endfor %}
@@ -830,6 +895,46 @@ _TEMPLATE = """<!DOCTYPE html>
   </details>
   {% endfor %}
   {% endif %}
+</section>
+{% endif %}
+
+{% if v.comparison %}
+{% set c = v.comparison %}
+<section id="previous">
+  <h2>Since the previous run</h2>
+  <p class="lead">Compared with run <code>{{ c.run }}</code>{% if c.created %} ({{ c.created }}){% endif %}{% if c.outcome %}, {{ c.outcome|lower }}{% endif %}.</p>
+  {% if c.pass_rate %}
+  <dl class="facts"><dt>Pass rate</dt><dd>{{ c.pass_rate.before }} → <strong>{{ c.pass_rate.now }}</strong>{% if c.pass_rate.delta %} <span class="pill {{ c.pass_rate.tone }}">{{ c.pass_rate.delta }}</span>{% endif %}</dd></dl>
+  {% endif %}
+  <table class="test-changes"><tbody>
+    <tr><th>Now passing</th><td>{% for n in c.fixed %}<code>{{ n }}</code>{{ ", " if not loop.last }}{% else %}<span class="muted">none</span>{% endfor %}</td></tr>
+    <tr><th>Now failing</th><td>{% for n in c.broken %}<code>{{ n }}</code>{{ ", " if not loop.last }}{% else %}<span class="muted">none</span>{% endfor %}</td></tr>
+    {% if c.added %}<tr><th>New tests</th><td>{% for n in c.added %}<code>{{ n }}</code>{{ ", " if not loop.last }}{% endfor %}</td></tr>{% endif %}
+    {% if c.removed %}<tr><th>Removed tests</th><td>{% for n in c.removed %}<code>{{ n }}</code>{{ ", " if not loop.last }}{% endfor %}</td></tr>{% endif %}
+    <tr><th>Same result</th><td>{{ c.unchanged }} tests</td></tr>
+  </tbody></table>
+  {% if c.sources %}
+  <h3>Data funnel changes</h3>
+  <table class="funnel-changes">
+    <thead><tr><th>Source</th><th class="num">Rows in</th><th class="num">Kept</th><th>Rejections that changed</th></tr></thead>
+    <tbody>
+    {% for s in c.sources %}
+      <tr><td><code>{{ s.source }}</code>{% if s.status != "kept" %} <span class="tag">{{ s.status }}</span>{% endif %}</td><td class="num">{{ s.rows_in }}</td><td class="num">{{ s.kept }}</td>
+        <td>{% for rule, change in s.rules %}<code>{{ rule }}</code> {{ change }}{{ "; " if not loop.last }}{% else %}<span class="muted">–</span>{% endfor %}</td></tr>
+    {% endfor %}
+    </tbody>
+  </table>
+  {% elif c.sources_same %}<p class="muted">The data funnel is unchanged: same rows in, kept and rejected per rule.</p>{% endif %}
+</section>
+{% endif %}
+
+{% if v.usage %}
+<section id="use">
+  <h2>Use this model</h2>
+  <p class="lead">From the project's folder; <a href="#artifacts">Files</a> lists where the model is. More in llmspec's docs/after-promotion.md.</p>
+  <table class="usage"><tbody>
+  {% for what, cmd in v.usage %}<tr><th>{{ what }}</th><td><pre class="cmd">{{ cmd }}</pre></td></tr>{% endfor %}
+  </tbody></table>
 </section>
 {% endif %}
 
