@@ -159,3 +159,13 @@ def test_rendered_examples_say_what_they_are() -> None:
     assert "chat template included" not in render_html(report)
     report["dataset"]["chat_template"] = "chatml"
     assert "Axolotl wraps each turn in the chat template (chatml)" in render_html(report)
+
+
+def test_numbers_read_as_people_write_them() -> None:
+    report = sample_report()
+    report["training"]["epochs"] = 0.05658
+    html = render_html(report)
+    assert "<dt>Epochs</dt><dd>0.06</dd>" in html and "0.05658" not in html
+    gates = html.split('<table class="gates">')[1].split("</table>")[0]
+    assert "83.3%" in gates and "0.8333" not in gates
+    assert "0.8341" in gates  # eval_loss stays a number

@@ -267,7 +267,7 @@ def _acceptance_view(acc: Mapping[str, Any] | None) -> dict[str, Any] | None:
     n_pass = sum(bool(t.get("passed")) for t in tests)
     n_base = sum(bool((t.get("base") or {}).get("passed")) for t in tests)
     gates = [{"name": str(g.get("name", "")), "threshold": str(g.get("threshold") or ""),
-              "value": _fmt_num(g.get("value")), "passed": bool(g.get("passed")),
+              "value": _gate_value(g), "passed": bool(g.get("passed")),
               "severity": str(g.get("severity") or "error"), "message": str(g.get("message") or "")}
              for g in (acc.get("gates") or [])]
     # A long suite would bury the failures; open cards only where a reader needs to look.
@@ -565,6 +565,14 @@ def _fmt_num(x: Any) -> str:
     if not math.isfinite(x):
         return str(x)
     return f"{x:.4g}" if abs(x) < 1000 else f"{x:,.1f}"
+
+
+def _gate_value(gate: Mapping[str, Any]) -> str:
+    """A rate gate's value as a percentage (83.3%, not 0.8333); a loss as a number."""
+    name = str(gate.get("name") or "")
+    if name.startswith(("pass_rate", "beats_baseline")):
+        return _fmt_pct(gate.get("value"))
+    return _fmt_num(gate.get("value"))
 
 
 def _fmt_epoch(x: Any) -> str | None:
