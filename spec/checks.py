@@ -17,6 +17,7 @@ from .models import (
     EMAIL_COLUMNS,
     MARKDOWN_COLUMNS,
     PAIRED_EMAIL_COLUMNS,
+    PDF_COLUMNS,
     STYLE_FIELDS,
     TEXT_COLUMNS,
     DedupeArgs,
@@ -26,13 +27,13 @@ from .models import (
     rule_args,
     rule_kind,
 )
-from .templates import check_template
+from .builtin_models import BUILTIN_MODELS
+from .templates import RESERVED_VARIABLES, check_template
 
 Locate = Callable[..., Pos]
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 # user:password@ right after a scheme, anywhere in a string (descriptions and prompts included)
 _URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/@\s:]*:([^@\s/]+)@", re.IGNORECASE)
-BUILTIN_MODELS = ("builtin:tiny",)
 
 
 def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
@@ -45,8 +46,10 @@ def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
         return set(PAIRED_EMAIL_COLUMNS if getattr(src, "pairing", None) else EMAIL_COLUMNS)
     if fmt == "text":
         return set(TEXT_COLUMNS)
-    if fmt == "markdown":
+    if fmt in ("markdown", "html", "docx"):
         return set(MARKDOWN_COLUMNS)
+    if fmt == "pdf":
+        return set(PDF_COLUMNS)
     return None
 
 
@@ -126,8 +129,6 @@ def _template_diags(text: str, path: tuple, columns: set[str] | None, source: st
     unknown = result.variables - columns if columns is not None else set()
     if unknown:
         # bos_token / eos_token are given to every template by the renderer, next to the columns
-        from llmspec.compiler.formatting import RESERVED_VARIABLES
-
         unknown -= set(RESERVED_VARIABLES)
     if columns is not None:
         for var in sorted(unknown):

@@ -154,6 +154,26 @@ class MarkdownSource(_FileSource):
     heading_level: int = Field(2, ge=1, le=6, description="Split at headings of this level or higher.")
 
 
+class HtmlSource(_FileSource):
+    format: Literal["html"]
+    path: str = Field(description="A file or a glob (`site/**/*.html`), relative to the spec's folder.", min_length=1)
+    split: Literal["file", "heading"] = Field("heading", description="One record per page or per heading section.")
+    heading_level: int = Field(2, ge=1, le=6, description="Split at headings of this level or higher.")
+
+
+class DocxSource(_FileSource):
+    format: Literal["docx"]
+    path: str = Field(description="A file or a glob (`manuals/*.docx`), relative to the spec's folder.", min_length=1)
+    split: Literal["file", "heading"] = Field("heading", description="One record per document or per heading section.")
+    heading_level: int = Field(2, ge=1, le=6, description="Split at headings of this level or higher.")
+
+
+class PdfSource(_FileSource):
+    format: Literal["pdf"]
+    path: str = Field(description="A file or a glob (`manuals/*.pdf`), relative to the spec's folder.", min_length=1)
+    split: Literal["file", "page"] = Field("page", description="One record per page or per file.")
+
+
 class PairingSpec(StrictModel):
     """Turns email threads into (customer query -> agent reply) training pairs."""
 
@@ -192,18 +212,19 @@ class PostgresSource(_SourceBase):
 
 SourceSpec = Annotated[
     Union[JsonlSource, JsonSource, CsvSource, ParquetSource, TextSource, MarkdownSource,
-          MboxSource, EmlSource, SqliteSource, PostgresSource],
+          HtmlSource, PdfSource, DocxSource, MboxSource, EmlSource, SqliteSource, PostgresSource],
     Field(discriminator="format"),
 ]
 
-SOURCE_FORMATS = ("jsonl", "json", "csv", "parquet", "text", "markdown", "mbox", "eml", "sqlite", "postgres")
+SOURCE_FORMATS = ("jsonl", "json", "csv", "parquet", "text", "markdown", "html", "pdf", "docx", "mbox", "eml", "sqlite", "postgres")
 
 # Columns that readers without a declared contract always produce (used to check templates).
 EMAIL_COLUMNS = ("message_id", "thread_id", "in_reply_to", "sender", "to", "subject", "date", "body",
                  "quoted", "signature")
 PAIRED_EMAIL_COLUMNS = ("thread_id", "message_id", "subject", "customer", "agent", "query", "reply", "turns")
 TEXT_COLUMNS = ("path", "text")
-MARKDOWN_COLUMNS = ("path", "title", "heading", "text")
+MARKDOWN_COLUMNS = ("path", "title", "heading", "text")  # also html and docx
+PDF_COLUMNS = MARKDOWN_COLUMNS + ("page",)
 
 # ----------------------------------------------------------------------------- quality rules
 
@@ -595,7 +616,7 @@ class TestCase(StrictModel):
     @field_validator("expect")
     @classmethod
     def _expectations(cls, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from llmspec.runtime.acceptance.assertions import parse_expectation
+        from llmspec.spec.assertions import parse_expectation
 
         for item in items:
             try:

@@ -2,12 +2,14 @@
 
 ``read_source`` returns a ``SourceBatch``: the readable rows (data columns plus ``_origin``)
 and the rejected units (``_rule`` = ``corrupt`` for units that could not be read,
-``contract`` for rows that broke the declared ``columns``, ``unpaired`` for email threads
+``contract`` for rows that broke the declared ``columns``, ``no_text`` for PDF pages with
+no extractable text, ``unpaired`` for email threads
 without an agent reply), with ``rows_in == rows.height + rejected.height`` always.
 
 A unit is what the format is made of: a non-blank line (JSONL), an array element (JSON), a
-record (CSV), a row (Parquet, SQLite, PostgreSQL), a file (text, or markdown split by file),
-a heading section (markdown), a message (mbox, eml), or a thread (email with ``pairing``).
+record (CSV), a row (Parquet, SQLite, PostgreSQL), a file (text, or markdown, HTML, DOCX split
+by file), a heading section (markdown, HTML, DOCX), a page (PDF; a file with ``split: file``),
+a message (mbox, eml), or a thread (email with ``pairing``).
 Only whole-source problems raise ``DataError``: a missing file, a file that is not of its
 format at all, a declared column the data lacks, a database that refuses the query.
 
@@ -26,7 +28,8 @@ from ._common import Part, concat_rejects, concat_rows, data_error, display, res
 if TYPE_CHECKING:
     import polars as pl
 
-_FILE_FORMATS = ("jsonl", "json", "csv", "parquet", "text", "markdown", "mbox", "eml", "sqlite")
+_FILE_FORMATS = ("jsonl", "json", "csv", "parquet", "text", "markdown", "html", "pdf", "docx", "mbox", "eml",
+                 "sqlite")
 
 
 @dataclass
@@ -58,6 +61,12 @@ def _reader(fmt: str):
         from . import parquet as mod
     elif fmt in ("text", "markdown"):
         from . import text as mod
+    elif fmt == "html":
+        from . import html as mod
+    elif fmt == "pdf":
+        from . import pdf as mod
+    elif fmt == "docx":
+        from . import docx as mod
     elif fmt in ("mbox", "eml"):
         from . import email as mod
     elif fmt == "sqlite":

@@ -15,7 +15,8 @@ REJECT_COLUMNS = ("_rule", "_detail", "_origin", "_raw")
 _GLOB_CHARS = set("*?[")
 
 # When a path names a folder, these are the files a glob-based format reads from it.
-FOLDER_DEFAULTS = {"eml": "*.eml", "text": "**/*.txt", "markdown": "**/*.md"}
+FOLDER_DEFAULTS = {"eml": "*.eml", "text": "**/*.txt", "markdown": "**/*.md", "html": "**/*.html",
+                   "pdf": "**/*.pdf", "docx": "**/*.docx"}
 
 
 def data_error(message: str, path: str | None = None, *, code: str = "source", hint: str | None = None,
@@ -76,6 +77,27 @@ def read_bytes(path: Path, shown: str) -> bytes:
         raise data_error(f"{shown}: no such file", shown, code="missing-file") from None
     except OSError as exc:
         raise data_error(f"{shown}: cannot read ({exc.strerror or exc})", shown, code="unreadable") from None
+
+
+# Leading bytes of binary files people point text sources at, and the format that reads them.
+_MAGIC = ((b"%PDF-", "a PDF", "pdf"), (b"PK\x03\x04", "a ZIP archive (a .docx, .xlsx or .zip?)", "docx"),
+          (b"\xd0\xcf\x11\xe0", "an old Office document (.doc/.xls)", None),
+          (b"\x89PNG", "a PNG image", None), (b"\xff\xd8\xff", "a JPEG image", None), (b"GIF8", "a GIF image", None),
+          (b"PAR1", "a Parquet file", "parquet"), (b"SQLite format 3\x00", "an SQLite database", "sqlite"))
+
+
+def refuse_binary(data: bytes, shown: str, fmt: str) -> None:
+    """A binary file read with a text format is refused: decoding it would give one corrupt
+    row (or, worse, a row of garbage), and the source would look like it merely had bad data."""
+    for magic, what, reader in _MAGIC:
+        if data.startswith(magic):
+            break
+    else:
+        if b"\x00" not in data[:8192] or data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 is text
+            return
+        what, reader = "binary (it holds NUL bytes)", None
+    hint = f"read it with `format: {reader}`" if reader else "text formats read text files only"
+    raise data_error(f"{shown} is {what}, not {fmt} text", shown, code="binary-file", hint=hint)
 
 
 def rejects(rule: str, details: Sequence[str], origins: Sequence[str],
