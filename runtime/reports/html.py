@@ -312,7 +312,7 @@ def _funnel_chart(rows: Sequence[Mapping[str, Any]], rules: Sequence[str],
     from llmspec.runtime.reports import svg
 
     row_h, bar_h, top, bottom = 58, 30, 8, 44
-    left = min(280, 24 + max(svg._CHAR_W * max(len(str(r["name"])), len(f"{_fmt_int(r['rows_in'])} rows in"))
+    left = min(280, 24 + max(svg.CHAR_W * max(len(str(r["name"])), len(f"{_fmt_int(r['rows_in'])} rows in"))
                              for r in rows))
     right = svg.WIDTH - 14
     plot_w = right - left
@@ -394,7 +394,7 @@ def _length_chart(lengths: Sequence[int], approx: str | None) -> str:
     basis = f" ({approx})" if approx else ""
     body.append(svg.text((left + right) / 2, height - 12, f"tokens per training example{basis}",
                          anchor="middle"))
-    body.append(f'<text transform="translate(16 {svg._n((top + base_y) / 2)}) rotate(-90)" '
+    body.append(f'<text transform="translate(16 {svg.coord((top + base_y) / 2)}) rotate(-90)" '
                 f'text-anchor="middle" dominant-baseline="middle">examples</text>')
     return svg.svg("chart-lengths", height, body, "Length of training examples")
 
@@ -432,23 +432,23 @@ def _loss_chart(history: Sequence[Mapping[str, Any]]) -> str:
             body.append(svg.text(right + 8, sl(t), svg.tick_label(t), fill=LR_COLOUR, size=12))
         body.append(svg.polyline([(sx(s), sl(v)) for s, v, _ in _thin(lr)], LR_COLOUR, 1.5, "2 4",
                                  cls="series lr"))
-        body.append(f'<text transform="translate({svg._n(svg.WIDTH - 8)} {svg._n((top + base_y) / 2)}) '
+        body.append(f'<text transform="translate({svg.coord(svg.WIDTH - 8)} {svg.coord((top + base_y) / 2)}) '
                     f'rotate(90)" text-anchor="middle" fill="{LR_COLOUR}">learning rate</text>')
     if train:
         body.append(svg.polyline([(sx(s), sy(v)) for s, v, _ in _thin(train)], TRAIN_COLOUR, 2,
                                  cls="series train"))
         for s, v, ep in _thin(train, 120):
-            body.append(f'<circle class="hover" cx="{svg._n(sx(s))}" cy="{svg._n(sy(v))}" r="4" '
+            body.append(f'<circle class="hover" cx="{svg.coord(sx(s))}" cy="{svg.coord(sy(v))}" r="4" '
                         f'fill="{TRAIN_COLOUR}" fill-opacity="{1 if len(train) < 3 else 0}">'
                         f'<title>step {_fmt_int(s)}{_epoch_note(ep)}: train loss {v:.4f}</title></circle>')
     if evals:
         body.append(svg.polyline([(sx(s), sy(v)) for s, v, _ in evals], EVAL_COLOUR, 2, cls="series eval"))
         for s, v, ep in _thin(evals, 120):
-            body.append(f'<circle cx="{svg._n(sx(s))}" cy="{svg._n(sy(v))}" r="4" fill="{EVAL_COLOUR}">'
+            body.append(f'<circle cx="{svg.coord(sx(s))}" cy="{svg.coord(sy(v))}" r="4" fill="{EVAL_COLOUR}">'
                         f'<title>step {_fmt_int(s)}{_epoch_note(ep)}: eval loss {v:.4f}</title></circle>')
     body.append(svg.line(left, base_y, right, base_y, svg.AXIS))
     body.append(svg.text((left + right) / 2, height - 12, "step", anchor="middle"))
-    body.append(f'<text transform="translate(16 {svg._n((top + base_y) / 2)}) rotate(-90)" '
+    body.append(f'<text transform="translate(16 {svg.coord((top + base_y) / 2)}) rotate(-90)" '
                 f'text-anchor="middle" dominant-baseline="middle">loss</text>')
     keys = [(name, colour, kind) for name, colour, kind, pts in (
         ("train loss", TRAIN_COLOUR, "line", train), ("eval loss", EVAL_COLOUR, "dot", evals),
@@ -483,7 +483,7 @@ def _pass_rate_chart(tests: Sequence[Mapping[str, Any]], rate: float | None,
     bar_h = 18
     group_h = (2 * bar_h + 4 if has_base else bar_h) + 16
     top, bottom = 30, 44
-    left = min(260, 24 + svg._CHAR_W * max(len(label) for label, _ in groups))
+    left = min(260, 24 + svg.CHAR_W * max(len(label) for label, _ in groups))
     right = svg.WIDTH - 110  # room for "100% (12/12)" outside the longest bar
     plot_w = right - left
     height = top + group_h * len(groups) + bottom

@@ -20,21 +20,21 @@ MUTED = "#616e7c"
 GRID = "#e6e9ee"
 AXIS = "#cfd5dd"
 # Average glyph width of the page's 13px sans-serif, to decide whether a label fits a bar.
-_CHAR_W = 7.0
+CHAR_W = 7.0
 
 
 def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
 
-def _n(x: float) -> str:
+def coord(x: float) -> str:
     """A coordinate with at most one decimal: small, stable output."""
     r = round(x, 1)
     return str(int(r)) if r == int(r) else f"{r:.1f}"
 
 
 def svg(chart_id: str, height: float, body: Iterable[str], label: str) -> str:
-    return (f'<svg id="{_e(chart_id)}" class="chart-svg" viewBox="0 0 {WIDTH} {_n(height)}" '
+    return (f'<svg id="{_e(chart_id)}" class="chart-svg" viewBox="0 0 {WIDTH} {coord(height)}" '
             f'width="100%" role="img" aria-label="{_e(label)}" '
             f'xmlns="http://www.w3.org/2000/svg" font-size="13" fill="{INK}">'
             f'<title>{_e(label)}</title>' + "".join(body) + "</svg>")
@@ -43,13 +43,13 @@ def svg(chart_id: str, height: float, body: Iterable[str], label: str) -> str:
 def rect(x: float, y: float, w: float, h: float, fill: str, tip: str | None = None,
          cls: str = "bar") -> str:
     inner = f"<title>{_e(tip)}</title>" if tip else ""
-    return (f'<rect class="{cls}" x="{_n(x)}" y="{_n(y)}" width="{_n(max(w, 0))}" '
-            f'height="{_n(h)}" fill="{fill}">{inner}</rect>')
+    return (f'<rect class="{cls}" x="{coord(x)}" y="{coord(y)}" width="{coord(max(w, 0))}" '
+            f'height="{coord(h)}" fill="{fill}">{inner}</rect>')
 
 
 def text(x: float, y: float, s: object, *, anchor: str = "start", fill: str | None = None,
          weight: str | None = None, size: int | None = None, baseline: str = "middle") -> str:
-    attrs = [f'x="{_n(x)}"', f'y="{_n(y)}"', f'text-anchor="{anchor}"',
+    attrs = [f'x="{coord(x)}"', f'y="{coord(y)}"', f'text-anchor="{anchor}"',
              f'dominant-baseline="{baseline}"']
     if fill:
         attrs.append(f'fill="{fill}"')
@@ -63,20 +63,20 @@ def text(x: float, y: float, s: object, *, anchor: str = "start", fill: str | No
 def line(x1: float, y1: float, x2: float, y2: float, stroke: str, width: float = 1,
          dash: str | None = None) -> str:
     d = f' stroke-dasharray="{dash}"' if dash else ""
-    return (f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" stroke="{stroke}" '
+    return (f'<line x1="{coord(x1)}" y1="{coord(y1)}" x2="{coord(x2)}" y2="{coord(y2)}" stroke="{stroke}" '
             f'stroke-width="{width}"{d}/>')
 
 
 def polyline(points: Sequence[tuple[float, float]], stroke: str, width: float = 2,
              dash: str | None = None, cls: str = "series") -> str:
     d = f' stroke-dasharray="{dash}"' if dash else ""
-    pts = " ".join(f"{_n(x)},{_n(y)}" for x, y in points)
+    pts = " ".join(f"{coord(x)},{coord(y)}" for x, y in points)
     return (f'<polyline class="{cls}" points="{pts}" fill="none" stroke="{stroke}" '
             f'stroke-width="{width}" stroke-linejoin="round"{d}/>')
 
 
 def fits(label: str, width: float) -> bool:
-    return len(label) * _CHAR_W + 8 <= width
+    return len(label) * CHAR_W + 8 <= width
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -111,7 +111,7 @@ def legend(items: Sequence[tuple[str, str, str]], right: float, y: float) -> lis
     """Right-aligned legend entries (label, colour, kind: 'box', 'line' or 'dot')."""
     out, x = [], right
     for label, colour, kind in reversed(items):
-        x -= len(label) * _CHAR_W
+        x -= len(label) * CHAR_W
         out.append(text(x, y, label))
         if kind == "box":
             out.append(rect(x - 18, y - 6, 12, 12, colour, cls="key"))
@@ -119,6 +119,6 @@ def legend(items: Sequence[tuple[str, str, str]], right: float, y: float) -> lis
             dash = "4 3" if kind == "dash" else None
             out.append(line(x - 24, y, x - 6, y, colour, 2, dash))
             if kind == "dot":
-                out.append(f'<circle cx="{_n(x - 15)}" cy="{_n(y)}" r="3.5" fill="{colour}"/>')
+                out.append(f'<circle cx="{coord(x - 15)}" cy="{coord(y)}" r="3.5" fill="{colour}"/>')
         x -= 40
     return out
