@@ -62,6 +62,30 @@ def test_a_resumed_run_counts_on_from_its_checkpoint() -> None:
     assert lines[-1][:2] == ("40", "40")
 
 
+def test_the_trainers_own_count_is_announced_once_and_used_to_the_end() -> None:
+    console, buf = _pipe()
+    with ApplyProgress(console, interval_s=0.05) as progress:
+        progress.event("train-start", {"total_steps": 304, "resumed": False, "resumed_step": 0})
+        progress.event("train-total", {"total_steps": 301, "estimated": 304})
+        progress.event("train-step", {"step": 150, "total_steps": 301, "loss": 1.0, "eval_loss": None})
+        time.sleep(0.12)
+        progress.event("train-step", {"step": 301, "total_steps": 301, "loss": 0.9, "eval_loss": None})
+        progress.event("stage-done", {"stage": "train", "seconds": 1.0})
+    out = buf.getvalue()
+    assert out.count("Axolotl counts 301 steps, not the estimated 304") == 1
+    assert {total for _, total, _, _ in LINE.findall(out)} == {"301"}
+    assert LINE.findall(out)[-1][:2] == ("301", "301")
+
+
+def test_only_the_trainers_bars_are_read_as_steps() -> None:
+    from llmspec.runtime.train.run import TRAINER_BAR
+
+    assert TRAINER_BAR.findall("  8%|▊         | 1/12 [00:00<00:04,  2.41it/s]") == [("1", "12")]
+    # Axolotl's dataset maps once turned a 12-step run into "11 steps".
+    assert not TRAINER_BAR.findall("Tokenizing Prompts (num_proc=1): 100%|██████████| 11/11 [00:00<00:00]")
+    assert not TRAINER_BAR.findall("Saving the dataset (1/1 shards): 100%|██████████| 11/11 [00:06<00:00]")
+
+
 def test_a_terminal_gets_the_bar_not_the_ticker() -> None:
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=120)

@@ -108,6 +108,14 @@ class ApplyProgress:
             self._training = _TrainingState(data["total_steps"], resumed_at)
             if not self.live:
                 self._start_ticker()
+        elif kind == "train-total":
+            self.console.print(f"  training: Axolotl counts {data['total_steps']} steps, not the estimated "
+                               f"{data['estimated']} (it drops examples longer than sequence_len, and "
+                               "sample packing changes the count)")
+            if self._training is not None:
+                self._training.total = data["total_steps"]
+            if self._progress is not None and self._task is not None:
+                self._progress.update(self._task, total=data["total_steps"])
         elif kind == "train-step":
             state = self._training
             if state is not None:

@@ -29,7 +29,9 @@ from llmspec.runtime.engine.atomic import write_json_atomic
 from llmspec.runtime.train.config_file import write_training_config
 
 PLUGIN = "llmspec.runtime.train.axolotl_plugin.LlmspecPlugin"
-_TQDM = re.compile(r"(\d+)/(\d+) \[")
+# The Trainer's own bars (training, evaluation) carry no description; dataset maps do
+# ("Tokenizing Prompts: 100%|...| 11/11 [") and must not be read as training steps.
+TRAINER_BAR = re.compile(r"^\s*\d+%\|[^|]*\|\s*(\d+)/(\d+) \[")
 _LOG_DICT = re.compile(r"\{[^{}]*'(?:loss|eval_loss|train_loss)'[^{}]*\}")
 
 
@@ -193,9 +195,12 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
             step_seen = resumed_step  # a resumed run counts on from its checkpoint, not from 0
             for line in proc.stdout:
                 log.write(line)
-                for done, of in _TQDM.findall(line):
-                    if abs(int(of) - total) <= max(3, total // 10):
-                        total = int(of)  # the Trainer's own count wins over our estimate
+                for done, of in TRAINER_BAR.findall(line):
+                    if int(of) != total and abs(int(of) - total) <= max(3, total // 10):
+                        # The Trainer's count wins: Axolotl drops examples longer than sequence_len
+                        # (and estimates when packing), which the estimate cannot know. Said once.
+                        progress("train-total", {"total_steps": int(of), "estimated": total})
+                        total = int(of)
                     if int(of) == total and int(done) > step_seen:
                         step_seen = int(done)
                         progress("train-step", {"step": step_seen, "total_steps": total, "loss": None,
