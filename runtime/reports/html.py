@@ -366,18 +366,8 @@ def _length_chart(lengths: Sequence[int], approx: str | None) -> str:
     left, right, top, bottom, height = 58, svg.WIDTH - 16, 28, 48, 300
     base_y = height - bottom
     x_lo, x_hi = start, start + nbins * width
-    y_ticks = svg.nice_ticks(0, max(counts.values()) * 1.1, 4)
-    y_hi = y_ticks[-1]
-    sx = lambda v: left + (v - x_lo) / (x_hi - x_lo) * (right - left)  # noqa: E731
-    sy = lambda v: base_y - v / y_hi * (base_y - top)  # noqa: E731
-    body: list[str] = []
-    for t in y_ticks:
-        body.append(svg.line(left, sy(t), right, sy(t), svg.GRID))
-        body.append(svg.text(left - 8, sy(t), svg.tick_label(t), anchor="end", fill=svg.MUTED, size=12))
-    for t in svg.nice_ticks(x_lo, x_hi, 8):
-        if x_lo <= t <= x_hi:
-            body.append(svg.text(sx(t), base_y + 14, svg.tick_label(t), anchor="middle", fill=svg.MUTED,
-                                 size=12))
+    sx, sy, body = svg.xy_axes(left, right, top, base_y, x_lo, x_hi,
+                               svg.nice_ticks(0, max(counts.values()) * 1.1, 4))
     for b in range(nbins):
         n = counts.get(b, 0)
         if n:
@@ -394,8 +384,7 @@ def _length_chart(lengths: Sequence[int], approx: str | None) -> str:
     basis = f" ({approx})" if approx else ""
     body.append(svg.text((left + right) / 2, height - 12, f"tokens per training example{basis}",
                          anchor="middle"))
-    body.append(f'<text transform="translate(16 {svg.coord((top + base_y) / 2)}) rotate(-90)" '
-                f'text-anchor="middle" dominant-baseline="middle">examples</text>')
+    body.append(svg.vertical_text(16, (top + base_y) / 2, "examples"))
     return svg.svg("chart-lengths", height, body, "Length of training examples")
 
 
@@ -414,17 +403,8 @@ def _loss_chart(history: Sequence[Mapping[str, Any]]) -> str:
     left, top, bottom, height = 58, 34, 48, 340
     right = svg.WIDTH - (74 if lr else 16)
     base_y = height - bottom
-    y_ticks = svg.nice_ticks(0, max(p[1] for p in train + evals) * 1.05 or 1.0, 5)
-    sx = lambda v: left + (v - x_lo) / (x_hi - x_lo) * (right - left)  # noqa: E731
-    sy = lambda v: base_y - v / y_ticks[-1] * (base_y - top)  # noqa: E731
-    body: list[str] = []
-    for t in y_ticks:
-        body.append(svg.line(left, sy(t), right, sy(t), svg.GRID))
-        body.append(svg.text(left - 8, sy(t), svg.tick_label(t), anchor="end", fill=svg.MUTED, size=12))
-    for t in svg.nice_ticks(x_lo, x_hi, 8):
-        if x_lo <= t <= x_hi:
-            body.append(svg.text(sx(t), base_y + 14, svg.tick_label(t), anchor="middle", fill=svg.MUTED,
-                                 size=12))
+    sx, sy, body = svg.xy_axes(left, right, top, base_y, x_lo, x_hi,
+                               svg.nice_ticks(0, max(p[1] for p in train + evals) * 1.05 or 1.0, 5))
     if lr:
         lr_ticks = svg.nice_ticks(0, max(p[1] for p in lr) or 1.0, 4)
         sl = lambda v: base_y - v / lr_ticks[-1] * (base_y - top)  # noqa: E731
@@ -432,8 +412,8 @@ def _loss_chart(history: Sequence[Mapping[str, Any]]) -> str:
             body.append(svg.text(right + 8, sl(t), svg.tick_label(t), fill=LR_COLOUR, size=12))
         body.append(svg.polyline([(sx(s), sl(v)) for s, v, _ in _thin(lr)], LR_COLOUR, 1.5, "2 4",
                                  cls="series lr"))
-        body.append(f'<text transform="translate({svg.coord(svg.WIDTH - 8)} {svg.coord((top + base_y) / 2)}) '
-                    f'rotate(90)" text-anchor="middle" fill="{LR_COLOUR}">learning rate</text>')
+        body.append(svg.vertical_text(svg.WIDTH - 8, (top + base_y) / 2, "learning rate", angle=90,
+                                      fill=LR_COLOUR))
     if train:
         body.append(svg.polyline([(sx(s), sy(v)) for s, v, _ in _thin(train)], TRAIN_COLOUR, 2,
                                  cls="series train"))
@@ -448,8 +428,7 @@ def _loss_chart(history: Sequence[Mapping[str, Any]]) -> str:
                         f'<title>step {_fmt_int(s)}{_epoch_note(ep)}: eval loss {v:.4f}</title></circle>')
     body.append(svg.line(left, base_y, right, base_y, svg.AXIS))
     body.append(svg.text((left + right) / 2, height - 12, "step", anchor="middle"))
-    body.append(f'<text transform="translate(16 {svg.coord((top + base_y) / 2)}) rotate(-90)" '
-                f'text-anchor="middle" dominant-baseline="middle">loss</text>')
+    body.append(svg.vertical_text(16, (top + base_y) / 2, "loss"))
     keys = [(name, colour, kind) for name, colour, kind, pts in (
         ("train loss", TRAIN_COLOUR, "line", train), ("eval loss", EVAL_COLOUR, "dot", evals),
         ("learning rate", LR_COLOUR, "dash", lr)) if pts]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from html import escape
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 WIDTH = 1000
 INK = "#1f2933"
@@ -122,3 +122,29 @@ def legend(items: Sequence[tuple[str, str, str]], right: float, y: float) -> lis
                 out.append(f'<circle cx="{coord(x - 15)}" cy="{coord(y)}" r="3.5" fill="{colour}"/>')
         x -= 40
     return out
+
+
+def xy_axes(left: float, right: float, top: float, base_y: float, x_lo: float, x_hi: float,
+            y_ticks: Sequence[float]) -> tuple[Callable[[float], float], Callable[[float], float], list[str]]:
+    """Scales for x in [x_lo, x_hi] and y in [0, y_ticks[-1]], with the y grid, the y tick
+    labels and round x tick labels drawn."""
+    def sx(v: float) -> float:
+        return left + (v - x_lo) / (x_hi - x_lo) * (right - left)
+
+    def sy(v: float) -> float:
+        return base_y - v / y_ticks[-1] * (base_y - top)
+
+    body: list[str] = []
+    for t in y_ticks:
+        body.append(line(left, sy(t), right, sy(t), GRID))
+        body.append(text(left - 8, sy(t), tick_label(t), anchor="end", fill=MUTED, size=12))
+    for t in nice_ticks(x_lo, x_hi, 8):
+        if x_lo <= t <= x_hi:
+            body.append(text(sx(t), base_y + 14, tick_label(t), anchor="middle", fill=MUTED, size=12))
+    return sx, sy, body
+
+
+def vertical_text(x: float, y: float, s: object, *, angle: int = -90, fill: str | None = None) -> str:
+    colour = f' fill="{fill}"' if fill else ""
+    return (f'<text transform="translate({coord(x)} {coord(y)}) rotate({angle})" text-anchor="middle" '
+            f'dominant-baseline="middle"{colour}>{_e(s)}</text>')
