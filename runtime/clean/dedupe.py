@@ -28,6 +28,7 @@ import os as _os
 import threading
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from llmspec.runtime.engine.columns import column, safe_name  # data names are never patterns
 from llmspec.compiler.dedupe_layout import band_layout
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def _exact_key(col: str, cat: str, done: Sequence[str] = ()) -> "pl.Expr":
                                                           fast=cat == "text")).alias(f"__key__{col}")
     import polars as pl
 
-    return pl.col(col).alias(f"__key__{col}")
+    return column(col).alias(f"__key__{col}")
 
 
 def fingerprint(e: "pl.Expr") -> "pl.Expr":
@@ -76,7 +77,7 @@ def fingerprint(e: "pl.Expr") -> "pl.Expr":
 
     e = e.str.strip_chars().str.to_lowercase()
     e = e.str.replace_all(r"[\p{P}\p{S}\p{Cc}]", "")
-    e = e.map_batches(_ascii_fold, return_dtype=pl.String, is_elementwise=True)
+    e = e.map_batches(safe_name(_ascii_fold), return_dtype=pl.String, is_elementwise=True)
     tokens = e.str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
     return tokens.list.unique().list.sort().list.join(" ")
 
@@ -94,9 +95,9 @@ def _fingerprint_key(col: str, cat: str) -> "pl.Expr":
     import polars as pl
 
     if cat == "turns":
-        text = pl.col(col).list.eval(pl.element().struct.field("content")).list.join(" ")
+        text = column(col).list.eval(pl.element().struct.field("content")).list.join(" ")
     else:
-        text = pl.col(col)
+        text = column(col)
     from llmspec.runtime.clean.kernels import WHITESPACE_RUN
 
     return fingerprint(text.str.replace_all(WHITESPACE_RUN, " ")).alias(f"__key__{col}")
@@ -121,7 +122,7 @@ def minhash_text(step: "CleaningStep", schema: Mapping[str, Any]) -> "pl.Expr":
 
     parts = []
     for c, cat in text_columns(step, schema):
-        e = pl.col(c) if cat == "text" else pl.col(c).list.eval(pl.element().struct.field("content")).list.join(" ")
+        e = column(c) if cat == "text" else column(c).list.eval(pl.element().struct.field("content")).list.join(" ")
         parts.append(e)
     if not parts:
         return pl.lit("", dtype=pl.String)
@@ -173,7 +174,7 @@ def _key_duplicates(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.Serie
         return nulls, nulls
     firsts = k.filter(pl.col("__first") & pl.col("__h").is_in(dups.get_column("__h").unique().implode()))
     matched = (dups.join(firsts.select("__h", *names, pl.col("_origin").alias("__kept")), on="__h", suffix="__r")
-               .filter(pl.all_horizontal([pl.col(n).eq_missing(pl.col(f"{n}__r")) for n in names]))
+               .filter(pl.all_horizontal([column(n).eq_missing(column(f"{n}__r")) for n in names]))
                .sort("__i"))
     if step.args["method"] == "exact":
         detail = pl.concat_str([pl.lit("exact duplicate of "), pl.col("__kept"), pl.lit(" (after normalisation)")])

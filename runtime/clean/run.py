@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from llmspec.runtime.engine.columns import column  # data names are never patterns
 from llmspec.spec.errors import DataError, Diagnostic
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ def run_cleaning(batch: Any, plan: "CleaningPlan", *, count_tokens: CountTokens 
     if progress:
         progress(StepProgress(df.height, "done", total, total))
     rejects = _assemble_rejects(df, reader, parts, data_cols, keep_data=plan.keep_rejects)
-    result = CleanResult(source=plan.source, kept=df.select(data_cols + ["_origin"]), rejects=rejects,
+    result = CleanResult(source=plan.source, kept=df.select(column(c) for c in data_cols + ["_origin"]), rejects=rejects,
                          rows_in=int(batch.rows_in), rows_kept=df.height, rejected=rejected,
                          modified=modified, notes=notes, seconds=seconds,
                          order=list(dict.fromkeys(s.reason for s in plan.steps)))
@@ -135,14 +136,15 @@ def _check_columns(plan: "CleaningPlan", df: "pl.DataFrame") -> None:
             "recompile the plan after changing the source"))
     from llmspec.compiler.cleaning import column_category
 
+    schema = df.schema  # built anew on every access: once, not once per column
     for s in plan.steps:
         if s.all_text or s.kind in ("require", "fill") or (s.kind == "dedupe" and s.args["method"] == "exact"):
             continue
-        bad = [c for c in s.columns if column_category(df.schema[c]) not in ("text", "turns")]
+        bad = [c for c in s.columns if column_category(schema[c]) not in ("text", "turns")]
         if bad:
             raise DataError(Diagnostic(
                 "not-text", f"rule {s.reason} (quality.rules[{s.index}]) works on text, but column '{bad[0]}' of "
-                f"source '{plan.source}' is {df.schema[bad[0]]}", hint="declare the column as `str` or drop it "
+                f"source '{plan.source}' is {schema[bad[0]]}", hint="declare the column as `str` or drop it "
                 "from the rule's columns"))
 
 
@@ -168,8 +170,8 @@ def _modify(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.DataFrame", i
                 f" into column '{step.args['column']}' of type {df.schema[step.args['column']]}",
                 hint=str(exc).splitlines()[0])) from None
         raise
-    n = tmp.select(pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"__new__{c}")) for c in names]).sum()).item()
-    out = tmp.select([pl.col(f"__new__{c}").alias(c) if c in names else pl.col(c) for c in df.columns])
+    n = tmp.select(pl.any_horizontal([column(c).ne_missing(column(f"__new__{c}")) for c in names]).sum()).item()
+    out = tmp.select([column(f"__new__{c}").alias(c) if c in names else column(c) for c in df.columns])
     return out, int(n or 0)
 
 
@@ -224,7 +226,7 @@ def _token_details(df: "pl.DataFrame", step: "CleaningStep", detail: "pl.Series"
         if count_tokens is None:
             counts = df.select(approx_tokens(c, cat).alias("n")).get_column("n")
         else:
-            col = df.get_column(c)
+            col = df.get_column(c).alias("value")  # a Series' methods select it by its name: never "*"
             if cat == "turns":
                 col = col.list.eval(pl.element().struct.field("content")).list.join("\n")
             todo = col.is_not_null()
@@ -247,14 +249,16 @@ def _assemble_rejects(kept: "pl.DataFrame", reader: "pl.DataFrame | None", parts
 
     meta_types = {"_rule": pl.String, "_detail": pl.String, "_origin": pl.String, "_raw": pl.Binary,
                   "_duplicate_of": pl.String}
-    schema = {c: kept.schema[c] for c in data_cols} if keep_data else {}
+    kept_schema = kept.schema  # built anew on every access: once, not once per column
+    schema = {c: kept_schema[c] for c in data_cols} if keep_data else {}
     schema.update(meta_types)
     frames = []
     for f in ([reader] if reader is not None and reader.height else []) + list(parts):
         cols = []
+        f_schema = f.schema
         for name, dtype in schema.items():
-            if name in f.columns:
-                cols.append(pl.col(name).cast(dtype, strict=False) if f.schema[name] != dtype else pl.col(name))
+            if name in f_schema:
+                cols.append(column(name).cast(dtype, strict=False) if f_schema[name] != dtype else column(name))
             else:
                 cols.append(pl.lit(None, dtype=dtype).alias(name))
         frames.append(f.select(cols))

@@ -191,6 +191,7 @@ class Executor:
         if stage.volatile:
             self._replan_after_read(name, batch)
         meta = {"rows_in": batch.rows_in, "files": batch.files, "format": src.format,
+                "extra_columns": batch.extra_columns,
                 "profile": profile_frame(batch.rows.drop("_origin", strict=False))}
         write_json_atomic(work / "source.json", meta)
         self.progress("rows", {"stage": stage.id, "rows": batch.rows_in})
@@ -243,6 +244,7 @@ class Executor:
 
         summary["samples"] = reject_samples(result.rejects, plan.steps)
         summary["profile"] = meta.get("profile")
+        summary["extra_columns"] = meta.get("extra_columns") or {}
         summary["format"] = meta.get("format")
         write_json_atomic(work / "clean.json", summary)
         return {"rows_in": result.rows_in, "rows_kept": result.rows_kept,
@@ -265,7 +267,10 @@ class Executor:
         fmt_plan = compile_format(self.spec.format, columns, locate=self.loaded.locate)
         from llmspec.runtime.dataset.build import build_dataset
 
-        result = build_dataset(frames, fmt_plan, self.spec.split, work, special_tokens=self._special_tokens(fmt_plan))
+        from llmspec.runtime.dataset.lengths import check_for
+
+        result = build_dataset(frames, fmt_plan, self.spec.split, work, special_tokens=self._special_tokens(fmt_plan),
+                               lengths=check_for(self.loaded, fmt_plan))
         summary = result.to_dict()
         # Paths inside the work folder move with it: store them relative to the stage folder.
         for key in ("train_path", "eval_path", "origins_path"):
@@ -274,7 +279,9 @@ class Executor:
         write_json_atomic(work / "dataset.json", summary)
         if not result.rejects.is_empty():
             result.rejects.write_parquet(work / "rejects.parquet")
+        tokens = result.token_summary() or {}
         return {"train": result.train_size, "eval": result.eval_size, "leakage_removed": result.leakage_removed,
+                "train_tokens": tokens.get("train"), "tokens_exact": bool(tokens),
                 "rejected": result.rejected_by_rule(), "style": self.spec.format.style}
 
     def _special_tokens(self, fmt_plan) -> dict[str, str] | None:
@@ -326,7 +333,7 @@ class Executor:
                 summary = json.loads((d / "clean.json").read_text())
                 name = stage.id.split(".", 1)[1]
                 self.report["sources"][name] = {k: summary.get(k) for k in (
-                    "rows_in", "rows_kept", "rejected", "modified", "samples", "format")}
+                    "rows_in", "rows_kept", "rejected", "modified", "samples", "format", "extra_columns")}
                 self.report["sources"][name]["profile"] = _report_profile(summary.get("profile") or {})
             elif stage.kind == "dataset" and d is not None:
                 from llmspec.runtime.reports.writer import dataset_report

@@ -1,9 +1,8 @@
-"""Pieces every reader shares: safe path resolution, origins, reject frames, errors."""
+"""Pieces every reader shares: origins, reject frames, errors (which files to read: ``paths``)."""
 
 from __future__ import annotations
 
-import glob
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from llmspec.spec.errors import DataError, Diagnostic, Pos
@@ -12,11 +11,6 @@ if TYPE_CHECKING:
     import polars as pl
 
 REJECT_COLUMNS = ("_rule", "_detail", "_origin", "_raw")
-_GLOB_CHARS = set("*?[")
-
-# When a path names a folder, these are the files a glob-based format reads from it.
-FOLDER_DEFAULTS = {"eml": "*.eml", "text": "**/*.txt", "markdown": "**/*.md", "html": "**/*.html",
-                   "pdf": "**/*.pdf", "docx": "**/*.docx"}
 
 
 def data_error(message: str, path: str | None = None, *, code: str = "source", hint: str | None = None,
@@ -30,44 +24,6 @@ def display(path: Path, base_dir: Path) -> str:
         return path.relative_to(base_dir).as_posix()
     except ValueError:
         return path.as_posix()
-
-
-def _check_relative(pattern: str) -> None:
-    p = PurePosixPath(pattern.replace("\\", "/"))
-    # Validation refuses these too; checked again because a reader must never open files
-    # outside the project whatever called it.
-    if p.is_absolute() or (len(pattern) > 1 and pattern[1] == ":") or ".." in p.parts:
-        raise data_error(f"path {pattern!r} must be relative to the spec's folder and stay inside it",
-                         pattern, code="unsafe-path")
-
-
-def resolve_files(pattern: str, base_dir: Path, fmt: str, *, must_exist: bool = True) -> list[Path]:
-    """The files a source reads: one file, a folder (with the format's default glob) or a glob.
-
-    Sorted so that row order, origins and fingerprints do not depend on the file system.
-    Nothing found: a DataError naming the path, or [] with ``must_exist=False``.
-    """
-    _check_relative(pattern)
-    base_dir = Path(base_dir)
-    if not _GLOB_CHARS.intersection(pattern):
-        path = base_dir / pattern
-        if path.is_dir():
-            default = FOLDER_DEFAULTS.get(fmt)
-            if default is None:
-                raise data_error(f"{pattern} is a folder; a {fmt} source reads one file", pattern,
-                                 code="not-a-file")
-            pattern = f"{pattern.rstrip('/')}/{default}"
-        elif path.is_file():
-            return [path]
-        elif not must_exist:
-            return []
-        else:
-            raise data_error(f"{pattern}: no such file (looked in {base_dir})", pattern, code="missing-file")
-    found = sorted(glob.glob(pattern, root_dir=base_dir, recursive=True))
-    files = [base_dir / f for f in found if (base_dir / f).is_file()]
-    if not files and must_exist:
-        raise data_error(f"{pattern}: no files match (looked in {base_dir})", pattern, code="missing-file")
-    return files
 
 
 def read_bytes(path: Path, shown: str) -> bytes:
@@ -98,6 +54,12 @@ def refuse_binary(data: bytes, shown: str, fmt: str) -> None:
         what, reader = "binary (it holds NUL bytes)", None
     hint = f"read it with `format: {reader}`" if reader else "text formats read text files only"
     raise data_error(f"{shown} is {what}, not {fmt} text", shown, code="binary-file", hint=hint)
+
+
+def strip_bom(data: bytes) -> bytes:
+    """The bytes without a leading UTF-8 byte order mark: every text reader ignores one, so a
+    file saved by Windows Notepad never costs its first row."""
+    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
 
 
 def rejects(rule: str, details: Sequence[str], origins: Sequence[str],

@@ -116,6 +116,12 @@ def parse_log_line(line: str) -> dict[str, float] | None:
     return out
 
 
+def datasets_cache(work: Path) -> Path:
+    """The project's cache of Axolotl's ``datasets`` copies: ``.llmspec/cache/datasets``
+    (``work`` is ``.llmspec/work/train-<fp>``), deleted with the state folder."""
+    return Path(work).absolute().parent.parent / "cache" / "datasets"
+
+
 def expected_steps(train_examples: int, training) -> int:
     """The optimizer steps Axolotl will run: its own formula, ceil(examples x epochs / batch)
     (not epochs x ceil(examples / batch), which said 304 where the Trainer ran 301). With sample
@@ -161,6 +167,9 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     run_env = {**env, **compiled.env}  # compiled.env: the offline, no-telemetry variables
     # A pipe makes the child's stdout block-buffered: the Trainer's loss lines would arrive at exit.
     run_env["PYTHONUNBUFFERED"] = "1"
+    # `datasets` copies the training rows into its cache (~/.cache/huggingface/datasets by
+    # default), where they would outlive the project's state folder: keep the copy inside it.
+    run_env["HF_DATASETS_CACHE"] = str(datasets_cache(work))
     bin_dir = str(Path(sys.executable).parent)
     run_env["PATH"] = bin_dir + os.pathsep + run_env.get("PATH", "")
     cmd = list(compiled.launcher)
