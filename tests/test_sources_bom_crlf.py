@@ -1,7 +1,8 @@
 """Encodings details never cost a row, in any reader: the same records written as JSONL, JSON
 and CSV, with and without a UTF-8 byte-order mark, with LF or CRLF line ends and with or
 without a final newline, read back as the same rows with no rejects. (The JSONL reader's own
-BOM and surrogate cases are in test_sources.py / test_sources_property.py.)"""
+BOM and surrogate cases are in test_sources.py / test_sources_property.py; this file checks
+the readers agree with each other.)"""
 
 from __future__ import annotations
 
@@ -51,12 +52,7 @@ FORMATS = {
 @pytest.mark.parametrize("bom", [False, True], ids=["no-bom", "bom"])
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_every_reader_yields_the_same_rows(tmp_path: Path, fmt: str, bom: bool, eol: str,
-                                           final_newline: bool, request: pytest.FixtureRequest) -> None:
-    if fmt == "jsonl" and bom:
-        # The JSONL reader rejects a BOM-prefixed first line as corrupt; the fix belongs to
-        # runtime/sources/_ndjson.py (issue 13, branch `hardening`). Strict: it fails loudly as
-        # soon as the fix lands, so this marker is removed then.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="JSONL BOM: issue 13"))
+                                           final_newline: bool) -> None:
     render, make_spec = FORMATS[fmt]
     text = render(eol) + (eol if final_newline else "")
     path = tmp_path / "data" / f"t.{fmt}"
