@@ -37,8 +37,9 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None) -> None:
         known = sorted(p.name for p in (root / "runs").glob("*") if (p / "manifest.json").exists())
         raise StateError(Diagnostic("unknown-run", f"there is no complete run '{run_id}'", Pos(str(root / "runs")),
                                     hint="runs: " + (", ".join(known[-5:]) or "none")))
-    manifest = json.loads(manifest_path.read_text())
-    stages = manifest.get("stages", {})
+    from llmspec.runtime.engine.artifacts import RunManifest, load
+
+    stages = load(RunManifest, manifest_path).stages
     if "train" not in stages or "dataset" not in stages:
         raise StateError(Diagnostic("run-without-model", f"run '{run_id}' trained no model", Pos(str(manifest_path))))
     train_dir, dataset_dir = root / stages["train"], root / stages["dataset"]
