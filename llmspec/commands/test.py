@@ -23,7 +23,7 @@ from llmspec.spec.errors import AcceptanceFailed, Diagnostic, Pos, StateError
 def test_command(spec: Path, run_id: str | None, junit: Path | None, endpoint: str | None, model_name: str | None,
                  api_key_env: str | None, markdown: Path | None) -> None:
     """Re-run the spec's acceptance tests and gates. Exit 3 when an error gate fails."""
-    from rich.console import Console
+    from ._console import make_console
 
     if endpoint is not None:
         from llmspec.api import load_spec
@@ -32,7 +32,7 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None, endpoint: s
 
         report = run_endpoint_suite(load_spec(spec), endpoint, run_id=run_id, model=model_name,
                                     api_key=api_key_from_env(api_key_env), junit=junit, markdown=markdown)
-        _finish(report, Console(highlight=False, soft_wrap=True), f"Endpoint {endpoint}")
+        _finish(report, make_console(highlight=False, soft_wrap=True), f"Endpoint {endpoint}")
         return
 
     from llmspec.api import load_spec, state_root
@@ -67,12 +67,11 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None, endpoint: s
         from llmspec.runtime.train.run import resolve_model
 
         train_outputs["base_model_path"] = resolve_model(loaded)[0]
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(highlight=False, soft_wrap=True)
     with tempfile.TemporaryDirectory() as tmp:
         run_acceptance_stage(loaded, train_dir=train_dir, dataset_dir=dataset_dir, train_outputs=train_outputs,
                              work=Path(tmp), progress=lambda *_: None)
-        report = {"acceptance": json.loads((Path(tmp) / "acceptance.json").read_text()), "run": run_id,
-                  "outcome": "tested"}
+        report = {"acceptance": json.loads((Path(tmp) / "acceptance.json").read_text()), "run": run_id}
         if junit is not None:
             junit.parent.mkdir(parents=True, exist_ok=True)
             junit.write_bytes((Path(tmp) / "acceptance.junit.xml").read_bytes())
@@ -86,8 +85,10 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None, endpoint: s
 def _finish(report: dict, console, what: str) -> None:
     from llmspec.runtime.reports.terminal import print_summary
 
-    print_summary(report, console)
     failed = [g for g in report["acceptance"]["gates"] if not g["passed"] and g["severity"] == "error"]
+    # A re-test promotes nothing: its outcome is the gates' verdict (not "unknown").
+    report["outcome"] = "retest_failed" if failed else "retest_passed"
+    print_summary(report, console)
     if failed:
         raise AcceptanceFailed([Diagnostic("gate-failed", g["message"]) for g in failed])
     console.print(f"{what}: all error gates pass.")

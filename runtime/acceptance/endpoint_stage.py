@@ -48,7 +48,7 @@ def run_endpoint_suite(loaded: LoadedSpec, endpoint: str, *, run_id: str | None,
     gates = evaluate_gates(acc.gates, result, eval_loss=_eval_loss(run))
     result.gates = [g for g in gates if g.name != "beats_baseline"]
     report = {"acceptance": result.to_report(), "run": f"{endpoint} ({answerer.model})",
-              "project": spec.project, "outcome": "tested"}
+              "project": spec.project}
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
         write_junit(junit, f"{spec.project}.acceptance", junit_cases(result))

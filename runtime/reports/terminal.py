@@ -18,7 +18,8 @@ _OUTCOME = {"promoted": ("green", "promoted"),
             "gates_failed": ("red", "gates failed: not promoted"),
             "failed": ("red", "run failed"),
             "built": ("cyan", "built (no acceptance gates)"),
-            "tested": ("cyan", "acceptance suite re-run")}
+            "retest_passed": ("green", "tests re-run: every error gate passes"),
+            "retest_failed": ("red", "tests re-run: an error gate fails")}
 MAX_FAILED_TESTS = 10          # more than this and the rest are counted: the report has them all
 GOT_CHARS = 80
 _REPORT_FILES = (("report_html", "HTML report"), ("report_md", "Markdown summary"),

@@ -1,23 +1,36 @@
-"""The report's "Use this model" section: the exact commands that chat with, serve, test and
-export this run. Shown for a promoted run only: a run that failed its gates is not meant for use."""
+"""How to use a run's model: the commands the report's "Use this model" section shows.
+
+One table, so the chat / serve / export commands are listed in one place as they land (each
+entry: what it does, the command line). ``{spec}`` and ``{run}`` are filled in per run.
+"""
 
 from __future__ import annotations
 
-import shlex
 from typing import Any, Mapping
 
+# (what it is for, command template). Keep in step with docs/after-promotion.md.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("Talk to the model in the terminal (--compare shows the base model's answer too)",
+     "llmspec chat {spec} --run {run}"),
+    ("Serve it behind an OpenAI-compatible HTTP API (127.0.0.1:8000)", "llmspec serve {spec} --run {run}"),
+    ("Run the acceptance tests against the served copy", "llmspec test {spec} --endpoint http://127.0.0.1:8000"),
+    ("Export merged weights, checked for parity (or --format adapter | ollama)",
+     "llmspec export {spec} --run {run} --format merged --out {out}"),
+    ("Re-run its acceptance tests (e.g. after changing them)", "llmspec test {spec} --run {run}"),
+)
 
-def use_commands(report: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(what it does, the command) pairs; empty when the run is not promoted."""
-    if report.get("outcome") != "promoted" or not report.get("run") or not report.get("spec_path"):
+
+def usage_commands(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(purpose, command) pairs for a run that trained a model; empty otherwise."""
+    artifacts = report.get("artifacts") or {}
+    if not (artifacts.get("model") and report.get("run") and report.get("spec_path")):
         return []
-    spec, run = shlex.quote(str(report["spec_path"])), shlex.quote(str(report["run"]))
-    out = f"exports/{report['run']}"
-    return [
-        ("Chat in the terminal (--compare shows the base model's answer too)", f"llmspec chat {spec} --run {run}"),
-        ("Serve an OpenAI-compatible API on 127.0.0.1:8000", f"llmspec serve {spec} --run {run}"),
-        ("Run the acceptance tests against the served copy", f"llmspec test {spec} --endpoint http://127.0.0.1:8000"),
-        ("Export merged weights (checked for parity)", f"llmspec export {spec} --run {run} --format merged --out {out}-merged"),
-        ("Export the adapter with a model card", f"llmspec export {spec} --run {run} --format adapter --out {out}-adapter"),
-        ("Export for Ollama", f"llmspec export {spec} --run {run} --format ollama --out {out}-ollama"),
-    ]
+    spec, run = _quote(str(report["spec_path"])), _quote(str(report["run"]))
+    out = _quote(f"exports/{report['run']}-merged")
+    return [(what, template.format(spec=spec, run=run, out=out)) for what, template in COMMANDS]
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
