@@ -635,7 +635,7 @@ class ExecutionSpec(StrictModel):
         None, description="The Ray cluster to join (`ray://HOST:10001`, or `auto` for one started here "
         "with `ray start`); unset: a Ray instance started on this machine for the run.")
     batch_rows: int = Field(
-        200_000, ge=100, description="Rows cleaned at a time; memory holds about one batch plus the dedupe "
+        50_000, ge=100, description="Rows cleaned at a time; memory holds about one batch plus the dedupe "
         "state (hashes), not the source.")
 
 

@@ -303,8 +303,7 @@ def _token_details(df: "pl.DataFrame", step: "CleaningStep", detail: "pl.Series"
         frame = frame.with_columns(counts.alias("n")).with_columns(
             pl.coalesce(pl.col("d"), token_detail_expr(step, c, pl.col("n"), approximate=count_tokens is None))
             .alias("d"))
-    note = None if count_tokens else (f"{step.reason}: no tokenizer known, token counts estimated as "
-                                      "ceil(chars / 4)")
+    note = None if count_tokens else token_note(step)
     return frame.get_column("d"), note
 
 
@@ -348,3 +347,7 @@ def _gate(what: str, key: str, gates: Any, rows_in: int, kept: int, rejected: Ma
             f"{key}.min_rows_after {gates.min_rows_after:,}; largest reasons: {why}",
             hint="run `llmspec clean SPEC` to see sample rejects per rule"))
     return out
+
+
+def token_note(step: "CleaningStep") -> str:
+    return f"{step.reason}: no tokenizer known, token counts estimated as ceil(chars / 4)"

@@ -65,6 +65,31 @@ class SeenKeys:
                                pl.concat([ao, bo]).gather(order))]
 
 
+def hashed_keys(df: "pl.DataFrame", step: "CleaningStep") -> "pl.DataFrame":
+    """_origin, __h1, __h2 (the key's hashes) and __key (its text, for fingerprint details) of each row."""
+    import polars as pl
+
+    from llmspec.runtime.clean.dedupe import key_exprs
+
+    keys = key_exprs(step, df.schema)
+    if not keys:
+        return df.select("_origin", pl.lit(None, dtype=pl.UInt64).alias("__h1"),
+                         pl.lit(None, dtype=pl.UInt64).alias("__h2"), pl.lit(None, dtype=pl.String).alias("__key"))
+    names = [k.meta.output_name() for k in keys]
+    return df.lazy().select(pl.col("_origin"), *keys).select(
+        "_origin", pl.struct(names).hash(SEEDS[0]).alias("__h1"), pl.struct(names).hash(SEEDS[1]).alias("__h2"),
+        pl.concat_str(names, separator=" | ", ignore_nulls=True).str.slice(0, 60).alias("__key"),
+    ).collect()
+
+
+def duplicate_detail(step: "CleaningStep", kept: "pl.Expr", key: "pl.Expr") -> "pl.Expr":
+    import polars as pl
+
+    if step.args["method"] == "exact":
+        return pl.concat_str([pl.lit("exact duplicate of "), kept, pl.lit(" (after normalisation)")])
+    return pl.concat_str([pl.lit("same fingerprint as "), kept, pl.lit(": '"), key, pl.lit("'")])
+
+
 def split_duplicates(df: "pl.DataFrame", step: "CleaningStep", seen: SeenKeys) -> tuple["pl.DataFrame", "pl.DataFrame"]:
     """(rows kept, duplicates with _rule, _detail, _duplicate_of): a row is a duplicate when an
     earlier row, in this batch or any before it, has its key. ``seen`` learns the new keys."""
@@ -72,13 +97,9 @@ def split_duplicates(df: "pl.DataFrame", step: "CleaningStep", seen: SeenKeys) -
 
     from llmspec.runtime.clean.dedupe import key_exprs
 
-    keys = key_exprs(step, df.schema)
-    if not keys or df.height == 0:
+    if not key_exprs(step, df.schema) or df.height == 0:
         return df, df.head(0)
-    names = [k.meta.output_name() for k in keys]
-    k = df.lazy().select(pl.col("_origin"), *keys).with_columns(
-        pl.struct(names).hash(SEEDS[0]).alias("__h1"), pl.struct(names).hash(SEEDS[1]).alias("__h2"),
-    ).collect()
+    k = hashed_keys(df, step)
     h1, h2 = k.get_column("__h1").to_numpy(), k.get_column("__h2").to_numpy()
     before = seen.find(h1, h2)
     k = k.with_columns(before.alias("__before")).with_columns(
@@ -89,17 +110,12 @@ def split_duplicates(df: "pl.DataFrame", step: "CleaningStep", seen: SeenKeys) -
         pl.col("__before"),
         pl.when(~pl.col("__first")).then(pl.col("_origin").filter(pl.col("__first")).first()
                                          .over("__h1", "__h2"))).alias("__kept"))
-    first = k.get_column("__first")
-    new = k.filter(first)
+    new = k.filter(pl.col("__first"))
     seen.add(new.get_column("__h1").to_numpy(), new.get_column("__h2").to_numpy(), new.get_column("_origin"))
     dup = k.get_column("__kept").is_not_null()
     if not dup.any():
         return df, df.head(0)
-    if step.args["method"] == "exact":
-        detail = pl.concat_str([pl.lit("exact duplicate of "), pl.col("__kept"), pl.lit(" (after normalisation)")])
-    else:
-        key = pl.concat_str(names, separator=" | ", ignore_nulls=True).str.slice(0, 60)
-        detail = pl.concat_str([pl.lit("same fingerprint as "), pl.col("__kept"), pl.lit(": '"), key, pl.lit("'")])
-    info = k.filter(dup).select(pl.col("__kept").alias("_duplicate_of"), detail.alias("_detail"))
+    info = k.filter(dup).select(pl.col("__kept").alias("_duplicate_of"),
+                                duplicate_detail(step, pl.col("__kept"), pl.col("__key")).alias("_detail"))
     gone = pl.concat([df.filter(dup), info], how="horizontal").with_columns(pl.lit(step.reason).alias("_rule"))
     return df.filter(~dup), gone
