@@ -110,6 +110,12 @@ def _previous_from_state(loaded: LoadedSpec, *, use_lock: bool = True) -> tuple[
         if state.stages:
             prev = {k: {"fingerprint": v.fingerprint, "config": v.config} for k, v in state.stages.items()}
             meta = (state.runs[-1].get("metadata") if state.runs else None)
+            acc = state.stages.get("acceptance")
+            built = next((r.get("metadata") for r in state.runs if acc and r.get("run") == acc.run), None)
+            if meta is not None and built is not None:
+                # test names pair with the acceptance config by position: take them from the run
+                # that built that config, not from a later run that stopped before acceptance
+                meta = {**meta, "tests": built.get("tests")}
             return prev, meta, "the last apply (.llmspec/state.json)"
     lock = read_lockfile(lock_path(loaded)) if use_lock else None
     if lock:
@@ -222,12 +228,14 @@ def estimate(loaded: LoadedSpec, state) -> dict[str, Any]:
     hardware = t.hw.type
     examples = tokens = None
     basis = None
+    exact = False
     if state is not None and "dataset" in state.stages:
         out = state.stages["dataset"].outputs
         examples = out.get("train")
         tokens = out.get("train_tokens")
+        exact = bool(out.get("tokens_exact"))  # measured as Axolotl tokenizes, over-length handled
         basis = "figures from the last build"
-    out: dict[str, Any] = {"examples": examples, "tokens": tokens, "tokens_approximate": True,
+    out: dict[str, Any] = {"examples": examples, "tokens": tokens, "tokens_approximate": not exact,
                            "hardware": hardware, "basis": basis}
     if examples:
         gpus = t.hw.gpus if t.hw.type == "cuda" else 1

@@ -17,6 +17,7 @@ from .models import (
     EMAIL_COLUMNS,
     MARKDOWN_COLUMNS,
     PAIRED_EMAIL_COLUMNS,
+    PDF_COLUMNS,
     STYLE_FIELDS,
     TEXT_COLUMNS,
     DedupeArgs,
@@ -26,34 +27,40 @@ from .models import (
     rule_args,
     rule_kind,
 )
-from .templates import check_template
+from .builtin_models import BUILTIN_MODELS
+from .sql import read_only_problem
+from .templates import RESERVED_VARIABLES, check_template
 
 Locate = Callable[..., Pos]
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 # user:password@ right after a scheme, anywhere in a string (descriptions and prompts included)
 _URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/@\s:]*:([^@\s/]+)@", re.IGNORECASE)
-BUILTIN_MODELS = ("builtin:tiny",)
+# ...?password=S3cret in a URL's query, or password=S3cret in a key=value DSN beside host=
+_PARAM_PASSWORD = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://\S*[?&;]|\bhost\s*=\s*\S+.*?\b)"
+                             r"(?:ssl)?(?:password|passwd|pwd)\s*=\s*('[^']*'|[^&;#\s]+)", re.IGNORECASE)
 
 
 def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
     """The columns a source is known to produce, or None when only the data can tell."""
     src = spec.sources[source]
-    if src.columns:
-        return {name for name in src.columns}
+    if src.contract:
+        return set(src.contract)
     fmt = src.format
     if fmt in ("mbox", "eml"):
         return set(PAIRED_EMAIL_COLUMNS if getattr(src, "pairing", None) else EMAIL_COLUMNS)
     if fmt == "text":
         return set(TEXT_COLUMNS)
-    if fmt == "markdown":
+    if fmt in ("markdown", "html", "docx"):
         return set(MARKDOWN_COLUMNS)
+    if fmt == "pdf":
+        return set(PDF_COLUMNS)
     return None
 
 
 def run_checks(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
-    for check in (_check_version, _check_format_map, _check_paths, _check_secrets, _check_rules, _check_split,
-                  _check_acceptance, _check_base_model):
+    for check in (_check_version, _check_format_map, _check_paths, _check_queries, _check_secrets, _check_rules,
+                  _check_split, _check_acceptance, _check_base_model):
         diags.extend(check(spec, data, at, key_at))
     return diags
 
@@ -123,11 +130,17 @@ def _template_diags(text: str, path: tuple, columns: set[str] | None, source: st
         yield Diagnostic(result.error_code, message, pos,
                          hint="templates are Jinja: {{ column }}, filters like | trim; no private attributes")
         return
+    if result.literal:
+        # "Agent Reply": a column's exact name, or (no such column) a typo that would train on
+        # that text as a constant. Only the data can tell when no contract declares the columns.
+        if columns is not None and text not in columns:
+            yield Diagnostic("not-a-column", f"'{text}' is neither a column of source '{source}' nor a template",
+                             at(path), hint=(did_you_mean(text, columns) or f"columns: {', '.join(sorted(columns))}")
+                             + f"; a constant is written on purpose as {{{{ {text!r} }}}}")
+        return
     unknown = result.variables - columns if columns is not None else set()
     if unknown:
         # bos_token / eos_token are given to every template by the renderer, next to the columns
-        from llmspec.compiler.formatting import RESERVED_VARIABLES
-
         unknown -= set(RESERVED_VARIABLES)
     if columns is not None:
         for var in sorted(unknown):
@@ -157,6 +170,16 @@ def _check_paths(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> I
         if problem:
             yield Diagnostic(problem[0], problem[1], at(path),
                              hint="data paths are relative to the spec's folder and stay inside it")
+
+
+def _check_queries(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    for name, src in spec.sources.items():
+        query = getattr(src, "query", None)
+        problem = read_only_problem(query) if isinstance(query, str) else None
+        if problem:
+            yield Diagnostic("unsafe-query", f"sources.{name}.query {problem}", at(("sources", name, "query")),
+                             hint="a source only reads: one SELECT (or WITH ... SELECT), nothing that writes, "
+                                  "attaches or reaches files")
 
 
 def _walk_strings(node, path=()):
@@ -194,7 +217,8 @@ def _check_secrets(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) ->
 def _inline_password(text: str) -> bool:
     """Whether a URL in text carries a literal password (`${env:...}` parts are not literal)."""
     masked = ENV_REF.sub("\0", text)
-    return any(set(m.group(1)) != {"\0"} for m in _URL_PASSWORD.finditer(masked))
+    return any(set(m.group(1).strip("'")) != {"\0"}
+               for rx in (_URL_PASSWORD, _PARAM_PASSWORD) for m in rx.finditer(masked))
 
 
 def _lookup(data, path):

@@ -44,6 +44,16 @@ def _check_regex(pattern: str) -> str:
             "bad-regex", "pattern '{pattern}' does not compile: {why}",
             {"pattern": pattern, "why": f"{exc.msg} at position {exc.pos}"},
         ) from None
+    # Cleaning runs patterns in Polars' Rust engine: what it cannot run fails here, at validate,
+    # not at clean time after the data was read.
+    from .regex import RegexNotPortable, rust_syntax
+
+    try:
+        rust_syntax(pattern)
+    except RegexNotPortable as exc:
+        hint = f" ({exc.args[1]})" if len(exc.args) > 1 and exc.args[1] else ""
+        raise PydanticCustomError("regex-not-portable", "pattern '{pattern}' {why}{hint}",
+                                  {"pattern": pattern, "why": exc.args[0], "hint": hint}) from None
     return pattern
 
 
@@ -111,12 +121,43 @@ class ExpectSpec(StrictModel):
         return self
 
 
+# Any name the data may use ("Agent Reply", "agent-reply"); a leading underscore is llmspec's own.
+ColumnName = Annotated[str, Field(pattern=r"^[^_\x00-\x1f][^\x00-\x1f]*$", max_length=256)]
+ExtraPolicy = Literal["reject", "warn", "ignore"]
+EXTRA_POLICIES = ("reject", "warn", "ignore")
+
+
 class _SourceBase(StrictModel):
-    columns: dict[Identifier, ColumnType] | None = Field(
+    columns: dict[ColumnName, Union[ColumnType, ExtraPolicy]] | None = Field(
         None, description="The data contract: column name -> type. Missing columns fail the source; "
-        "wrong-typed values reject the row.", examples=[{"question": "str", "answer": "str", "product": "str?"}],
+        "wrong-typed values reject the row. `extra: reject | warn | ignore` (default warn) says what keys the "
+        "contract does not declare do: reject the rows holding them, count and name them in the report, or "
+        "nothing (a column named `extra` is declared with a type as usual).",
+        examples=[{"question": "str", "answer": "str", "product": "str?", "extra": "reject"}],
     )
     expect: ExpectSpec | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _policy_only_for_extra(cls, value):
+        for name, kind in (value or {}).items():
+            if kind in EXTRA_POLICIES and name != "extra":
+                raise PydanticCustomError(
+                    "invalid-value", "column '{name}': '{kind}' is not a type (str, int, float, bool, datetime, "
+                    "list, json); reject/warn/ignore is the value of `extra`", {"name": name, "kind": kind})
+        return value
+
+    @property
+    def contract(self) -> dict[str, str] | None:
+        """The declared columns and their types, without the `extra` policy."""
+        if not self.columns:
+            return None
+        return {k: v for k, v in self.columns.items() if not (k == "extra" and v in EXTRA_POLICIES)} or None
+
+    @property
+    def extra_policy(self) -> str:
+        value = (self.columns or {}).get("extra")
+        return value if value in EXTRA_POLICIES else "warn"
 
 
 class _FileSource(_SourceBase):
@@ -152,6 +193,26 @@ class MarkdownSource(_FileSource):
     path: str = Field(description="A file or a glob (`docs/**/*.md`), relative to the spec's folder.", min_length=1)
     split: Literal["file", "heading"] = Field("heading", description="One record per file or per heading section.")
     heading_level: int = Field(2, ge=1, le=6, description="Split at headings of this level or higher.")
+
+
+class HtmlSource(_FileSource):
+    format: Literal["html"]
+    path: str = Field(description="A file or a glob (`site/**/*.html`), relative to the spec's folder.", min_length=1)
+    split: Literal["file", "heading"] = Field("heading", description="One record per page or per heading section.")
+    heading_level: int = Field(2, ge=1, le=6, description="Split at headings of this level or higher.")
+
+
+class DocxSource(_FileSource):
+    format: Literal["docx"]
+    path: str = Field(description="A file or a glob (`manuals/*.docx`), relative to the spec's folder.", min_length=1)
+    split: Literal["file", "heading"] = Field("heading", description="One record per document or per heading section.")
+    heading_level: int = Field(2, ge=1, le=6, description="Split at headings of this level or higher.")
+
+
+class PdfSource(_FileSource):
+    format: Literal["pdf"]
+    path: str = Field(description="A file or a glob (`manuals/*.pdf`), relative to the spec's folder.", min_length=1)
+    split: Literal["file", "page"] = Field("page", description="One record per page or per file.")
 
 
 class PairingSpec(StrictModel):
@@ -192,18 +253,19 @@ class PostgresSource(_SourceBase):
 
 SourceSpec = Annotated[
     Union[JsonlSource, JsonSource, CsvSource, ParquetSource, TextSource, MarkdownSource,
-          MboxSource, EmlSource, SqliteSource, PostgresSource],
+          HtmlSource, PdfSource, DocxSource, MboxSource, EmlSource, SqliteSource, PostgresSource],
     Field(discriminator="format"),
 ]
 
-SOURCE_FORMATS = ("jsonl", "json", "csv", "parquet", "text", "markdown", "mbox", "eml", "sqlite", "postgres")
+SOURCE_FORMATS = ("jsonl", "json", "csv", "parquet", "text", "markdown", "html", "pdf", "docx", "mbox", "eml", "sqlite", "postgres")
 
 # Columns that readers without a declared contract always produce (used to check templates).
 EMAIL_COLUMNS = ("message_id", "thread_id", "in_reply_to", "sender", "to", "subject", "date", "body",
                  "quoted", "signature")
 PAIRED_EMAIL_COLUMNS = ("thread_id", "message_id", "subject", "customer", "agent", "query", "reply", "turns")
 TEXT_COLUMNS = ("path", "text")
-MARKDOWN_COLUMNS = ("path", "title", "heading", "text")
+MARKDOWN_COLUMNS = ("path", "title", "heading", "text")  # also html and docx
+PDF_COLUMNS = MARKDOWN_COLUMNS + ("page",)
 
 # ----------------------------------------------------------------------------- quality rules
 
@@ -288,6 +350,33 @@ class ReplaceMatchingArgs(MatchingArgs):
     value: str = Field("", description="Replaces the whole value when a pattern matches (counted as modified).")
 
 
+class SubstituteArgs(_ColumnsArgs):
+    """Rewrites each match of `pattern` inside the value (counted as modified), keeping the rest;
+    `replace_matching`, by contrast, replaces the whole value when a pattern matches."""
+
+    pattern: str = Field(min_length=1, description="A regular expression; every match is rewritten.")
+    with_: str = Field("", alias="with", description="The replacement: text, with `\\1` or `\\g<name>` for "
+                       "the pattern's groups (`\\\\` is a backslash). Default: delete the match.")
+    ignore_case: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _compile(cls, value: str) -> str:
+        return _check_regex(value)
+
+    @model_validator(mode="after")
+    def _groups_exist(self):
+        if self.targets is None:
+            raise PydanticCustomError("missing-key", "substitute needs `column` or `columns`", {})
+        groups = re.compile(self.pattern)
+        for name, number in re.findall(r"(?<!\\)(?:\\\\)*\\(?:g<(\w+)>|(\d+))", self.with_):
+            key = number or name
+            if not (int(key) <= groups.groups if key.isdigit() else key in groups.groupindex):
+                raise PydanticCustomError("bad-group", "`with` refers to group {g}, which the pattern does not have "
+                                          "({n} group(s))", {"g": key, "n": groups.groups})
+        return self
+
+
 class LengthArgs(_ColumnsArgs):
     min_chars: int | None = Field(None, ge=0)
     max_chars: int | None = Field(None, ge=1)
@@ -353,6 +442,7 @@ RULE_ARGS: dict[str, type[StrictModel]] = {
     "reject_matching": MatchingArgs,
     "keep_matching": MatchingArgs,
     "replace_matching": ReplaceMatchingArgs,
+    "substitute": SubstituteArgs,
     "length": LengthArgs,
     "redact_pii": RedactPiiArgs,
     "language": LanguageArgs,
@@ -445,6 +535,10 @@ class FormatSpec(StrictModel):
         description="source name -> {field: column name or Jinja template}.",
         examples=[{"tickets": {"user": "{{ question }}", "assistant": "{{ answer }}"}}],
     )
+    too_long: Literal["reject", "truncate"] = Field(
+        "reject", description="An example longer than training.sequence_len, counted in tokens as Axolotl tokenizes "
+        "it: `reject` keeps it out of training (counted, in the rejects as `too_long`); `truncate` cuts the end of "
+        "its last trained text until it fits.")
 
 
 class SplitSpec(StrictModel):
@@ -595,7 +689,7 @@ class TestCase(StrictModel):
     @field_validator("expect")
     @classmethod
     def _expectations(cls, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from llmspec.runtime.acceptance.assertions import parse_expectation
+        from llmspec.spec.assertions import parse_expectation
 
         for item in items:
             try:

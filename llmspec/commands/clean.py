@@ -65,19 +65,26 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
     show_progress = err.is_terminal and not os.environ.get("CI")
     counter = _TokenCounter(loaded) if _needs_tokens(spec.quality) else None
     counter = counter if counter else None  # loads the tokenizer; without one, chars / 4
-    results, profiles, files = {}, {}, {}
+    results, profiles, files, extras = {}, {}, {}, {}
     with _Progress(err, enabled=show_progress) as bar:
         for name in selected:
             bar.start(name)
-            result, files[name] = _clean_source(loaded, name, out_dir, counter, bar.step)
+            result, files[name], extras[name] = _clean_source(loaded, name, out_dir, counter, bar.step)
             results[name] = result
             profiles[name] = result.profile
+    _check_mapping(loaded, {n: r.columns for n, r in results.items()})
     quality = spec.quality
     if only:
         quality = quality.model_copy(update={"gates": type(quality.gates)()})
     failures = [d for d in check_gates(results, quality) if d.severity == "error"]
+    warnings = extra_warnings(loaded, extras)
+    if warnings:
+        from llmspec.cli import print_diagnostics
+
+        print_diagnostics(warnings)
     if as_json:
-        doc = {"sources": {n: {**_counts(r), "profile": profiles[n]} for n, r in results.items()},
+        doc = {"sources": {n: {**_counts(r), "profile": profiles[n], "extra_columns": extras[n]}
+                           for n, r in results.items()},
                "gates": [d.to_json() for d in failures]}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
@@ -90,6 +97,30 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
         print_diagnostics(failures)
         return 1
     return 0
+
+
+def _check_mapping(loaded, columns: dict[str, list[str]]) -> None:
+    """``format.map`` against the columns the cleaned rows really have: a value that names no
+    column and is no template fails here, before any example is rendered."""
+    from llmspec.compiler.formatting import compile_format
+
+    fmt = loaded.spec.format
+    subset = fmt.model_copy(update={"map": {n: m for n, m in fmt.map.items() if n in columns}})
+    compile_format(subset, {n: [c for c in cols if c != "_origin"] for n, cols in columns.items()},
+                   locate=loaded.locate)
+
+
+def extra_warnings(loaded, extras: dict[str, dict[str, int]]) -> list[Diagnostic]:
+    """One warning per source whose rows hold keys its `columns` contract does not declare."""
+    out = []
+    for name, keys in extras.items():
+        if keys and loaded.spec.sources[name].extra_policy == "warn":
+            listed = ", ".join(f"'{k}' ({n} rows)" for k, n in sorted(keys.items()))
+            out.append(Diagnostic("extra-columns", f"{name}: keys the columns contract does not declare: {listed}",
+                                  loaded.locate(("sources", name, "columns")), severity="warning",
+                                  hint="declare them, or set `extra: reject` (drop such rows) or `extra: ignore` "
+                                  "under `columns`"))
+    return out
 
 
 def _counts(result) -> dict[str, Any]:
@@ -119,7 +150,8 @@ class _TokenCounter:
     def _load(self):
         self.tried = True
         try:
-            from llmspec.runtime.train.run import OFFLINE_ENV, resolve_model
+            from llmspec.compiler.environment import OFFLINE_ENV
+            from llmspec.runtime.train.run import resolve_model
 
             os.environ.update({k: v for k, v in OFFLINE_ENV.items() if k not in os.environ})
             from transformers import AutoTokenizer
@@ -173,26 +205,27 @@ def _clean_source(loaded, name: str, out_dir: Path | None, counter, progress):
     # Outputs land under a pending name until the source's expectations are known to hold.
     final = [out_dir / f"{name}.parquet", out_dir / f"{name}.rejects.parquet"] if out_dir is not None else []
     pending = [p.with_name(f".{p.name}.pending") for p in final]
-    with tempfile.TemporaryDirectory(prefix="llmspec-clean-") as tmp:
-        kept = pending[0] if pending else Path(tmp) / "kept.parquet"
-        rejects = pending[1] if pending else None
-        if execution.engine == "ray":
-            from llmspec.runtime.clean.ray_engine import clean_on_ray
-
-            result = clean_on_ray(batches, plan, kept, rejects, address=execution.address,
-                                  count_tokens=counter, profile=True)
-        else:
-            result = clean_to_files(batches, plan, kept, rejects, count_tokens=counter, progress=progress,
-                                    profile=True)
     try:
+        with tempfile.TemporaryDirectory(prefix="llmspec-clean-") as tmp:
+            kept = pending[0] if pending else Path(tmp) / "kept.parquet"
+            rejects = pending[1] if pending else None
+            if execution.engine == "ray":
+                from llmspec.runtime.clean.ray_engine import clean_on_ray
+
+                result = clean_on_ray(batches, plan, kept, rejects, address=execution.address,
+                                      count_tokens=counter, profile=True)
+            else:
+                result = clean_to_files(batches, plan, kept, rejects, count_tokens=counter, progress=progress,
+                                        profile=True)
         _check_expectations(tally, src, loaded)
     except LlmspecError:
         for p in pending:
             p.unlink(missing_ok=True)
+        _check_expectations(tally, src, loaded)  # an empty or broken source says so first
         raise
     for p, f in zip(pending, final):
         os.replace(p, f)
-    return result, first.files
+    return result, first.files, tally.extra
 
 
 def _chain(first, rest):

@@ -38,7 +38,7 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
     """Compile ``spec_path`` into ``out``; return what plan.json holds. Raises LlmspecError."""
     from llmspec.api import load_spec
     from llmspec.compiler.axolotl_config import compile_axolotl_config, resolve_hardware
-    from llmspec.compiler.estimates import count_tokens, estimate, parameters_for
+    from llmspec.compiler.estimates import TokenStats, count_tokens, estimate, parameters_for
     from llmspec.compiler.formatting import compile_format
     from llmspec.runtime.train.axolotl_check import axolotl_available, validate_axolotl_config
     from llmspec.runtime.dataset.build import build_dataset
@@ -59,7 +59,10 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
     special = ({"bos_token": tokenizer.bos_token or "", "eos_token": tokenizer.eos_token or ""}
                if tokenizer is not None else None)
     data_dir = out / "data"
-    result = build_dataset(frames, fmt_plan, spec.split, data_dir, special_tokens=special)
+    from llmspec.runtime.dataset.lengths import check_for
+
+    lengths = check_for(loaded, fmt_plan, tokenizer) if tokenizer is not None else None
+    result = build_dataset(frames, fmt_plan, spec.split, data_dir, special_tokens=special, lengths=lengths)
     _write_json(data_dir / "dataset.json", result.to_dict())
     rejects_path = data_dir / "rejects.parquet"
     if result.rejects.height:
@@ -70,11 +73,15 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
     hardware = resolve_hardware(spec.training.hw)
     compiled = compile_axolotl_config(spec, model_path=model_path, dataset=result.paths, run_dir=out,
                                       format_plan=fmt_plan, hardware=hardware)
-    compiled.write()
+    from llmspec.runtime.train.config_file import write_training_config
+
+    write_training_config(compiled)
     problems = validate_axolotl_config(compiled, loaded.locate)
 
-    counter = _record_counter(tokenizer, fmt_plan, spec)
-    tokens = count_tokens(result.train_path, result.eval_path, counter)
+    if result.token_counts:  # measured by the dataset stage, as Axolotl tokenizes: exact
+        tokens = TokenStats(train=result.token_counts["train"], eval=result.token_counts["eval"], method="tokenizer")
+    else:
+        tokens = count_tokens(result.train_path, result.eval_path, _record_counter(tokenizer, fmt_plan, spec))
     estimates = estimate(result, spec.training, hardware, tokens,
                          model_params=parameters_for(spec.base_model.id, model_path))
 
@@ -106,10 +113,9 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
 
 
 def _write_json(path: Path, data: Any) -> None:
-    from llmspec.runtime.dataset.build import _atomic_write_lines
+    from llmspec.runtime.engine.atomic import write_json_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_lines(path, [json.dumps(data, indent=2, ensure_ascii=False, default=str)])
+    write_json_atomic(path, data)
 
 
 def _tokenizer(source: str, base_dir: Path):
@@ -127,6 +133,7 @@ def _tokenizer(source: str, base_dir: Path):
 
 def _clean_sources(loaded, clean_dir: Path, tokenizer) -> tuple[dict, dict[str, Any]]:
     from llmspec.compiler.cleaning import compile_cleaning
+    from llmspec.runtime.clean.explain import explain_plan
     from llmspec.runtime.clean.run import check_gates, run_cleaning
     from llmspec.runtime.sources import read_source
     from llmspec.runtime.sources.expect import check_expectations
@@ -147,10 +154,10 @@ def _clean_sources(loaded, clean_dir: Path, tokenizer) -> tuple[dict, dict[str, 
             raise DataError(errors)
         plan = compile_cleaning(spec.quality, name, [c for c in batch.rows.columns if c != "_origin"],
                                 locate=loaded.locate)
-        (clean_dir / f"{name}.txt").write_text(plan.explain(), encoding="utf-8")
+        (clean_dir / f"{name}.txt").write_text(explain_plan(plan), encoding="utf-8")
         result = run_cleaning(batch, plan, count_tokens=count if tokenizer is not None else None)
         frames[name], results[name] = result.kept, result
-        summary[name] = result.to_dict()
+        summary[name] = result.to_dict() | {"extra_columns": batch.extra_columns}
     gate_errors = [d for d in check_gates(results, spec.quality) if d.severity == "error"]
     if gate_errors:
         raise DataError(gate_errors)
@@ -170,7 +177,7 @@ def _record_counter(tokenizer, fmt_plan, spec):
         strategy = None
     if strategy is not None:
         return lambda record: len(tokenize_record(strategy, fmt_plan, record)[0])
-    from llmspec.runtime.dataset.build import example_text
+    from llmspec.compiler.formatting import example_text
 
     return lambda record: len(tokenizer(example_text(record), add_special_tokens=False)["input_ids"])
 

@@ -289,7 +289,8 @@ def clean_on_ray(batches: Iterable[Any], plan: "CleaningPlan", kept_path: Path |
     return StreamResult(source=plan.source, rows_in=rows_in, rows_kept=sink.rows_kept, rejected=rejected,
                         modified=modified, samples=pl.concat(samples, how="diagonal_relaxed") if samples
                         else pl.DataFrame(schema={"_rule": pl.String, "_detail": pl.String, "_origin": pl.String}),
-                        profile=acc.result() if acc is not None else None, notes=notes, order=_order(plan))
+                        columns=(data_cols or []) + ["_origin"], profile=acc.result() if acc is not None else None,
+                        notes=notes, order=_order(plan))
 
 
 def _by_rule(df: "pl.DataFrame"):

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from llmspec.runtime.engine.columns import column  # data names are never patterns
 from llmspec.spec.errors import DataError, Diagnostic
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ class StreamResult:
     rejected: dict[str, int]
     modified: dict[str, int]
     samples: "pl.DataFrame"  # the first rejects of each rule (data columns + meta)
+    columns: list[str] = field(default_factory=list)  # of the kept rows, _origin last
     profile: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -155,8 +157,8 @@ def clean_to_files(batches: Iterable[Any], plan: "CleaningPlan", kept_path: "Pat
     return StreamResult(source=plan.source, rows_in=engine.rows_in, rows_kept=sink.rows_kept, rejected=rejected,
                         modified=engine.modified, samples=pl.concat(samples, how="diagonal_relaxed") if samples
                         else pl.DataFrame(schema={"_rule": pl.String, "_detail": pl.String, "_origin": pl.String}),
-                        profile=acc.result() if acc is not None else None, notes=engine.notes,
-                        seconds=engine.seconds, order=_order(plan))
+                        columns=data_cols + ["_origin"], profile=acc.result() if acc is not None else None,
+                        notes=engine.notes, seconds=engine.seconds, order=_order(plan))
 
 
 def _tmp() -> "Path":
@@ -209,14 +211,15 @@ def _check_columns(plan: "CleaningPlan", df: "pl.DataFrame") -> None:
             "recompile the plan after changing the source"))
     from llmspec.compiler.cleaning import column_category
 
+    schema = df.schema  # built anew on every access: once, not once per column
     for s in plan.steps:
         if s.all_text or s.kind in ("require", "fill") or (s.kind == "dedupe" and s.args["method"] == "exact"):
             continue
-        bad = [c for c in s.columns if column_category(df.schema[c]) not in ("text", "turns")]
+        bad = [c for c in s.columns if column_category(schema[c]) not in ("text", "turns")]
         if bad:
             raise DataError(Diagnostic(
                 "not-text", f"rule {s.reason} (quality.rules[{s.index}]) works on text, but column '{bad[0]}' of "
-                f"source '{plan.source}' is {df.schema[bad[0]]}", hint="declare the column as `str` or drop it "
+                f"source '{plan.source}' is {schema[bad[0]]}", hint="declare the column as `str` or drop it "
                 "from the rule's columns"))
 
 
@@ -227,7 +230,7 @@ def modify_batch(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.DataFram
         from llmspec.runtime.clean.pii import redact_frame
 
         return redact_frame(df, step)
-    from llmspec.compiler.cleaning import modify_exprs
+    from llmspec.runtime.clean.kernels import modify_exprs
 
     try:
         exprs = modify_exprs(step, df.schema)
@@ -242,8 +245,8 @@ def modify_batch(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.DataFram
                 f" into column '{step.args['column']}' of type {df.schema[step.args['column']]}",
                 hint=str(exc).splitlines()[0])) from None
         raise
-    n = tmp.select(pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"__new__{c}")) for c in names]).sum()).item()
-    out = tmp.select([pl.col(f"__new__{c}").alias(c) if c in names else pl.col(c) for c in df.columns])
+    n = tmp.select(pl.any_horizontal([column(c).ne_missing(column(f"__new__{c}")) for c in names]).sum()).item()
+    out = tmp.select([column(f"__new__{c}").alias(c) if c in names else column(c) for c in df.columns])
     return out, int(n or 0)
 
 
@@ -256,12 +259,12 @@ def reject_batch(df: "pl.DataFrame", step: "CleaningStep",
         return df, df.head(0), None
     if step.kind == "length" and (step.args.get("min_tokens") is not None
                                     or step.args.get("max_tokens") is not None):
-        from llmspec.compiler.cleaning import reject_detail_expr
+        from llmspec.runtime.clean.kernels import reject_detail_expr
 
         detail = df.with_columns(reject_detail_expr(step, df.schema).alias("__d")).get_column("__d")
         detail, note = _token_details(df, step, detail, count_tokens)
     else:
-        from llmspec.compiler.cleaning import first_detail, reject_conditions
+        from llmspec.runtime.clean.kernels import first_detail, reject_conditions
 
         pairs = reject_conditions(step, df.schema)
         if not pairs:
@@ -284,14 +287,14 @@ def _token_details(df: "pl.DataFrame", step: "CleaningStep", detail: "pl.Series"
                    count_tokens: CountTokens | None) -> tuple["pl.Series", str | None]:
     import polars as pl
 
-    from llmspec.compiler.cleaning import approx_tokens, text_columns, token_detail_expr
+    from llmspec.runtime.clean.kernels import approx_tokens, text_columns, token_detail_expr
 
     frame = pl.DataFrame({"d": detail.alias("d")})
     for c, cat in text_columns(step, df.schema):
         if count_tokens is None:
             counts = df.select(approx_tokens(c, cat).alias("n")).get_column("n")
         else:
-            col = df.get_column(c)
+            col = df.get_column(c).alias("value")  # a Series' methods select it by its name: never "*"
             if cat == "turns":
                 col = col.list.eval(pl.element().struct.field("content")).list.join("\n")
             todo = col.is_not_null()

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
-from llmspec.compiler.formatting import CHAT_ROLES, FieldPlan, FormatPlan, Renderer, SourcePlan
+from llmspec.compiler.formatting import CHAT_ROLES, FieldPlan, FormatPlan, Renderer, SourcePlan, example_text
+from llmspec.runtime.engine.atomic import write_lines_atomic
 from llmspec.spec.errors import DataError, Diagnostic
 
 if TYPE_CHECKING:
@@ -41,6 +40,7 @@ ORIGINS_FILE = "origins.jsonl"
 
 RULE_ERROR = "format_error"
 RULE_EMPTY = "format_empty"
+RULE_BUDGET = "format_budget"
 
 
 class RenderError(Exception):
@@ -57,9 +57,11 @@ class SourceCounts:
     rows_in: int = 0
     examples: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    truncated: int = 0  # format.too_long: truncate
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows_in": self.rows_in, "examples": self.examples, "rejected": dict(sorted(self.rejected.items()))}
+        out = {"rows_in": self.rows_in, "examples": self.examples, "rejected": dict(sorted(self.rejected.items()))}
+        return out | ({"truncated": self.truncated} if self.truncated else {})
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Example:
     record: dict[str, Any]
     key: str                  # normalised content, the leakage identity
     stratum: Any = None
+    tokens: int | None = None  # as Axolotl tokenizes it (None: not measured)
 
 
 @dataclass
@@ -84,6 +87,9 @@ class DatasetResult:
     rejects: "pl.DataFrame"                # source, _origin, rule, message
     hashes: dict[str, str]                 # file name -> sha256 hex
     stratify: str | None = None
+    # tokens per written example, as Axolotl tokenizes it ({} when no tokenizer was given)
+    token_counts: dict[str, list[int]] = field(default_factory=dict)
+    sequence_len: int | None = None
 
     @property
     def examples(self) -> int:
@@ -108,7 +114,17 @@ class DatasetResult:
             "rejected": self.rejected_by_rule(),
             "hashes": dict(self.hashes),
             "stratify": self.stratify,
+            "tokens": self.token_summary(),
         }
+
+    def token_summary(self) -> dict[str, Any] | None:
+        """Token totals as Axolotl will see them; None when lengths were not measured."""
+        if not self.token_counts:
+            return None
+        every = self.token_counts.get("train", []) + self.token_counts.get("eval", [])
+        return {"train": sum(self.token_counts.get("train", [])), "eval": sum(self.token_counts.get("eval", [])),
+                "max_per_example": max(every, default=0), "sequence_len": self.sequence_len,
+                "truncated": sum(c.truncated for c in self.per_source.values()), "method": "axolotl"}
 
     def rejected_by_rule(self) -> dict[str, int]:
         total: dict[str, int] = {}
@@ -128,17 +144,6 @@ def normalise(text: str) -> str:
     return _WS.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
 
 
-def example_text(record: dict[str, Any]) -> str:
-    """Everything the model sees of a record (prompt and answer), in a fixed order."""
-    if "messages" in record:
-        return "\n".join(f"{m['role']}: {m['content']}" for m in record["messages"])
-    if "segments" in record:
-        return "".join(s["text"] for s in record["segments"])
-    if "instruction" in record:
-        return "\n".join((record["instruction"], record.get("input", ""), record["output"]))
-    return record["text"]
-
-
 # ----------------------------------------------------------------------------- rendering
 
 
@@ -148,8 +153,12 @@ def _describe(fp: FieldPlan) -> str:
 
 
 def _render_text(renderer: Renderer, source: str, fp: FieldPlan, row: dict[str, Any]) -> str:
+    from llmspec.spec.sandbox import TemplateBudgetError
+
     try:
         value = renderer.render(source, fp, row)
+    except TemplateBudgetError as exc:
+        raise RenderError(RULE_BUDGET, f"{_describe(fp)}: over budget: {exc}") from None
     except Exception as exc:  # a template can raise anything: undefined names, bad filters, sandbox
         raise RenderError(RULE_ERROR, f"{_describe(fp)}: {type(exc).__name__}: {exc}") from None
     if fp.required and not str(value).strip():
@@ -247,25 +256,6 @@ def split_examples(examples: list[Example], eval_fraction: float, seed: int) -> 
 # ----------------------------------------------------------------------------- writing
 
 
-def _atomic_write_lines(path: Path, lines: Iterable[str]) -> str:
-    """Write lines to ``path`` via a temp file + rename; return the content's sha256."""
-    digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            for line in lines:
-                data = line + "\n"
-                digest.update(data.encode("utf-8"))
-                fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return digest.hexdigest()
-
-
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
@@ -280,12 +270,15 @@ def build_dataset(
     out_dir: Path,
     *,
     special_tokens: dict[str, str] | None = None,
+    lengths: Any = None,
 ) -> DatasetResult:
     """Render every row of every mapped source, split, and write the dataset files.
 
     ``frames``: cleaned rows per source (data columns plus ``_origin``). Sources without a
     ``format.map`` entry are ignored. ``special_tokens`` ({bos_token, eos_token}) are
-    available to templates. Raises ``DataError`` when no example survives or the
+    available to templates. ``lengths`` (a ``lengths.LengthCheck``) measures every example
+    as Axolotl tokenizes it and rejects or truncates over-length ones (``format.too_long``);
+    without it lengths are not checked here. Raises ``DataError`` when no example survives or the
     ``stratify`` column exists in no source.
     """
     import polars as pl
@@ -312,8 +305,13 @@ def build_dataset(
         c.rows_in = frame.height
         for i, row in enumerate(frame.iter_rows(named=True)):
             origin = str(row.get(ORIGIN) if row.get(ORIGIN) is not None else f"{source}#{i}")
+            tokens = None
             try:
                 record = render_record(plan, renderer, sp, row)
+                if lengths is not None:
+                    fitted = lengths.fit(record)
+                    record, tokens = fitted.record, fitted.tokens
+                    c.truncated += fitted.truncated
             except RenderError as exc:
                 c.rejected[exc.rule] = c.rejected.get(exc.rule, 0) + 1
                 rejects.append({"source": source, ORIGIN: origin, "rule": exc.rule,
@@ -321,7 +319,7 @@ def build_dataset(
                 continue
             c.examples += 1
             examples.append(Example(source, origin, record, normalise(example_text(record)),
-                                    row.get(split.stratify) if split.stratify else None))
+                                    row.get(split.stratify) if split.stratify else None, tokens))
 
     rejects_frame = pl.DataFrame(rejects, schema={"source": pl.Utf8, ORIGIN: pl.Utf8, "rule": pl.Utf8,
                                                   "message": pl.Utf8})
@@ -345,22 +343,23 @@ def build_dataset(
 
     hashes: dict[str, str] = {}
     train_path = out_dir / TRAIN_FILE
-    hashes[TRAIN_FILE] = _atomic_write_lines(train_path, (_dumps(examples[i].record) for i in train_idx))
+    hashes[TRAIN_FILE] = write_lines_atomic(train_path, (_dumps(examples[i].record) for i in train_idx))
     eval_path: Path | None = None
     stale_eval = out_dir / EVAL_FILE
     if split.eval_fraction > 0 and kept_eval:
         eval_path = stale_eval
-        hashes[EVAL_FILE] = _atomic_write_lines(eval_path, (_dumps(examples[i].record) for i in kept_eval))
+        hashes[EVAL_FILE] = write_lines_atomic(eval_path, (_dumps(examples[i].record) for i in kept_eval))
     elif stale_eval.exists():
         # A previous compile's eval file would otherwise be picked up as current.
         stale_eval.unlink()
     origins_path = out_dir / ORIGINS_FILE
     origin_lines = [
-        _dumps({"split": name, "line": n, "source": examples[i].source, "origin": examples[i].origin})
+        _dumps({"split": name, "line": n, "source": examples[i].source, "origin": examples[i].origin}
+               | ({"tokens": examples[i].tokens} if examples[i].tokens is not None else {}))
         for name, idx in (("train", train_idx), ("eval", kept_eval if eval_path else []))
         for n, i in enumerate(idx)
     ]
-    hashes[ORIGINS_FILE] = _atomic_write_lines(origins_path, origin_lines)
+    hashes[ORIGINS_FILE] = write_lines_atomic(origins_path, origin_lines)
 
     return DatasetResult(
         train_path=train_path,
@@ -374,11 +373,16 @@ def build_dataset(
         rejects=rejects_frame,
         hashes=hashes,
         stratify=split.stratify,
+        token_counts=({"train": [examples[i].tokens for i in train_idx],
+                       "eval": [examples[i].tokens for i in (kept_eval if eval_path else [])]}
+                      if lengths is not None else {}),
+        sequence_len=lengths.sequence_len if lengths is not None else None,
     )
 
 
 __all__ = [
-    "DatasetResult", "EVAL_FILE", "Example", "ORIGINS_FILE", "RULE_EMPTY", "RULE_ERROR", "RenderError",
-    "SourceCounts", "TRAIN_FILE", "build_dataset", "example_text", "normalise", "render_record",
+    "DatasetResult", "EVAL_FILE", "Example", "ORIGINS_FILE", "RULE_BUDGET", "RULE_EMPTY", "RULE_ERROR",
+    "RenderError",
+    "SourceCounts", "TRAIN_FILE", "build_dataset", "normalise", "render_record",
     "split_examples",
 ]

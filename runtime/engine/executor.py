@@ -191,6 +191,7 @@ class Executor:
         if stage.volatile:
             self._replan_after_read(name, batch)
         meta = {"rows_in": batch.rows_in, "files": batch.files, "format": src.format,
+                "extra_columns": batch.extra_columns,
                 "profile": profile_frame(batch.rows.drop("_origin", strict=False))}
         write_json_atomic(work / "source.json", meta)
         self.progress("rows", {"stage": stage.id, "rows": batch.rows_in})
@@ -218,6 +219,7 @@ class Executor:
         import polars as pl
 
         from llmspec.compiler.cleaning import compile_cleaning
+        from llmspec.runtime.clean.explain import explain_plan
         from llmspec.runtime.clean.run import check_gates, run_cleaning
         from llmspec.runtime.sources import SourceBatch
 
@@ -228,7 +230,7 @@ class Executor:
         batch = SourceBatch(name=name, rows=rows, rejected=pl.read_parquet(src_dir / "rejected.parquet"),
                             rows_in=meta["rows_in"], files=meta["files"])
         plan = compile_cleaning(self.spec.quality, name, [c for c in rows.columns if c != "_origin"])
-        (work / "plan.txt").write_text(plan.explain(), encoding="utf-8")
+        (work / "plan.txt").write_text(explain_plan(plan), encoding="utf-8")
         result = run_cleaning(batch, plan, progress=lambda n: self.progress("rows", {"stage": stage.id, "rows": n}))
         gate_diags = [d for d in check_gates({name: result}, _only_source_gates(self.spec.quality, name))
                       if d.severity == "error"]
@@ -240,6 +242,7 @@ class Executor:
         summary = result.to_dict()
         summary["samples"] = _samples(result.rejects)
         summary["profile"] = meta.get("profile")
+        summary["extra_columns"] = meta.get("extra_columns") or {}
         summary["format"] = meta.get("format")
         write_json_atomic(work / "clean.json", summary)
         return {"rows_in": result.rows_in, "rows_kept": result.rows_kept,
@@ -262,7 +265,10 @@ class Executor:
         fmt_plan = compile_format(self.spec.format, columns, locate=self.loaded.locate)
         from llmspec.runtime.dataset.build import build_dataset
 
-        result = build_dataset(frames, fmt_plan, self.spec.split, work, special_tokens=self._special_tokens(fmt_plan))
+        from llmspec.runtime.dataset.lengths import check_for
+
+        result = build_dataset(frames, fmt_plan, self.spec.split, work, special_tokens=self._special_tokens(fmt_plan),
+                               lengths=check_for(self.loaded, fmt_plan))
         summary = result.to_dict()
         # Paths inside the work folder move with it: store them relative to the stage folder.
         for key in ("train_path", "eval_path", "origins_path"):
@@ -271,7 +277,9 @@ class Executor:
         write_json_atomic(work / "dataset.json", summary)
         if not result.rejects.is_empty():
             result.rejects.write_parquet(work / "rejects.parquet")
+        tokens = result.token_summary() or {}
         return {"train": result.train_size, "eval": result.eval_size, "leakage_removed": result.leakage_removed,
+                "train_tokens": tokens.get("train"), "tokens_exact": bool(tokens),
                 "rejected": result.rejected_by_rule(), "style": self.spec.format.style}
 
     def _special_tokens(self, fmt_plan) -> dict[str, str] | None:
@@ -323,7 +331,7 @@ class Executor:
                 summary = json.loads((d / "clean.json").read_text())
                 name = stage.id.split(".", 1)[1]
                 self.report["sources"][name] = {k: summary.get(k) for k in (
-                    "rows_in", "rows_kept", "rejected", "modified", "samples", "format")}
+                    "rows_in", "rows_kept", "rejected", "modified", "samples", "format", "extra_columns")}
                 self.report["sources"][name]["profile"] = _report_profile(summary.get("profile") or {})
             elif stage.kind == "dataset" and d is not None:
                 from llmspec.runtime.reports.writer import dataset_report

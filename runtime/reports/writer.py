@@ -21,9 +21,26 @@ def dataset_report(stage_dir: Path, loaded: LoadedSpec, examples: int = 3) -> di
             lengths.append(max(1, len(text) // 4))  # chars/4: the report's stated approximation
             if len(rendered) < examples:
                 rendered.append({"source": record.get("source", ""), "origin": "", "rendered": text})
+    basis = "chars/4"
+    exact = _measured_lengths(stage_dir / ds.get("origins_path", "origins.jsonl"))
+    if exact is not None and len(exact) == len(lengths):
+        # the dataset stage measured every example as Axolotl tokenizes it: no approximation
+        lengths, basis = exact, "axolotl"
     return {"style": loaded.spec.format.style, "train": ds["train_size"], "eval": ds["eval_size"],
             "leakage_removed": ds["leakage_removed"], "rejected": ds.get("rejected", {}),
-            "token_lengths": lengths, "token_lengths_basis": "chars/4", "examples": rendered}
+            "token_lengths": lengths, "token_lengths_basis": basis, "examples": rendered,
+            "tokens": ds.get("tokens")}
+
+
+def _measured_lengths(origins: Path) -> list[int] | None:
+    """The train examples' token counts the dataset stage wrote beside their origins, if any."""
+    try:
+        with open(origins, encoding="utf-8") as fh:
+            lines = [json.loads(line) for line in fh if line.strip()]
+    except (OSError, ValueError):
+        return None
+    counts = [o.get("tokens") for o in lines if o.get("split") == "train"]
+    return counts if counts and all(isinstance(n, int) for n in counts) else None
 
 
 def _record_text(record: dict) -> str:

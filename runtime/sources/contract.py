@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
+from llmspec.runtime.engine.columns import column  # data names are never patterns
 from llmspec.spec.errors import did_you_mean
 
 from ._common import data_error
@@ -65,6 +66,38 @@ def parse_contract(columns: Mapping[str, str] | None) -> list[Column]:
         spec = spec.strip()
         out.append(Column(name, spec.rstrip("?"), spec.endswith("?")))
     return out
+
+
+def extra_columns(df: "pl.DataFrame", contract: Sequence[Column]) -> dict[str, int]:
+    """Columns the contract does not declare -> rows holding a value there (a key present
+    with null counts as absent: JSON readers fill keys a row lacks with null)."""
+    declared = {c.name for c in contract}
+    extra = [c for c in df.columns if not c.startswith("_") and c not in declared]
+    if not extra or df.height == 0:
+        return {}
+    counts = {c: df.height - df.get_column(c).null_count() for c in extra}
+    return {c: n for c, n in counts.items() if n}
+
+
+def reject_extra(df: "pl.DataFrame", extra: Sequence[str]) -> tuple["pl.DataFrame", "pl.DataFrame"]:
+    """``columns.extra: reject``: rows holding a value under an undeclared key leave as
+    ``contract`` rejects naming the keys; the kept rows lose those columns."""
+    import polars as pl
+
+    from ._common import contract_rejects
+
+    # By position (pl.nth): names such as "*" or "^a$" are patterns to pl.col.
+    idx = [df.columns.index(c) for c in extra]
+    has = [pl.nth(i).is_not_null() for i in idx]
+    names = pl.concat_str([pl.when(h).then(pl.lit(c)) for h, c in zip(has, extra)], separator=", ",
+                          ignore_nulls=True)
+    flagged = df.with_columns(pl.any_horizontal(has).alias("__extra"), names.alias("__names"))
+    bad = flagged.filter(pl.col("__extra")).select(
+        (pl.lit("undeclared key(s): ") + pl.col("__names") + pl.lit(" (columns.extra: reject)")).alias("_detail"),
+        pl.col("_origin"))
+    keep = [i for i, c in enumerate(df.columns) if c not in set(extra)]
+    good = flagged.filter(~pl.col("__extra")).select(pl.nth(keep))
+    return good, contract_rejects(bad)
 
 
 def require_columns(present: Iterable[str], contract: Sequence[Column], shown: str) -> None:
@@ -204,10 +237,11 @@ def check_frame(df: "pl.DataFrame", contract: Sequence[Column], *, parse_strings
             {"_detail": [], "_origin": []}, schema={"_detail": pl.String, "_origin": pl.String})
     frame = df.with_columns(pl.Series(f"__kind_{c}", s) for c, s in kinds.items())
     problems = []
+    schema = df.schema  # built anew on every access: once, not once per column
     for col in contract:
-        value = pl.col(col.name)
-        dtype = df.schema[col.name]
-        kind = pl.col(f"__kind_{col.name}") if col.name in kinds else pl.lit(dtype_kind(dtype))
+        value = column(col.name)
+        dtype = schema[col.name]
+        kind = column(f"__kind_{col.name}") if col.name in kinds else pl.lit(dtype_kind(dtype))
         is_text = dtype == pl.String
         if col.type == "json":
             ok = pl.lit(True)
@@ -237,9 +271,10 @@ def _conversions(df: "pl.DataFrame", contract: Sequence[Column], kinds) -> list[
     import polars as pl
 
     out = []
+    schema = df.schema
     for col in contract:
-        dtype = df.schema[col.name]
-        value = pl.col(col.name)
+        dtype = schema[col.name]
+        value = column(col.name)
         if col.type in ("json", "list"):
             continue
         if dtype == pl.Null:

@@ -20,6 +20,7 @@ class Tally:
         self.columns: list[str] = []
         self.nulls: dict[str, int] = {}
         self.rejected: dict[str, int] = {}
+        self.extra: dict[str, int] = {}  # undeclared keys: rows holding each
 
     def watch(self, batches):
         for b in batches:
@@ -31,7 +32,9 @@ class Tally:
             if b.rows.height:
                 for c, v in b.rows.null_count().row(0, named=True).items():
                     self.nulls[c] = self.nulls.get(c, 0) + int(v)
-            if b.rejected.height:
+            for key, n in (getattr(b, "extra_columns", None) or {}).items():
+                self.extra[key] = self.extra.get(key, 0) + n
+            if b.rejected is not None and b.rejected.height:
                 for rule, n in b.rejected.group_by("_rule").len().iter_rows():
                     self.rejected[str(rule)] = self.rejected.get(str(rule), 0) + n
             yield b
@@ -47,15 +50,21 @@ def _tally(batch) -> Tally:
 
 
 def check_expectations(batch, spec) -> list[Diagnostic]:
-    """Diagnostics (severity error) for every ``spec.expect`` bound ``batch`` (a ``SourceBatch``
+    """Diagnostics (severity error) for every ``spec.expect`` bound ``batch`` (a ``SourceBatch``,
     or a ``Tally`` of one read in batches) violates; [] when all hold or nothing is expected.
-    ``rows`` are the readable rows (after the contract)."""
+    ``rows`` are the readable rows (after the contract).
+    A source with no readable row fails unless ``expect.min_rows`` is set (``0`` allows it)."""
     exp = getattr(spec, "expect", None)
-    if exp is None:
-        return []
     batch = _tally(batch)
     name = batch.name
     n = batch.height
+    if n == 0 and (exp is None or exp.min_rows is None):
+        # Nothing to train on is never what a source is for, unless the spec says it may happen.
+        return [Diagnostic("source-empty", f"{name}: the source yielded 0 rows ({batch.rows_in} units read)",
+                           hint=(_rejected_hint(batch) or "no file held a readable unit") +
+                           "; set `expect: {min_rows: 0}` if an empty source is expected")]
+    if exp is None:
+        return []
     out: list[Diagnostic] = []
     if exp.min_rows is not None and n < exp.min_rows:
         out.append(Diagnostic("expect-min-rows", f"{name}: {n} rows, expect.min_rows is {exp.min_rows}",

@@ -4,7 +4,9 @@ Columns: the keys of the objects (the union over all lines; a key a line lacks i
 there). Without a contract values keep the types polars reads: nested objects become
 structs, arrays lists; a key whose values mix types (``1`` here, ``"a"`` there) becomes text.
 Origins: ``path:LINE`` (1-based). Units: every non-blank line; a line that is not valid
-UTF-8, not JSON, or JSON but not an object is rejected as ``corrupt`` with its bytes; a
+UTF-8, not JSON, JSON but not an object, or holding a string that is not valid Unicode (a
+``\\ud800`` escape without its pair) is rejected as ``corrupt`` with its bytes (a leading
+UTF-8 byte order mark is ignored); a
 file in which not one line is readable fails the source (it is not JSONL at all).
 """
 
@@ -13,11 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import _ndjson
-from ._common import Part, concat_rejects, contract_rejects, fail_if_nothing_readable, origins, read_bytes, rejects
+from ._common import (Part, concat_rejects, contract_rejects, fail_if_nothing_readable, origins, read_bytes, rejects,
+                      strip_bom)
 
 
 def read_file(path: Path, shown: str, spec, contract) -> Part:
-    data = read_bytes(path, shown)
+    data = strip_bom(read_bytes(path, shown))
     part = read_chunk(data, shown, 0, contract)
     fail_if_nothing_readable(part.units, part.rows.height, part.rejected, shown, "line", "JSON Lines")
     return part
@@ -57,7 +60,8 @@ def iter_chunks(path: Path, shown: str, contract, lines: int):
             block = list(itertools.islice(fh, lines))
             if not block:
                 break
-            part = read_chunk(b"".join(block), shown, first, contract)
+            data = b"".join(block)
+            part = read_chunk(strip_bom(data) if first == 0 else data, shown, first, contract)
             first += len(block)
             units += part.units
             good += part.rows.height

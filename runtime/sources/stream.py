@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from . import SourceBatch, read_source
-from ._common import concat_rejects, display, resolve_files, with_origin_last
+from . import SourceBatch, finish_part, read_source
+from ._common import display, resolve_files
 
 
 def iter_source(name: str, spec, base_dir: Path, *, batch_rows: int,
@@ -26,16 +26,15 @@ def iter_source(name: str, spec, base_dir: Path, *, batch_rows: int,
             yield SourceBatch(name=name, rows=whole.rows.slice(lo, batch_rows),
                               rejected=whole.rejected if first else whole.rejected.head(0),
                               rows_in=(whole.rows_in - n if first else 0) + min(batch_rows, max(n - lo, 0)),
-                              files=whole.files)
+                              files=whole.files, extra_columns=whole.extra_columns if first else {})
         return
     from . import jsonl
     from .contract import parse_contract
 
-    contract = parse_contract(spec.columns)
+    contract = parse_contract(spec.contract if hasattr(spec, "contract") else getattr(spec, "columns", None))
     base_dir = Path(base_dir)
     paths = resolve_files(spec.path, base_dir, spec.format)
     files = [display(p, base_dir) for p in paths]
     for path, shown in zip(paths, files):
         for part in jsonl.iter_chunks(path, shown, contract, batch_rows):
-            yield SourceBatch(name=name, rows=with_origin_last(part.rows) if part.rows.width else part.rows,
-                              rejected=concat_rejects([part.rejected]), rows_in=part.units, files=files)
+            yield finish_part(name, spec, part, contract, files)

@@ -26,6 +26,7 @@ from llmspec.spec.errors import Diagnostic, LlmspecError, Pos, TrainingError
 from llmspec.spec.load import LoadedSpec
 
 from llmspec.runtime.engine.atomic import write_json_atomic
+from llmspec.runtime.train.config_file import write_training_config
 
 PLUGIN = "llmspec.runtime.train.axolotl_plugin.LlmspecPlugin"
 _TQDM = re.compile(r"(\d+)/(\d+) \[")
@@ -112,6 +113,12 @@ def parse_log_line(line: str) -> dict[str, float] | None:
     return out
 
 
+def datasets_cache(work: Path) -> Path:
+    """The project's cache of Axolotl's ``datasets`` copies: ``.llmspec/cache/datasets``
+    (``work`` is ``.llmspec/work/train-<fp>``), deleted with the state folder."""
+    return Path(work).absolute().parent.parent / "cache" / "datasets"
+
+
 def expected_steps(train_examples: int, training) -> int:
     gpus = training.hw.gpus if training.hw.type == "cuda" else 1
     per_step = training.batch.micro * training.batch.accumulate * gpus
@@ -146,11 +153,14 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     total = expected_steps(ds["train_size"], spec.training)
     if "save_steps" not in compiled.config and "saves_per_epoch" not in compiled.config:
         compiled.config["save_steps"] = max(10, total // 4)
-    compiled.write()
+    write_training_config(compiled)
     log_path = work / "train.log"
     out_dir = Path(compiled.config["output_dir"])
 
     run_env = {**env, **compiled.env}  # compiled.env: the offline, no-telemetry variables
+    # `datasets` copies the training rows into its cache (~/.cache/huggingface/datasets by
+    # default), where they would outlive the project's state folder: keep the copy inside it.
+    run_env["HF_DATASETS_CACHE"] = str(datasets_cache(work))
     bin_dir = str(Path(sys.executable).parent)
     run_env["PATH"] = bin_dir + os.pathsep + run_env.get("PATH", "")
     cmd = list(compiled.launcher)
@@ -176,7 +186,7 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
         except FileNotFoundError:
             raise TrainingError(Diagnostic(
                 "axolotl-missing", "the `axolotl` command is not installed", loaded.locate(("training",)),
-                hint="install the training extra: pip install 'llmspec[train]' (make setup does)")) from None
+                hint="install the training extra: pip install 'llmspec-tune[train]' (make setup does)")) from None
         try:
             assert proc.stdout is not None
             step_seen = 0
