@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
     from llmspec.compiler.cleaning import CleaningPlan, CleaningStep
 
+from llmspec.runtime.engine.columns import cols
+
 LIVE = "_rule"  # null while a row is still in play
 
 
@@ -270,7 +272,7 @@ def clean_on_ray(batches: Iterable[Any], plan: "CleaningPlan", kept_path: Path |
                 for rule_df in _by_rule(df):
                     rule, part = rule_df
                     if rule is None:
-                        sink.kept(part.select(data_cols + ["_origin"]))
+                        sink.kept(part.select(cols(data_cols + ["_origin"])))
                     else:
                         sink.rejects(rule, part)
                 for s in mods:

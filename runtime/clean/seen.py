@@ -76,9 +76,12 @@ def hashed_keys(df: "pl.DataFrame", step: "CleaningStep") -> "pl.DataFrame":
         return df.select("_origin", pl.lit(None, dtype=pl.UInt64).alias("__h1"),
                          pl.lit(None, dtype=pl.UInt64).alias("__h2"), pl.lit(None, dtype=pl.String).alias("__key"))
     names = [k.meta.output_name() for k in keys]
+    # the key's text only where a detail shows it (fingerprint keys are strings; exact ones may be turns)
+    text = pl.concat_str(names, separator=" | ", ignore_nulls=True).str.slice(0, 60) \
+        if step.args["method"] == "fingerprint" else pl.lit(None, dtype=pl.String)
     return df.lazy().select(pl.col("_origin"), *keys).select(
         "_origin", pl.struct(names).hash(SEEDS[0]).alias("__h1"), pl.struct(names).hash(SEEDS[1]).alias("__h2"),
-        pl.concat_str(names, separator=" | ", ignore_nulls=True).str.slice(0, 60).alias("__key"),
+        text.alias("__key"),
     ).collect()
 
 

@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmspec.runtime.engine.columns import cols, column  # data names are never patterns
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -36,13 +38,14 @@ def align_rejects(f: "pl.DataFrame", data_schema: dict | None) -> "pl.DataFrame"
 
     schema = dict(data_schema or {})
     schema.update(_meta_schema())
-    cols = []
+    have = f.schema  # built anew on every access: once, not once per column
+    exprs = []
     for name, dtype in schema.items():
-        if name in f.columns:
-            cols.append(pl.col(name).cast(dtype, strict=False) if f.schema[name] != dtype else pl.col(name))
+        if name in have:
+            exprs.append(column(name).cast(dtype, strict=False) if have[name] != dtype else column(name))
         else:
-            cols.append(pl.lit(None, dtype=dtype).alias(name))
-    return f.select(cols)
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+    return f.select(exprs)
 
 
 def reader_parts(frames: list["pl.DataFrame"]) -> list["pl.DataFrame"]:
@@ -88,7 +91,7 @@ class MemorySink:
         kept = pl.concat(self.kept_parts, how="diagonal_relaxed") if self.kept_parts else None
         if kept is None or not kept.width:
             kept = pl.DataFrame({c: [] for c in columns} | {"_origin": pl.Series([], dtype=pl.String)})
-        kept = kept.select(columns + ["_origin"])
+        kept = kept.select(cols(columns + ["_origin"]))
         schema = {c: kept.schema[c] for c in columns} if self.keep_data else {}
         frames = [align_rejects(f, schema) for f in reader_parts(self.reader)]
         frames += [align_rejects(f, schema) for r in self.parts for f in self.parts[r]]
@@ -162,15 +165,16 @@ class FileSink:
         kept = [pl.scan_parquet(p) for p in self.kept_paths]
         lf = pl.concat(kept, how="diagonal_relaxed") if kept else pl.LazyFrame(
             {c: [] for c in columns} | {"_origin": pl.Series([], dtype=pl.String)})
-        _sink(lf.select([pl.col(c) if c in lf.collect_schema() else pl.lit(None).alias(c) for c in columns]
-                        + [pl.col("_origin")]), kept_path)
+        have = lf.collect_schema()
+        _sink(lf.select([column(c) if c in have else pl.lit(None).alias(c) for c in columns]
+                        + [column("_origin")]), kept_path)
         if rejects_path is not None:
             frames = [pl.scan_parquet(p) for r in self.rule_order() for p in self.parts[r]]
             if frames:
                 lf = pl.concat(frames, how="diagonal_relaxed")
                 names = lf.collect_schema().names()
                 front = [c for c in names if not c.startswith("_")]
-                lf = lf.select(front + [c for c in META_TYPES if c in names])
+                lf = lf.select(cols(front + [c for c in META_TYPES if c in names]))
             else:
                 lf = pl.LazyFrame(schema=_meta_schema())
             _sink(lf, rejects_path)

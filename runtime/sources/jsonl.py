@@ -21,13 +21,14 @@ from ._common import (Part, concat_rejects, contract_rejects, fail_if_nothing_re
 
 def read_file(path: Path, shown: str, spec, contract) -> Part:
     data = strip_bom(read_bytes(path, shown))
-    part = read_chunk(data, shown, 0, contract)
-    fail_if_nothing_readable(part.units, part.rows.height, part.rejected, shown, "line", "JSON Lines")
+    part, readable, corrupt = read_chunk(data, shown, 0, contract)
+    fail_if_nothing_readable(part.units, readable, corrupt, shown, "line", "JSON Lines")
     return part
 
 
-def read_chunk(data: bytes, shown: str, first_line: int, contract) -> Part:
-    """Whole lines of a file starting at 0-based line ``first_line`` (origins count from there)."""
+def read_chunk(data: bytes, shown: str, first_line: int, contract):
+    """Whole lines of a file starting at 0-based line ``first_line`` (origins count from there):
+    (part, lines that are JSON objects, before the contract, the corrupt lines' rejects)."""
     parsed = _ndjson.parse(data, shown)
     frame = parsed.frame.with_columns(origins(f"{shown}:", parsed.rows + 1 + first_line))
     bad = rejects(
@@ -37,9 +38,9 @@ def read_chunk(data: bytes, shown: str, first_line: int, contract) -> Part:
         [parsed.raw(data, i) for i, _ in parsed.corrupt],
     )
     if not contract:
-        return Part(frame, bad, parsed.units)
+        return Part(frame, bad, parsed.units), frame.height, bad
     good, wrong = _ndjson.check_contract(frame, parsed.buffer, contract, shown)
-    return Part(good, concat_rejects([bad, contract_rejects(wrong)]), parsed.units)
+    return Part(good, concat_rejects([bad, contract_rejects(wrong)]), parsed.units), frame.height, bad
 
 
 def iter_chunks(path: Path, shown: str, contract, lines: int):
@@ -61,12 +62,12 @@ def iter_chunks(path: Path, shown: str, contract, lines: int):
             if not block:
                 break
             data = b"".join(block)
-            part = read_chunk(strip_bom(data) if first == 0 else data, shown, first, contract)
+            part, readable, corrupt = read_chunk(strip_bom(data) if first == 0 else data, shown, first, contract)
             first += len(block)
             units += part.units
-            good += part.rows.height
-            if not good and part.rejected.height:
-                bad_all.append(part.rejected.head(1))
+            good += readable
+            if not good and corrupt.height:
+                bad_all.append(corrupt.head(1))
             yield part
     if units and not good:
         fail_if_nothing_readable(units, 0, _all_bad(bad_all, units), shown, "line", "JSON Lines")

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from . import SourceBatch, finish_part, read_source
-from ._common import display, resolve_files
+from ._common import display
+from .paths import resolve_files
 
 
 def iter_source(name: str, spec, base_dir: Path, *, batch_rows: int,
