@@ -88,7 +88,9 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
                "gates": [d.to_json() for d in failures]}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
-        out = Console(highlight=False, soft_wrap=False)
+        from ._console import make_console
+
+        out = make_console(highlight=False, soft_wrap=False)
         for name, result in results.items():
             _funnel(out, name, result, files[name], out_dir)
     if failures:

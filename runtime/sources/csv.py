@@ -75,7 +75,7 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
         if names is None and spec.header:
             if err or bad_text:
                 raise data_error(f"{shown}: the header line cannot be read ({err or 'not valid UTF-8'})", shown,
-                                 code="unreadable", line=first)
+                                 code="wrong-format", line=first)
             names = _header_names(fields, shown, first)
             width = len(names)
             continue
