@@ -193,7 +193,8 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
         cfg["expect"] = data["sources"][name].get("expect")
         stages.append(Stage(f"sources.{name}", StageKind.SOURCES, cfg, (), spec_path=("sources", name),
                             volatile=src.format == "postgres",
-                            compiled={"source": data["sources"][name]}))
+                            compiled={"source": data["sources"][name],
+                                      "batch_rows": spec.execution.batch_rows}))
 
     for name in spec.sources:
         rules = compile_rules(spec.quality, name, locate=locate)
@@ -212,17 +213,25 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
             # Token bounds count with the base model's tokenizer: a new tokenizer re-cleans.
             "tokenizer": base if needs_tokens else None,
         }
+        # Where and in what batches cleaning runs changes no kept row: compiled, not fingerprinted.
+        execution = spec.execution.model_dump(mode="json")
         compiled = {"rules": rules, "keep_rejects": spec.quality.keep_rejects, "gates": gates,
-                    "tokenizer": base if needs_tokens else None}
+                    "tokenizer": base if needs_tokens else None, "execution": execution}
         stages.append(Stage(f"clean.{name}", StageKind.CLEAN, cfg, (f"sources.{name}",), spec_path=("quality",),
                             compiled=compiled))
 
     fmt_plan = compile_format(spec.format, None, locate=locate)
     dataset_cfg = {
+        # Examples are measured (format.too_long) with the base model's tokenizer.
+        "base_model": base,
         "format": data["format"],
         "split": data["split"],
         "chat_template": spec.base_model.chat_template,
         "quality_gates": data["quality"]["gates"],
+        # examples are measured (and too_long ones rejected or cut) with the model's tokenizer
+        "sequence_len": spec.training.sequence_len,
+        "tokenizer": {"id": spec.base_model.id, "revision": spec.base_model.revision,
+                      "tokenizer": spec.base_model.tokenizer},
     }
     uses_special = any(f.kind == "template" and ("bos_token" in f.text or "eos_token" in f.text)
                        for sp in fmt_plan.sources.values() for f in sp.fields)
@@ -230,7 +239,7 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
                         spec_path=("format",),
                         compiled={"format": fmt_plan.to_dict(), "format_spec": data["format"], "split": data["split"],
                                   "quality_gates": data["quality"]["gates"], "sources": list(spec.sources),
-                                  "special_tokens_from": base if uses_special else None,
+                                  "special_tokens_from": base, "uses_special_tokens": uses_special,
                                   "sequence_len": spec.training.sequence_len,
                                   "chat_template": spec.base_model.chat_template}))
 

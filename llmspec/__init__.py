@@ -1,10 +1,5 @@
 """llmspec: declarative fine-tuning. The command and the import package are `llmspec`."""
 
-# The name on the package index: "llmspec" there is an unrelated project. Kept equal to
-# pyproject.toml's [project] name (tests/test_init.py checks), since `llmspec init` writes it
-# into the CI workflow it generates.
-from llmspec.spec.version import DISTRIBUTION, LLMSPEC_VERSION  # noqa: E402,F401
+from llmspec.spec.version import DISTRIBUTION
 
-
-# Recorded in every artifact llmspec writes, so a file can say which version wrote it.
-__version__ = LLMSPEC_VERSION
+__all__ = ["DISTRIBUTION"]

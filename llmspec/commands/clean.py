@@ -53,7 +53,7 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
     from rich.console import Console
 
     from llmspec.api import make_plan, run_stages
-    from llmspec.runtime.clean.run import CleanResult, check_gates
+    from llmspec.runtime.clean.run import StreamResult, check_gates
     from llmspec.spec.models import QualitySpec
 
     report = make_plan(spec_path, for_apply=True)
@@ -75,13 +75,14 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
         executor = run_stages(report, [f"clean.{n}" for n in selected], label="clean", progress=progress)
     results, profiles, files, extras = {}, {}, {}, {}
     for name in selected:
-        result = CleanResult.load(executor.stage_dir(f"clean.{name}"))
+        built = executor.stage_dir(f"clean.{name}")
+        result = StreamResult.load(built)
         source = json.loads((executor.stage_dir(f"sources.{name}") / "source.json").read_text())
         results[name], files[name], extras[name] = result, source["files"], source.get("extra_columns") or {}
-        profiles[name] = _profile(result.kept)
+        profiles[name] = result.profile
         if out_dir is not None:
-            _write_outputs(out_dir, name, result)
-    _check_mapping(report.loaded, {n: r.kept.columns for n, r in results.items()})
+            _write_outputs(out_dir, name, built)
+    _check_mapping(report.loaded, {n: r.columns for n, r in results.items()})
     # Source gates ran in each clean stage (a failure stopped it); the overall ones belong to the
     # dataset stage, and are checked here too when every source was cleaned.
     overall = plan.stage("dataset").compiled["quality_gates"]
@@ -98,7 +99,9 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
                "gates": [d.to_json() for d in failures]}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
-        out = Console(highlight=False, soft_wrap=False)
+        from ._console import make_console
+
+        out = make_console(highlight=False, soft_wrap=False)
         for name, result in results.items():
             _funnel(out, name, result, files[name], out_dir)
     if failures:
@@ -142,27 +145,20 @@ def _counts(result) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- pieces
 
 
-def _profile(df) -> dict[str, Any]:
-    data = df.drop("_origin", strict=False)
-    try:
-        from llmspec.runtime.sources.profile import profile_frame
-    except ImportError:
-        profile_frame = None
-    if profile_frame is not None:
-        return profile_frame(data)
-    return {"rows": data.height, "nulls": {c: data.get_column(c).null_count() for c in data.columns}}
-
-
-def _write_outputs(out_dir: Path, name: str, result) -> None:
+def _write_outputs(out_dir: Path, name: str, built: Path) -> None:
+    """The clean stage's kept rows and rejects, copied (each atomically) to where --out says."""
+    import shutil
     import tempfile
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for frame, target in ((result.kept, out_dir / f"{name}.parquet"),
-                          (result.rejects, out_dir / f"{name}.rejects.parquet")):
+    for source, target in ((built / "kept.parquet", out_dir / f"{name}.parquet"),
+                           (built / "rejects.parquet", out_dir / f"{name}.rejects.parquet")):
+        if not source.exists():  # quality.keep_rejects: false
+            continue
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=out_dir)
         os.close(fd)
         try:
-            frame.write_parquet(tmp)
+            shutil.copyfile(source, tmp)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -235,7 +231,7 @@ def _funnel(console, name: str, result, files: list[str], out_dir: Path | None) 
     table.add_column("share", justify="right")
     table.add_column("sample rows (origin: reason  value)", overflow="fold")
     table.add_row("rows in", f"{result.rows_in:,}", "", "")
-    data_cols = [c for c in result.rejects.columns if not c.startswith("_")]
+    data_cols = [c for c in result.samples.columns if not c.startswith("_")]
     reader = [r for r in result.rejected if r not in result.order]
     for rule in reader + result.order:
         if rule in result.modified:
@@ -246,7 +242,7 @@ def _funnel(console, name: str, result, files: list[str], out_dir: Path | None) 
         n = result.rejected.get(rule, 0)
         if not n and rule in reader:
             continue
-        samples = result.rejects.filter(result.rejects.get_column("_rule") == rule).head(SAMPLES_PER_RULE)
+        samples = result.samples.filter(result.samples.get_column("_rule") == rule).head(SAMPLES_PER_RULE)
         lines = [escape(_sample_line(r, data_cols)) for r in samples.iter_rows(named=True)]
         table.add_row(f"[red]- {escape(rule)}[/red]", f"{n:,}", pct(n), "\n".join(lines))
     table.add_row("[green bold]kept[/green bold]", f"[bold]{result.rows_kept:,}[/bold]", pct(result.rows_kept),

@@ -42,9 +42,9 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
     apply trains with. Only the folders differ: here they are ``out``."""
     from llmspec.api import make_plan, run_stages
     from llmspec.compiler.acceptance import runtime_suite
-    from llmspec.compiler.estimates import count_tokens, estimate, parameters_for
+    from llmspec.compiler.estimates import TokenStats, count_tokens, estimate, parameters_for
     from llmspec.compiler.formatting import FormatPlan
-    from llmspec.runtime.clean.run import CleanResult
+    from llmspec.runtime.clean.run import StreamResult
     from llmspec.runtime.dataset.build import DatasetResult
     from llmspec.runtime.train.axolotl_check import axolotl_available, validate_axolotl_config
     from llmspec.runtime.train.config_file import write_training_config
@@ -65,7 +65,7 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
             built = executor.stage_dir(stage.id)
             shutil.copyfile(built / "plan.txt", clean_dir / f"{stage.name}.txt")
             source = json.loads((executor.stage_dir(f"sources.{stage.name}") / "source.json").read_text())
-            clean_summary[stage.name] = CleanResult.load(built).to_dict() | {
+            clean_summary[stage.name] = StreamResult.load(built).to_dict() | {
                 "extra_columns": source.get("extra_columns") or {}}
     data_dir = out / "data"
     if data_dir.exists():
@@ -83,8 +83,10 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
     tokenizer = executor.tokenizer(base)
     fmt_plan = FormatPlan.from_dict(plan.stage("dataset").compiled["format"])
     spec = report.loaded.spec
-    counter = _record_counter(tokenizer, fmt_plan, spec)
-    tokens = count_tokens(result.train_path, result.eval_path, counter)
+    if result.token_counts:  # measured by the dataset stage, as Axolotl tokenizes: exact
+        tokens = TokenStats(train=result.token_counts["train"], eval=result.token_counts["eval"], method="tokenizer")
+    else:
+        tokens = count_tokens(result.train_path, result.eval_path, _record_counter(tokenizer, fmt_plan, spec))
     estimates = estimate(result, spec.training, training.hardware, tokens,
                          model_params=parameters_for(base["id"], model_path))
 

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from llmspec.runtime.engine.atomic import write_json_atomic
 
 
-def _eval_records(dataset_dir: Path, limit: int) -> list[dict]:
+def eval_records(dataset_dir: Path, limit: int) -> list[dict]:
     ds = json.loads((dataset_dir / "dataset.json").read_text())
     if not ds.get("eval_path") or limit <= 0:
         return []
@@ -34,7 +34,7 @@ def run_acceptance_stage(compiled: dict[str, Any], *, train_dir: Path, dataset_d
     from llmspec.spec.models import AcceptanceGates
 
     holdout = (compiled.get("holdout") or {}).get("count", 0)
-    tests = runtime_suite(compiled, _eval_records(dataset_dir, holdout))
+    tests = runtime_suite(compiled, eval_records(dataset_dir, holdout))
     base_path = train_outputs["base_model_path"]
     model_dir = train_dir / train_outputs["model"]
     if train_outputs.get("adapter"):

@@ -93,8 +93,6 @@ class Executor:
         except LlmspecError:
             self._finish_run(run_id, partial, result, "failed")
             raise
-        except OSError as exc:  # a full disk, a folder made read-only meanwhile: say where, keep state sane
-            raise self._write_failed(run_id, exc) from None
         result.failed_gates = self._failed_gates()
         result.outcome = "gates_failed" if result.failed_gates else (
             "promoted" if self._promotion is not None else "built")
@@ -103,22 +101,6 @@ class Executor:
         self._finish_run(run_id, partial, result, result.outcome)
         result.report = self.report
         return result
-
-    def _write_failed(self, run_id: str, exc: OSError) -> LlmspecError:
-        """The run recorded as failed (when the state can still be written) and a clear error
-        naming the path; the next apply repairs the leftovers."""
-        from llmspec.spec.errors import Pos, StateError
-
-        try:
-            self.state.record_run({"run": run_id, "started_at": (self.state.last_run or {}).get("started_at"),
-                                   "finished_at": now_iso(), "outcome": "failed"})
-            self.state.save()
-        except OSError:
-            pass  # still shown `running`: the next apply marks it interrupted
-        where = exc.filename or str(self.root)
-        return StateError(Diagnostic(
-            "write-failed", f"cannot write {where}: {exc.strerror or exc}", Pos(str(where)),
-            hint="free some disk space or fix the folder's permissions, then apply again: finished stages are kept"))
 
     def repair(self) -> list[str]:
         """Discard what a killed apply left behind: unfinished run folders, non-training work
@@ -255,11 +237,11 @@ class Executor:
         work.mkdir(parents=True, exist_ok=True)
         builder = getattr(self, f"_build_{stage.kind.value}")
         outputs = builder(stage, stage.executable(), work) or {}
-        from llmspec.spec.version import LLMSPEC_VERSION
+        from llmspec.spec.version import llmspec_version
 
         write_json_atomic(work / STAGE_RECORD, {"stage": stage.id, "fingerprint": stage.fingerprint,
                                                 "outputs": outputs, "built_at": now_iso(),
-                                                "llmspec_version": LLMSPEC_VERSION})
+                                                "llmspec_version": llmspec_version()})
         final.parent.mkdir(parents=True, exist_ok=True)
         crash_point(f"before-stage-rename:{stage.id}")
         os.replace(work, final)
@@ -304,35 +286,47 @@ class Executor:
         return self._tokenizer or None
 
     def _build_sources(self, stage: Stage, compiled: dict, work: Path) -> dict[str, Any]:
-        from llmspec.runtime.sources import read_source, source_spec
-        from llmspec.runtime.sources.expect import check_expectations
-        from llmspec.runtime.sources.profile import profile_frame
+        """Read the source batch by batch (``execution.batch_rows``) into ``rows.parquet``:
+        memory holds one batch, whatever the source's size."""
+        import hashlib
+
+        from llmspec.runtime.engine.parquet_out import ParquetAppender
+        from llmspec.runtime.sources import source_spec
+        from llmspec.runtime.sources.expect import Tally, check_expectations
+        from llmspec.runtime.sources.profile import ProfileParts
+        from llmspec.runtime.sources.stream import iter_source
 
         name = stage.name
         src = source_spec(compiled["source"])
-        batch = read_source(name, src, self.base_dir, env=self.env)
-        errors = [d for d in check_expectations(batch, src) if d.severity == "error"]
+        tally = Tally(name)
+        profile = ProfileParts()
+        digest = hashlib.sha256()  # a database's content: what its later stages are fingerprinted by
+        files: list[str] = []
+        with ParquetAppender(work / "rows.parquet") as rows, ParquetAppender(work / "rejected.parquet") as rejected:
+            for batch in tally.watch(iter_source(name, src, self.base_dir, batch_rows=compiled["batch_rows"],
+                                                 env=self.env)):
+                rows.add(batch.rows)
+                rejected.add(batch.rejected)
+                profile.add(batch.rows.drop("_origin", strict=False))
+                files = batch.files
+                if stage.volatile:
+                    digest.update(batch.rows.drop("_origin", strict=False).write_ndjson().encode())
+                self.progress("rows", {"stage": stage.id, "rows": tally.rows_in})
+        errors = [d for d in check_expectations(tally, src) if d.severity == "error"]
         if errors:
             for d in errors:
                 d.pos = d.pos or self.plan.locate(("sources", name, "expect"))
             raise DataError(errors)
-        batch.rows.write_parquet(work / "rows.parquet")
-        batch.rejected.write_parquet(work / "rejected.parquet")
         if stage.volatile:
-            self._replan_after_read(name, batch)
-        meta = {"rows_in": batch.rows_in, "files": batch.files, "format": src.format,
-                "extra_columns": batch.extra_columns,
-                "profile": profile_frame(batch.rows.drop("_origin", strict=False))}
+            self._replan_after_read(name, digest.hexdigest())
+        meta = {"rows_in": tally.rows_in, "files": files, "format": src.format,
+                "extra_columns": tally.extra, "profile": profile.result()}
         write_json_atomic(work / "source.json", meta)
-        self.progress("rows", {"stage": stage.id, "rows": batch.rows_in})
-        return {"rows_in": batch.rows_in, "rows": batch.rows.height, "unreadable": batch.rejected.height}
+        return {"rows_in": tally.rows_in, "rows": tally.height, "unreadable": sum(tally.rejected.values())}
 
-    def _replan_after_read(self, name: str, batch) -> None:
+    def _replan_after_read(self, name: str, digest: str) -> None:
         """A database source is known only once read: fingerprint what it returned; the later
         stages rebuild only if the data really changed. The reviewed Plan stays as it was."""
-        import hashlib
-
-        digest = hashlib.sha256(batch.rows.drop("_origin", strict=False).write_ndjson().encode()).hexdigest()
         self.plan = self.plan.with_source_result(name, digest)
         for stage in self.plan.stages:
             rec = self.state.stages.get(stage.id)
@@ -342,39 +336,51 @@ class Executor:
                 self.diff[stage.id].action = "change"
 
     def _build_clean(self, stage: Stage, compiled: dict, work: Path) -> dict[str, Any]:
+        """The source's rows cleaned batch by batch on the engine ``execution`` names, kept rows
+        and rejects written as they come (memory: a batch and the dedupe state's hashes)."""
         import polars as pl
 
         from llmspec.compiler.cleaning import bind_rules
         from llmspec.runtime.clean.explain import explain_plan
-        from llmspec.runtime.clean.run import check_gates, run_cleaning
-        from llmspec.runtime.sources import SourceBatch
+        from llmspec.runtime.clean.run import check_gates, clean_to_files
+        from llmspec.runtime.reports.samples import reject_samples
         from llmspec.spec.models import QualitySpec
 
         name = stage.name
         src_dir = self.stage_dir(f"sources.{name}")
         meta = json.loads((src_dir / "source.json").read_text())
-        rows = pl.read_parquet(src_dir / "rows.parquet")
-        batch = SourceBatch(name=name, rows=rows, rejected=pl.read_parquet(src_dir / "rejected.parquet"),
-                            rows_in=meta["rows_in"], files=meta["files"])
-        plan = bind_rules(compiled["rules"], name, dict(rows.schema), keep_rejects=compiled["keep_rejects"],
+        schema = pl.read_parquet_schema(src_dir / "rows.parquet")
+        plan = bind_rules(compiled["rules"], name, schema, keep_rejects=compiled["keep_rejects"],
                           locate=self.plan.locate)
         (work / "plan.txt").write_text(explain_plan(plan), encoding="utf-8")
         tok = self.tokenizer(compiled["tokenizer"]) if compiled.get("tokenizer") else None
-        result = run_cleaning(batch, plan, count_tokens=_token_counter(tok) if tok is not None else None,
-                              progress=lambda n: self.progress("rows", {"stage": stage.id, "rows": n}))
+        count = _token_counter(tok) if tok is not None else None
+        batches = _stored_batches(name, src_dir, meta, compiled["execution"]["batch_rows"])
+        kept = work / "kept.parquet"
+        rejects = work / "rejects.parquet" if compiled["keep_rejects"] else None
+        execution = compiled["execution"]
+        if execution["engine"] == "ray":
+            from llmspec.runtime.clean.ray_engine import clean_on_ray
+
+            result = clean_on_ray(batches, plan, kept, rejects, address=execution.get("address"),
+                                  count_tokens=count, profile=True, scratch=work)
+        else:
+            result = clean_to_files(batches, plan, kept, rejects, count_tokens=count, scratch=work, profile=True,
+                                    progress=lambda n: self.progress("rows", {"stage": stage.id, "rows": n}))
         gates = QualitySpec.model_validate({"source_gates": {name: compiled["gates"]}} if compiled["gates"] else {})
         gate_diags = [d for d in check_gates({name: result}, gates) if d.severity == "error"]
         if gate_diags:
             raise DataError(gate_diags)
-        result.kept.write_parquet(work / "kept.parquet")
-        if compiled["keep_rejects"]:
-            result.rejects.write_parquet(work / "rejects.parquet")
         summary = result.to_dict()
-        summary["samples"] = _samples(result.rejects)
+        summary["samples"] = reject_samples(result.samples, plan.steps)
         summary["profile"] = meta.get("profile")
+        summary["kept_profile"] = result.profile
+        summary["columns"] = result.columns
         summary["extra_columns"] = meta.get("extra_columns") or {}
         summary["format"] = meta.get("format")
         write_json_atomic(work / "clean.json", summary)
+        if not result.samples.is_empty():
+            result.samples.write_parquet(work / "samples.parquet")  # the funnel's sample rows, without reading every reject
         return {"rows_in": result.rows_in, "rows_kept": result.rows_kept,
                 "rejected": dict(result.rejected), "modified": dict(result.modified)}
 
@@ -396,19 +402,29 @@ class Executor:
         columns = {n: [c for c in f.columns if c != "_origin"] for n, f in frames.items()}
         # The mapping was compiled at plan time; here it is checked against the columns the data has.
         fmt_plan = compile_format(FormatSpec.model_validate(compiled["format_spec"]), columns, locate=self.plan.locate)
-        special = None
-        if compiled.get("special_tokens_from"):
-            tok = self.tokenizer(compiled["special_tokens_from"])
-            if tok is not None:
-                special = {"bos_token": tok.bos_token or "", "eos_token": tok.eos_token or ""}
-        result = build_dataset(frames, fmt_plan, SplitSpec.model_validate(compiled["split"]), work,
-                               special_tokens=special)
-        from llmspec.compiler.estimates import count_tokens
+        from llmspec.runtime.dataset.lengths import length_check
 
+        # The base model's tokenizer measures every example as Axolotl will (format.too_long), and
+        # gives templates their bos/eos tokens; without it (not on this machine) counts are estimates.
+        tok = self.tokenizer(compiled["special_tokens_from"])
+        special = ({"bos_token": tok.bos_token or "", "eos_token": tok.eos_token or ""}
+                   if tok is not None and compiled.get("uses_special_tokens") else None)
+        lengths = (length_check(tok, fmt_plan, sequence_len=compiled["sequence_len"],
+                                chat_template=compiled["chat_template"],
+                                policy=compiled["format_spec"].get("too_long", "reject"))
+                   if tok is not None else None)
+        result = build_dataset(frames, fmt_plan, SplitSpec.model_validate(compiled["split"]), work,
+                               special_tokens=special, lengths=lengths)
         summary = result.to_dict()
-        # The plan's token estimates and training's tokens/s read these figures.
-        tokens = count_tokens(result.train_path, result.eval_path)
-        summary["train_tokens"], summary["tokens_method"] = sum(tokens.train), tokens.method
+        exact = result.token_summary()
+        if exact:
+            train_tokens, method = exact["train"], "axolotl"
+        else:  # the plan's token estimates and training's tokens/s still want a figure: chars/4
+            from llmspec.compiler.estimates import count_tokens
+
+            approx = count_tokens(result.train_path, result.eval_path)
+            train_tokens, method = sum(approx.train), approx.method
+        summary["train_tokens"], summary["tokens_method"] = train_tokens, method
         # Paths inside the work folder move with it: store them relative to the stage folder.
         for key in ("train_path", "eval_path", "origins_path"):
             if summary.get(key):
@@ -418,7 +434,7 @@ class Executor:
             result.rejects.write_parquet(work / "rejects.parquet")
         return {"train": result.train_size, "eval": result.eval_size, "leakage_removed": result.leakage_removed,
                 "rejected": result.rejected_by_rule(), "style": fmt_plan.style,
-                "train_tokens": sum(tokens.train), "tokens_method": tokens.method}
+                "train_tokens": train_tokens, "tokens_exact": bool(exact)}
 
     def _build_train(self, stage: Stage, compiled: dict, work: Path) -> dict[str, Any]:
         from llmspec.runtime.train.run import prepare_training, train
@@ -462,13 +478,37 @@ class Executor:
             elif stage.kind == StageKind.DATASET and d is not None:
                 from llmspec.runtime.reports.writer import dataset_report
 
-                self.report["dataset"] = dataset_report(d, style=outputs.get("style") or stage.compiled["format"]["style"])
+                self.report["dataset"] = dataset_report(d, style=stage.compiled["format"]["style"],
+                                                        chat_template=stage.compiled["chat_template"])
             elif stage.kind == StageKind.TRAIN and d is not None:
                 self.report["training"] = json.loads((d / "training.json").read_text())
             elif stage.kind == StageKind.ACCEPTANCE and d is not None:
                 self.report["acceptance"] = json.loads((d / "acceptance.json").read_text())
         except (OSError, ValueError, KeyError):
             pass  # an old stage folder without a summary only shortens the report
+
+
+def _stored_batches(name: str, src_dir: Path, meta: dict, batch_rows: int):
+    """The sources stage's rows as ``SourceBatch``es of ``batch_rows`` rows; the reader's rejects
+    ride with the first, and ``rows_in`` adds up to what was read."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from llmspec.runtime.sources import SourceBatch
+
+    rows_file = pq.ParquetFile(src_dir / "rows.parquet")
+    total = rows_file.metadata.num_rows
+    first = True
+    for part in rows_file.iter_batches(batch_size=batch_rows):
+        rows = pl.from_arrow(part)
+        yield SourceBatch(name=name, rows=rows,
+                          rejected=pl.read_parquet(src_dir / "rejected.parquet") if first else None,
+                          rows_in=(meta["rows_in"] - total if first else 0) + rows.height, files=meta["files"])
+        first = False
+    if first:  # no readable row: one empty batch carries the reader's rejects
+        yield SourceBatch(name=name, rows=pl.read_parquet(src_dir / "rows.parquet"),
+                          rejected=pl.read_parquet(src_dir / "rejected.parquet"), rows_in=meta["rows_in"],
+                          files=meta["files"])
 
 
 def _token_counter(tokenizer) -> Callable[[list[str]], list[int]]:
@@ -494,18 +534,3 @@ def _report_profile(profile: dict) -> dict:
             "duplicate_rate": profile.get("duplicate_rate"), "non_text_share": profile.get("non_text_rate")}
 
 
-def _samples(rejects, per_rule: int = 3) -> dict[str, list[dict]]:
-    if rejects is None or rejects.is_empty():
-        return {}
-    out: dict[str, list[dict]] = {}
-    data_cols = [c for c in rejects.columns if not c.startswith("_")]
-    for row in rejects.iter_rows(named=True):
-        rule = row.get("_rule") or "?"
-        bucket = out.setdefault(rule, [])
-        if len(bucket) >= per_rule:
-            continue
-        text = " | ".join(str(row[c]) for c in data_cols if row.get(c) not in (None, ""))
-        if not text and row.get("_raw") is not None:
-            text = bytes(row["_raw"])[:200].decode("utf-8", "replace")
-        bucket.append({"origin": row.get("_origin"), "detail": row.get("_detail"), "text": text[:300]})
-    return out
