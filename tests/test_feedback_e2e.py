@@ -41,7 +41,7 @@ split: {eval_fraction: 0.0}
 training:
   method: lora
   learning_rate: 0.01
-  max_steps: 40
+  max_steps: 60
   sequence_len: 128
   batch: {micro: 8, accumulate: 1}
   hardware: cpu
@@ -63,7 +63,9 @@ def project(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("loop")
     (tmp / "data").mkdir()
     lines = (REPO / "examples/support-bot/data/tickets.jsonl").read_bytes().splitlines(keepends=True)
-    good = [line for line in lines if b'"question"' in line and b'"answer"' in line][:8]
+    # Three tickets and the corrections: builtin:tiny learns a one-off correction in 60 CPU steps
+    # only when it is not one example among many (measured: 8 tickets, 40 steps did not).
+    good = [line for line in lines if b"\"question\"" in line and b"\"answer\"" in line][:3]
     (tmp / "data/tickets.jsonl").write_bytes(b"".join(good))
     (tmp / "llmspec.yaml").write_text(SPEC)
     llmspec(["apply", "llmspec.yaml", "--yes"], tmp)
