@@ -17,7 +17,7 @@ from llmspec.spec.errors import AcceptanceFailed, Diagnostic, Pos, StateError
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write a JUnit XML file here.")
 def test_command(spec: Path, run_id: str | None, junit: Path | None) -> None:
     """Re-run the spec's acceptance tests and gates. Exit 3 when an error gate fails."""
-    from rich.console import Console
+    from ._console import make_console
 
     from llmspec.api import load_spec, state_root
     from llmspec.runtime.acceptance.stage import run_acceptance_stage
@@ -37,8 +37,9 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None) -> None:
         known = sorted(p.name for p in (root / "runs").glob("*") if (p / "manifest.json").exists())
         raise StateError(Diagnostic("unknown-run", f"there is no complete run '{run_id}'", Pos(str(root / "runs")),
                                     hint="runs: " + (", ".join(known[-5:]) or "none")))
-    manifest = json.loads(manifest_path.read_text())
-    stages = manifest.get("stages", {})
+    from llmspec.runtime.engine.artifacts import RunManifest, load
+
+    stages = load(RunManifest, manifest_path).stages
     if "train" not in stages or "dataset" not in stages:
         raise StateError(Diagnostic("run-without-model", f"run '{run_id}' trained no model", Pos(str(manifest_path))))
     train_dir, dataset_dir = root / stages["train"], root / stages["dataset"]
@@ -51,7 +52,7 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None) -> None:
         from llmspec.runtime.train.run import resolve_model
 
         train_outputs["base_model_path"] = resolve_model(loaded)[0]
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(highlight=False, soft_wrap=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = run_acceptance_stage(loaded, train_dir=train_dir, dataset_dir=dataset_dir, train_outputs=train_outputs,
                                    work=Path(tmp), progress=lambda *_: None)
@@ -59,8 +60,10 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None) -> None:
         if junit is not None:
             junit.parent.mkdir(parents=True, exist_ok=True)
             junit.write_bytes((Path(tmp) / "acceptance.junit.xml").read_bytes())
-    print_summary(report, console)
     failed = [g for g in out["gates"] if not g["passed"] and g["severity"] == "error"]
+    # A re-test promotes nothing: its outcome is the gates' verdict (not "unknown").
+    report["outcome"] = "retest_failed" if failed else "retest_passed"
+    print_summary(report, console)
     if failed:
         raise AcceptanceFailed([Diagnostic("gate-failed", g["message"]) for g in failed])
     console.print(f"Run {run_id}: all error gates pass.")

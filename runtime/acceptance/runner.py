@@ -264,7 +264,7 @@ def _error(code: str, message: str, path: Path | None = None, hint: str | None =
 
 def _check_model_dir(path: Path) -> None:
     if not path.exists():
-        raise _error("model-missing", "model folder does not exist", path)
+        raise _error("model-not-found", "model folder does not exist", path)
     if not path.is_dir() or not (path / "config.json").is_file():
         raise _error("not-a-model", "not a model folder (no config.json in it)", path,
                      hint="give a folder saved with save_pretrained, or a LoRA adapter as the "

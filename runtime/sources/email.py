@@ -317,7 +317,7 @@ def read_files(files: list[tuple[Path, str]], spec, contract) -> Part:
             # As JSONL and CSV do: a file in which not one message reads is not an mbox at all.
             raise data_error(f"{shown}: not one of its {len(units)} message{'s' * (len(units) != 1)} could be read "
                              f"({bad_origin[failed_before]}: {bad_why[failed_before]}); is it really mbox?", shown,
-                             code="unreadable")
+                             code="wrong-format")
     assign_threads(msgs)
     corrupt = rejects("corrupt", bad_why, bad_origin, bad_raw)
     if spec.pairing is not None:
