@@ -261,8 +261,9 @@ def estimate(loaded: LoadedSpec, state) -> dict[str, Any]:
                            "hardware": hardware, "basis": basis}
     if examples:
         gpus = t.hw.gpus if t.hw.type == "cuda" else 1
-        per_epoch = max(1, -(-examples // (t.batch.micro * t.batch.accumulate * gpus)))
-        out["steps_per_epoch"] = per_epoch
+        # Axolotl counts steps over all epochs at once (see expected_steps): a fraction per epoch.
+        per_epoch = examples / (t.batch.micro * t.batch.accumulate * gpus)
+        out["steps_per_epoch"] = int(per_epoch) if per_epoch.is_integer() else round(per_epoch, 1)
         out["steps"] = expected_steps(examples, t)
         try:
             from llmspec.compiler.estimates import time_estimate

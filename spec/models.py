@@ -719,6 +719,20 @@ class AcceptanceSpec(StrictModel):
 # ----------------------------------------------------------------------------- the project
 
 
+class ExecutionSpec(StrictModel):
+    """Where and in what batches cleaning runs. Neither changes which rows are kept or why."""
+
+    engine: Literal["local", "ray"] = Field(
+        "local", description="`local`: this machine, batch by batch. `ray`: a Ray cluster (Ray Data), "
+        "installed with the `ray` extra.")
+    address: str | None = Field(
+        None, description="The Ray cluster to join (`ray://HOST:10001`, or `auto` for one started here "
+        "with `ray start`); unset: a Ray instance started on this machine for the run.")
+    batch_rows: int = Field(
+        50_000, ge=100, description="Rows cleaned at a time; memory holds about one batch plus the dedupe "
+        "state (hashes), not the source.")
+
+
 class ProjectSpec(StrictModel):
     """An llmspec project: one file covering the whole fine-tuning job."""
 
@@ -743,6 +757,7 @@ class ProjectSpec(StrictModel):
     split: SplitSpec = Field(default_factory=SplitSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     acceptance: AcceptanceSpec = Field(default_factory=AcceptanceSpec)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec, description="Where cleaning runs.")
 
 
 TOP_LEVEL_KEYS = tuple(ProjectSpec.model_fields)

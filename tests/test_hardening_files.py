@@ -108,6 +108,28 @@ def test_a_byte_order_mark_never_costs_the_first_row(tmp_path, fmt):
     assert marked.rows[column][0] == first and marked.rejected.height == 0
 
 
+CRLF_FILES = {
+    "jsonl": ("s.jsonl", '{"q": "first"}\n{"q": "second"}\n'),
+    "csv": ("s.csv", 'q,r\nfirst,"multi\nline"\nsecond,x\n'),
+    "json": ("s.json", '[{"q": "first"},\n {"q": "second"}]'),
+    "text": ("s.txt", "first line\nsecond line\n"),
+    "markdown": ("s.md", "# Title\n\nfirst body\nmore\n"),
+    "eml": ("s.eml", "From: a@example.com\nSubject: first\nMessage-ID: <1@x>\n\nfirst body\nline two\n"),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(CRLF_FILES))
+def test_windows_line_endings_and_a_bom_read_like_unix_text(tmp_path, fmt):
+    name, body = CRLF_FILES[fmt]
+    seen = set()
+    for bom in (b"", BOM):
+        for newline in ("\n", "\r\n"):
+            (tmp_path / name).write_bytes(bom + body.replace("\n", newline).encode())
+            batch = read_source("s", source(fmt, name), tmp_path)
+            seen.add(json.dumps(batch.rows.drop("_origin").to_dicts(), default=str))
+    assert len(seen) == 1, seen
+
+
 @pytest.mark.parametrize("kind", ["fifo", "socket"])
 def test_a_file_that_is_not_regular_is_named_as_such(tmp_path, kind):
     path = tmp_path / "s.jsonl"

@@ -15,14 +15,14 @@ from llmspec.spec.errors import AcceptanceFailed, Diagnostic, Pos, StateError
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (required off a terminal).")
 def apply_command(target: Path, yes: bool) -> None:
     """Apply a spec (or a plan saved with `plan -o`): clean, dataset, train, test, promote."""
-    from rich.console import Console
+    from ._console import make_console
 
     from llmspec.api import check_saved_plan, load_saved_plan, make_plan, run_apply
     from llmspec.cli import print_diagnostics
 
     from ._progress import ApplyProgress
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(highlight=False, soft_wrap=True)
     saved = load_saved_plan(target)
     if saved is not None:
         report = make_plan(saved.spec_path, for_apply=True)

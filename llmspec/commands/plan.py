@@ -39,9 +39,9 @@ def plan_command(spec: Path, fmt: str, against: str | None, detailed_exitcode: b
     elif fmt == "markdown":
         click.echo(report.markdown())
     else:
-        from rich.console import Console
+        from ._console import make_console
 
-        console = Console(highlight=False, soft_wrap=True)
+        console = make_console(highlight=False, soft_wrap=True)
         console.print(report.text(color=console.is_terminal), markup=console.is_terminal)
     if n_examples:
         _show_examples(report, n_examples)

@@ -240,7 +240,9 @@ class Executor:
         if self.spec.quality.keep_rejects:
             result.rejects.write_parquet(work / "rejects.parquet")
         summary = result.to_dict()
-        summary["samples"] = _samples(result.rejects)
+        from llmspec.runtime.reports.samples import reject_samples
+
+        summary["samples"] = reject_samples(result.rejects, plan.steps)
         summary["profile"] = meta.get("profile")
         summary["extra_columns"] = meta.get("extra_columns") or {}
         summary["format"] = meta.get("format")
@@ -373,18 +375,3 @@ def _report_profile(profile: dict) -> dict:
             "duplicate_rate": profile.get("duplicate_rate"), "non_text_share": profile.get("non_text_rate")}
 
 
-def _samples(rejects, per_rule: int = 3) -> dict[str, list[dict]]:
-    if rejects is None or rejects.is_empty():
-        return {}
-    out: dict[str, list[dict]] = {}
-    data_cols = [c for c in rejects.columns if not c.startswith("_")]
-    for row in rejects.iter_rows(named=True):
-        rule = row.get("_rule") or "?"
-        bucket = out.setdefault(rule, [])
-        if len(bucket) >= per_rule:
-            continue
-        text = " | ".join(str(row[c]) for c in data_cols if row.get(c) not in (None, ""))
-        if not text and row.get("_raw") is not None:
-            text = bytes(row["_raw"])[:200].decode("utf-8", "replace")
-        bucket.append({"origin": row.get("_origin"), "detail": row.get("_detail"), "text": text[:300]})
-    return out
