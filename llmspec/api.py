@@ -183,8 +183,12 @@ def _check_training_if_it_will_run(loaded: LoadedSpec, diff, train_fingerprint: 
     stamp = state_root(loaded) / "checks" / f"axolotl-{train_fingerprint[:32]}.ok"
     if stamp.exists():
         return
+    from llmspec.runtime.train.preflight import preflight
     from llmspec.runtime.train.run import check_training_config
 
+    errors = [d for d in preflight(loaded) if d.severity == "error"]
+    if errors:  # nothing Axolotl could say would make these trainable: do not pay its import
+        raise SpecError(errors)
     errors = [d for d in check_training_config(loaded) if d.severity == "error"]
     if errors:
         raise SpecError(errors)
