@@ -209,6 +209,8 @@ CODES: dict[str, str] = {
     "split-stratify": "split.stratify names a column no source has",
     "axolotl-config": "Axolotl's own validation rejects the compiled config",
     "axolotl-missing": "the axolotl command is not installed",
+    "cannot-train": "a training setting Axolotl accepts but that cannot train (checked at plan)",
+    "model-not-cached": "a hub base model or tokenizer is not in the local cache (nothing is downloaded)",
     "model-not-found": "a model folder does not exist",
     "tiny-model-build": "the built-in tiny model could not be built",
     "training-failed": "Axolotl exited with an error",
