@@ -24,6 +24,7 @@ ANSWER_THRESHOLD = 0.5
 HOLDOUT_TAG = "holdout"
 # The gate a suite gets when the spec sets none (shown in the plan).
 DEFAULT_PASS_RATE = {"threshold": ">= 1.0", "severity": "error"}
+FEEDBACK_TESTS = "feedback"  # `tests_from: feedback`, and the tag of the tests it makes
 _FILE_KEYS = ("name", "prompt", "expect", "answer", "tags", "max_new_tokens", "system")
 
 
@@ -117,7 +118,9 @@ def build_suite(acceptance: AcceptanceSpec, base_dir: Path, *, system: str | Non
                                tags=tuple(tc.tags),
                                max_new_tokens=tc.max_new_tokens or default_tokens,
                                system=tc.system if tc.system is not None else system))
-    if acceptance.tests_from:
+    if acceptance.tests_from == FEEDBACK_TESTS:
+        pass  # read from the feedback store when the stage runs (runtime/acceptance/feedback_tests.py)
+    elif acceptance.tests_from:
         import os
 
         from llmspec.spec.paths import check_inside
@@ -192,7 +195,7 @@ def _test_from_line(line: str, pos: Pos, file_name: str, *, system: str | None,
         answer = row["answer"]
         if not isinstance(answer, str) or not answer.strip():
             raise bad(f"test {name!r}: answer must be a non-empty string")
-        expectations = (_similar(answer, ANSWER_METRIC, ANSWER_THRESHOLD),)
+        expectations = (similar_test(answer, ANSWER_METRIC, ANSWER_THRESHOLD),)
     else:
         raise bad(f"test {name!r} has neither expect nor answer",
                   hint='give "expect": [{"contains": "..."}] or a reference "answer"')
@@ -234,7 +237,7 @@ def holdout_tests(holdout: HoldoutSpec, eval_records: Iterable[Mapping[str, Any]
         tests.append(SuiteTest(
             name=f"holdout-{len(tests) + 1:03d}",
             messages=tuple({"role": m["role"], "content": m["content"]} for m in messages[:last]),
-            expectations=(_similar(reference, holdout.metric, holdout.threshold),),
+            expectations=(similar_test(reference, holdout.metric, holdout.threshold),),
             tags=(HOLDOUT_TAG,), max_new_tokens=max_new_tokens, system=system, source="holdout"))
     return tests
 
@@ -265,15 +268,20 @@ def compile_acceptance(spec, base_dir: str | Path, *, locate=None) -> dict[str, 
         "baseline": acc.baseline,
         "gates": gates,
         "default_gates": default_gates,
+        # `tests_from: feedback`: the store's corrections become tests when the stage runs.
+        "feedback_store": (spec.serve.log.store or "") if acc.tests_from == FEEDBACK_TESTS else None,
+        "base_dir": str(base_dir),
         "system": spec.format.system,
         "style": spec.format.style,
         "chat_template": spec.base_model.chat_template if spec.format.style == "chat" else None,
     }
 
 
-def runtime_suite(compiled: Mapping[str, Any], eval_records: Sequence[Mapping[str, Any]] | None) -> list[SuiteTest]:
-    """The compiled tests plus the holdout slice of the built eval split."""
-    tests = suite_from_json(compiled["tests"])
+def runtime_suite(compiled: Mapping[str, Any], eval_records: Sequence[Mapping[str, Any]] | None,
+                  extra: Sequence[SuiteTest] = ()) -> list[SuiteTest]:
+    """The compiled tests, the tests only a run can know (``extra``: corrections from the
+    feedback store), then the holdout slice of the built eval split."""
+    tests = suite_from_json(compiled["tests"]) + list(extra)
     if compiled.get("holdout"):
         tests.extend(holdout_tests(HoldoutSpec(**compiled["holdout"]), eval_records or (),
                                    system=compiled.get("system"), max_new_tokens=compiled.get("max_new_tokens")))
@@ -291,7 +299,7 @@ def suite_from_json(data: Sequence[Mapping[str, Any]]) -> list[SuiteTest]:
     return [SuiteTest.from_dict(d) for d in data]
 
 
-def _similar(reference: str, metric: str, threshold: float) -> Expectation:
+def similar_test(reference: str, metric: str, threshold: float) -> Expectation:
     return parse_expectation({"similar": {"reference": reference, "threshold": threshold,
                                           "metric": metric}})
 

@@ -50,6 +50,11 @@ def source_hashes(loaded: LoadedSpec, *, cache_dir: Path | None, previous: dict 
         if src.format == "postgres":
             out[name] = dict((previous or {}).get(name, {}))
             continue
+        if src.format == "feedback":  # the feedback itself, so new feedback (only) rebuilds
+            from llmspec.runtime.sources.feedback import fingerprint
+
+            out[name] = {"feedback": fingerprint(src, loaded.base_dir)}
+            continue
         files = source_files(src, loaded.base_dir)
         if not files:
             raise DataError(Diagnostic("file-not-found", f"source '{name}': no file matches '{src.path}'",
@@ -157,8 +162,21 @@ def make_plan(path: str | Path, *, against: str | None = None, for_apply: bool =
         meta_old, baseline = metadata_of(old_loaded.spec), f"{against}"
     else:
         previous, meta_old, baseline = _previous_from_state(loaded, use_lock=not for_apply)
-    diff = diff_plan(plan, previous, baseline=baseline, metadata_old=meta_old,
-                     metadata_new=metadata_of(loaded.spec))
+    try:
+        diff = diff_plan(plan, previous, baseline=baseline, metadata_old=meta_old,
+                         metadata_new=metadata_of(loaded.spec))
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+        if against is not None or not previous or all(p.get("config") is None for p in previous.values()):
+            raise
+        # The configs recorded in state.json only show what changed field by field; what is
+        # rebuilt follows the fingerprints. A hand-damaged config cannot be compared: say so and
+        # diff by fingerprints, as against llmspec.lock. (Still failing then: a bug, raised.)
+        bare = {k: {**v, "config": None} for k, v in previous.items()}
+        diff = diff_plan(plan, bare, baseline=baseline, metadata_old=meta_old, metadata_new=metadata_of(loaded.spec))
+        warnings.append(Diagnostic(
+            "state-corrupt", f"a stage config recorded in the state file cannot be compared ({type(exc).__name__}: "
+            f"{exc}); the plan shows which stages change, not which fields", Pos(str(root / "state.json")),
+            severity="warning", hint="the next apply records sound configs; or move the state file away"))
     if check_training:  # compile checks the config it writes, after writing it for inspection
         _check_training_if_it_will_run(loaded, plan, diff)
     fps = {k: v.fingerprint for k, v in state.stages.items()} if state else {}
@@ -194,8 +212,12 @@ def _check_training_if_it_will_run(loaded: LoadedSpec, plan, diff) -> None:
     if stamp.exists():
         return
     from llmspec.runtime.models.resolve import resolve_base_model
+    from llmspec.runtime.train.preflight import preflight
     from llmspec.runtime.train.run import check_training_config
 
+    errors = [d for d in preflight(loaded) if d.severity == "error"]
+    if errors:  # nothing Axolotl could say would make these trainable: do not pay its import
+        raise SpecError(errors)
     base = stage.compiled["base_model"]
     if base["id"].startswith("builtin:"):
         # Axolotl's validation reads no weights: the built-in model need not be built for it.

@@ -79,16 +79,22 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None, endpoint: s
         if markdown is not None:
             from llmspec.runtime.reports.markdown import write_markdown_report
 
+            _failed_gates(report)  # sets the outcome the summary's title shows
             write_markdown_report(report, markdown)
     _finish(report, console, f"Run {run_id}")
+
+
+def _failed_gates(report: dict) -> list[dict]:
+    failed = [g for g in report["acceptance"]["gates"] if not g["passed"] and g["severity"] == "error"]
+    # A re-test promotes nothing: its outcome is the gates' verdict (not "unknown").
+    report["outcome"] = "retest_failed" if failed else "retest_passed"
+    return failed
 
 
 def _finish(report: dict, console, what: str) -> None:
     from llmspec.runtime.reports.terminal import print_summary
 
-    failed = [g for g in report["acceptance"]["gates"] if not g["passed"] and g["severity"] == "error"]
-    # A re-test promotes nothing: its outcome is the gates' verdict (not "unknown").
-    report["outcome"] = "retest_failed" if failed else "retest_passed"
+    failed = _failed_gates(report)
     print_summary(report, console)
     if failed:
         raise AcceptanceFailed([Diagnostic("gate-failed", g["message"]) for g in failed])

@@ -34,7 +34,13 @@ def run_acceptance_stage(compiled: dict[str, Any], *, train_dir: Path, dataset_d
     from llmspec.spec.models import AcceptanceGates
 
     holdout = (compiled.get("holdout") or {}).get("count", 0)
-    tests = runtime_suite(compiled, eval_records(dataset_dir, holdout))
+    extra = []
+    if compiled.get("feedback_store") is not None:
+        from llmspec.runtime.acceptance.feedback_tests import feedback_tests
+
+        extra = feedback_tests(Path(compiled["base_dir"]), compiled["feedback_store"] or None,
+                               system=compiled.get("system"), max_new_tokens=compiled.get("max_new_tokens"))
+    tests = runtime_suite(compiled, eval_records(dataset_dir, holdout), extra)
     base_path = train_outputs["base_model_path"]
     model_dir = train_dir / train_outputs["model"]
     if train_outputs.get("adapter"):
