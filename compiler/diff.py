@@ -251,7 +251,7 @@ def _own_reasons(stage: Stage, kind: StageKind, old: dict, changes: list[FieldCh
     out = []
     if kind == StageKind.SOURCES and "files" in keys:
         out.append(Reason(ReasonCode.DATA_CHANGED, "the source's data changed"))
-    if "base_model" in keys and kind in (StageKind.TRAIN, StageKind.ACCEPTANCE):
+    if "base_model" in keys and kind in (StageKind.DATASET, StageKind.TRAIN, StageKind.ACCEPTANCE):
         out.append(Reason(ReasonCode.BASE_MODEL_CHANGED, "the base model changed"))
     rest = [k for k in keys if not (k == "files" and kind == StageKind.SOURCES) and k != "base_model"]
     if not rest:

@@ -261,6 +261,7 @@ CODES: dict[str, str] = {
     "run-without-model": "a run trained no model",
     "stale-plan": "a saved plan no longer matches what apply would do",
     "state-corrupt": "a file under .llmspec/ is not valid JSON or not its expected shape",
+    "stage-folder-unknown": "a stage folder exists without the record of what it holds; it is never rebuilt in place",
     "state-moved": "another apply finished between plan and apply",
     "unknown-run": "no complete run has that id",
     "unsupported-version": "a file was written by a newer (or unknown) version of llmspec",
