@@ -49,6 +49,11 @@ def source_hashes(loaded: LoadedSpec, *, cache_dir: Path | None, previous: dict 
         if src.format == "postgres":
             out[name] = dict((previous or {}).get(name, {}))
             continue
+        if src.format == "feedback":  # the feedback itself, so new feedback (only) rebuilds
+            from llmspec.runtime.sources.feedback import fingerprint
+
+            out[name] = {"feedback": fingerprint(src, loaded.base_dir)}
+            continue
         files = source_files(src, loaded.base_dir)
         if not files:
             raise DataError(Diagnostic("file-not-found", f"source '{name}': no file matches '{src.path}'",

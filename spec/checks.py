@@ -195,6 +195,9 @@ def _walk_strings(node, path=()):
 
 def _check_secrets(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
     url_paths = {("sources", n, "url") for n, s in spec.sources.items() if isinstance(s, PostgresSource)}
+    url_paths |= {("sources", n, "store") for n, s in spec.sources.items() if s.format == "feedback" and s.store}
+    if spec.serve.log.store:
+        url_paths.add(("serve", "log", "store"))
     for path, text in _walk_strings(data):
         if path in url_paths:
             continue

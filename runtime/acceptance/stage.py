@@ -36,7 +36,7 @@ def run_acceptance_stage(loaded: LoadedSpec, *, train_dir: Path, dataset_dir: Pa
     acc = spec.acceptance
     holdout = acc.holdout.count if acc.holdout else 0
     tests = build_suite(acc, loaded.base_dir, system=spec.format.system,
-                        eval_records=eval_records(dataset_dir, holdout))
+                        eval_records=eval_records(dataset_dir, holdout), feedback_store=spec.serve.log.store)
     base_path = train_outputs["base_model_path"]
     model_dir = train_dir / train_outputs["model"]
     if train_outputs.get("adapter"):

@@ -20,6 +20,7 @@ from .assertions import Expectation, parse_expectation, parse_expectations
 ANSWER_METRIC = "rouge_l"
 ANSWER_THRESHOLD = 0.5
 HOLDOUT_TAG = "holdout"
+FEEDBACK_TESTS = "feedback"  # `tests_from: feedback`, and the tag of the tests it makes
 _FILE_KEYS = ("name", "prompt", "expect", "answer", "tags", "max_new_tokens", "system")
 
 
@@ -92,7 +93,8 @@ class SuiteTest:
 
 
 def build_suite(acceptance: AcceptanceSpec, base_dir: Path, *, system: str | None,
-                eval_records: Sequence[Mapping[str, Any]] | None = None) -> list[SuiteTest]:
+                eval_records: Sequence[Mapping[str, Any]] | None = None,
+                feedback_store: str | None = None) -> list[SuiteTest]:
     """All tests of ``acceptance``: inline tests, then ``tests_from``, then the holdout slice.
 
     ``system`` is the system prompt used in training (``format.system``); a test's own
@@ -112,7 +114,9 @@ def build_suite(acceptance: AcceptanceSpec, base_dir: Path, *, system: str | Non
                                tags=tuple(tc.tags),
                                max_new_tokens=tc.max_new_tokens or default_tokens,
                                system=tc.system if tc.system is not None else system))
-    if acceptance.tests_from:
+    if acceptance.tests_from == FEEDBACK_TESTS:
+        tests.extend(feedback_tests(base_dir, feedback_store, system=system, max_new_tokens=default_tokens))
+    elif acceptance.tests_from:
         import os
 
         from llmspec.runtime.sources.paths import check_inside
@@ -127,6 +131,33 @@ def build_suite(acceptance: AcceptanceSpec, base_dir: Path, *, system: str | Non
         tests.extend(holdout_tests(acceptance.holdout, eval_records or (), system=system,
                                    max_new_tokens=default_tokens))
     _check_unique(tests)
+    return tests
+
+
+def feedback_tests(base_dir: Path, store: str | None, *, system: str | None,
+                   max_new_tokens: int | None) -> list[SuiteTest]:
+    """A test per correction posted to `llmspec serve`: the same conversation must now be
+    answered like the correction (ROUGE-L >= 0.5), so the next model passes what the last one
+    failed. No store yet (nothing served) means no tests."""
+    from llmspec.runtime.feedback.location import store_target
+    from llmspec.runtime.feedback.store import FeedbackStore
+
+    target = store_target(Path(base_dir), store)
+    if not target.startswith(("postgres://", "postgresql://")) and not Path(target).exists():
+        return []
+    db = FeedbackStore.open(target)
+    try:
+        entries = db.entries(rating="corrected")
+    finally:
+        db.close()
+    tests = []
+    for e in entries:
+        turns = tuple({"role": m["role"], "content": m["content"]} for m in e.messages if m["role"] != "system")
+        logged_system = next((m["content"] for m in e.messages if m["role"] == "system"), None)
+        tests.append(SuiteTest(name=f"feedback:{e.id}", messages=turns,
+                               expectations=(_similar(e.correction, ANSWER_METRIC, ANSWER_THRESHOLD),),
+                               tags=(FEEDBACK_TESTS,), max_new_tokens=max_new_tokens,
+                               system=logged_system or system, source=f"feedback:{e.id}"))
     return tests
 
 

@@ -50,7 +50,7 @@ def source_files(spec, base_dir: Path) -> list[Path]:
     """The files a file-based source reads (globs expanded, sorted); [] for postgres, and []
     when nothing matches (``read_source`` raises for that). No reading. Paths that are
     absolute or leave ``base_dir`` raise ``DataError``."""
-    if spec.format == "postgres":
+    if spec.format in ("postgres", "feedback"):
         return []
     return resolve_files(spec.path, Path(base_dir), spec.format, must_exist=False)
 
@@ -95,6 +95,11 @@ def read_source(name: str, spec, base_dir: Path, *, env: Mapping[str, str] | Non
 
         part = postgres.read(name, spec, contract, os.environ if env is None else env)
         files: list[str] = []
+    elif spec.format == "feedback":
+        from . import feedback
+
+        part = feedback.read(name, spec, contract, Path(base_dir), env)
+        files = []
     else:
         base_dir = Path(base_dir)
         paths = resolve_files(spec.path, base_dir, spec.format)
