@@ -36,6 +36,10 @@ def library_version(name: str) -> str | None:
     # importlib.metadata reads the installed dist-info; it never imports the library itself.
     from importlib.metadata import PackageNotFoundError, version
 
+    if name == "llmspec":  # installed as llmspec-tune: "llmspec" on the index is another project
+        from llmspec.spec.version import DISTRIBUTION
+
+        name = DISTRIBUTION
     try:
         return version(name)
     except PackageNotFoundError:

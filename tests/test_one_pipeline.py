@@ -42,7 +42,7 @@ def _project(root: Path, style: str) -> Path:
                                            f"update the firmware and call us if it still drops ({i})."}) + "\n")
     # Tiny-tokenizer lengths: ~24 tokens for the usual answer, ~49 for the four long ones.
     spec["quality"]["rules"].append({"length": {"name": "short-enough", "sources": ["tickets"],
-                                                "targets": ["answer"], "max_tokens": 36}})
+                                                "columns": ["answer"], "max_tokens": 36}})
     spec["training"].update({"max_steps": 1, "epochs": 1})
     spec["acceptance"] = {"max_new_tokens": 4, "tests": [{"name": "anything", "prompt": "Hi",
                                                          "expect": [{"max_chars": 10000}]}]}

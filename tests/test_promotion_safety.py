@@ -113,7 +113,7 @@ def test_a_same_fingerprint_run_that_fails_its_gates_never_touches_the_promoted_
     run_a, files_a = promoted_files(project)
     # A different learning rate whose (default, every-test-must-pass) gate fails...
     edit(project, "learning_rate: 0.002", "learning_rate: 0.003")
-    edit(project, "expect: [{max_chars: 100000}]\n", "expect: [{max_chars: 100000}]\n" + FAILING_TEST)
+    edit(project, "expect: [{max_chars: 100000}]}\n", "expect: [{max_chars: 100000}]}\n" + FAILING_TEST)
     assert llmspec(["apply", "llmspec.yaml", "--yes"], project, check=False).returncode == 3
     # ...then back to A's training settings, still with the failing test: train-<A> exists.
     edit(project, "learning_rate: 0.003", "learning_rate: 0.002")
@@ -152,7 +152,7 @@ def test_a_kill_at_any_moment_leaves_the_old_or_the_new_promotion(project, momen
 
 def test_tests_without_gates_must_all_pass(project):
     run_a, _ = promoted_files(project)
-    edit(project, "expect: [{max_chars: 100000}]\n", "expect: [{max_chars: 100000}]\n" + FAILING_TEST)
+    edit(project, "expect: [{max_chars: 100000}]}\n", "expect: [{max_chars: 100000}]}\n" + FAILING_TEST)
     plan = llmspec(["plan", "llmspec.yaml"], project).stdout
     assert "every test must pass" in plan
     proc = llmspec(["apply", "llmspec.yaml", "--yes"], project, check=False)

@@ -227,6 +227,9 @@ class Executor:
         """Build ``stage`` (or adopt its folder when one with this fingerprint is already
         complete): (its outputs, whether it was adopted). A complete stage folder is never
         rebuilt in place, so a promoted model's files are never touched by a later run."""
+        if stage.kind == StageKind.PROMOTE:
+            # A promotion is an event of this run, not an output to cache: no folder, never adopted.
+            return self._build_promote(stage, stage.executable(), None), False
         work, final, rel = self._stage_dirs(stage)
         if final.exists():
             outputs = self._adopt(stage, final)
@@ -451,7 +454,7 @@ class Executor:
         return run_acceptance_stage(compiled, train_dir=self.stage_dir("train"), dataset_dir=self.stage_dir("dataset"),
                                     train_outputs=self.outputs["train"], work=work, progress=self.progress)
 
-    def _build_promote(self, stage: Stage, compiled: dict, work: Path) -> dict[str, Any]:
+    def _build_promote(self, stage: Stage, compiled: dict, work: Path | None) -> dict[str, Any]:
         failed = self._failed_gates()
         if failed:
             # Not promoted: the earlier promoted run stays promoted. Nothing is recorded as built,
