@@ -32,20 +32,22 @@ _TQDM = re.compile(r"(\d+)/(\d+) \[")
 _LOG_DICT = re.compile(r"\{[^{}]*'(?:loss|eval_loss|train_loss)'[^{}]*\}")
 
 
-def resolve_model(loaded: LoadedSpec) -> tuple[str, str | None]:
-    """(model path or hub id, fingerprint of a local model when cheap to know)."""
-    model_id = loaded.spec.base_model.id
-    if model_id.startswith("builtin:"):
-        from llmspec.runtime.models.tinymodel import fingerprint, resolve_builtin
+def resolve_model(loaded: LoadedSpec, *, materialize: bool = True,
+                  progress: Callable[[str, dict], None] | None = None) -> tuple[str, str | None]:
+    """(model path or hub id, content fingerprint of the model; None for an unpinned hub id).
 
-        return str(resolve_builtin(model_id)), fingerprint()
-    local = (loaded.base_dir / model_id)
-    if model_id.startswith((".", "/")) or local.is_dir():
-        if not local.is_dir():
-            raise LlmspecError(Diagnostic("model-not-found", f"base model folder '{model_id}' does not exist",
-                                          loaded.locate(("base_model", "id"))))
-        return str(local.resolve()), None
-    return model_id, None
+    ``materialize``: build the tiny model or convert a GGUF file when needed; without it the
+    path is where the model will be (enough for checks that read no weights)."""
+    from llmspec.runtime.engine.file_hashes import HashCache
+    from llmspec.runtime.models import resolve
+
+    state = loaded.base_dir / ".llmspec"
+    cache = HashCache(state / "hashes.json" if state.is_dir() else None)
+    ref = resolve.describe(loaded.spec.base_model.id, loaded.base_dir, revision=loaded.spec.base_model.revision,
+                           cache=cache, pos=loaded.locate(("base_model", "id")))
+    cache.save()
+    path = resolve.materialize(ref, progress=progress) if materialize else resolve.planned_path(ref)
+    return str(path), ref.fingerprint
 
 
 def check_training_config(loaded: LoadedSpec, *, work: Path | None = None) -> list[Diagnostic]:
@@ -61,12 +63,7 @@ def check_training_config(loaded: LoadedSpec, *, work: Path | None = None) -> li
     if not axolotl_available():
         return []
     spec = loaded.spec
-    if spec.base_model.id.startswith("builtin:"):
-        from llmspec.runtime.models.tinymodel import model_dir
-
-        model_path = str(model_dir())
-    else:
-        model_path = resolve_model(loaded)[0]
+    model_path = resolve_model(loaded, materialize=False)[0]
     work = work or loaded.base_dir / ".llmspec" / "work" / "check"
     dataset = {"train": str(work / "train.jsonl")}
     if spec.split.eval_fraction > 0:
@@ -129,7 +126,7 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     dataset = {"train": str(dataset_dir / ds["train_path"])}
     if ds.get("eval_path"):
         dataset["eval"] = str(dataset_dir / ds["eval_path"])
-    model_path, _ = resolve_model(loaded)
+    model_path, _ = resolve_model(loaded, progress=progress)
     hardware = resolve_hardware(spec.training.hw)
     fmt_plan = compile_format(spec.format, None, locate=loaded.locate)
     compiled = compile_axolotl_config(spec, model_path=model_path, dataset=dataset, run_dir=work,

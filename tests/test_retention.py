@@ -1,0 +1,150 @@
+"""Retention without a model: the suite files, the drift figure, the per-tag figures, the
+lost prompts and the gates; the spec's defaults and checks."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from llmspec.runtime.acceptance.assertions import evaluate_test
+from llmspec.runtime.acceptance.gates import evaluate_retention_gates
+from llmspec.runtime.acceptance.retention import (
+    RetentionResult, builtin_file, drift_of, load_retention_suite)
+from llmspec.runtime.acceptance.runner import TestRun
+from llmspec.runtime.replay.build import load_prompts
+from llmspec.spec.checks import BUILTIN_PROMPT_SETS, BUILTIN_SUITES
+from llmspec.spec.load import check_spec
+from llmspec.spec.models import GENERAL_SUITE_TAGS, RetentionSpec
+
+
+def _suite():
+    return load_retention_suite("builtin:general-v1", Path("."), system="You are helpful.", max_new_tokens=48)
+
+
+def test_general_suite_has_100_tagged_prompts_over_every_area():
+    tests = _suite()
+    assert len(tests) >= 100
+    tags = {t.tags[0] for t in tests}
+    assert tags == set(GENERAL_SUITE_TAGS)
+    for tag in GENERAL_SUITE_TAGS:
+        assert sum(t.tags == (tag,) for t in tests) >= 10, tag
+    assert all(t.system == "You are helpful." and t.max_new_tokens for t in tests)
+
+
+def test_builtin_names_in_spec_and_runtime_agree():
+    for name in (*BUILTIN_SUITES, *BUILTIN_PROMPT_SETS):
+        assert builtin_file(name).is_file()
+
+
+def test_replay_prompts_are_disjoint_from_the_suite():
+    # Replaying the suite's own prompts would let retention measure memorisation.
+    def norm(text: str) -> str:
+        return re.sub(r"\W+", " ", text.lower()).strip()
+
+    suite = {norm(t.prompt) for t in _suite()}
+    replay = [norm(p) for p in load_prompts("builtin:general-replay-v1", Path("."))]
+    assert len(replay) >= 100
+    assert not suite & set(replay)
+
+
+def _run(name: str, passed_text: str, test) -> TestRun:
+    outcome = evaluate_test(test.expectations, passed_text, prompt=test.display_prompt)
+    return TestRun(name=name, prompt=test.display_prompt, output=passed_text, outcome=outcome, duration=0.0,
+                   tags=test.tags)
+
+
+def _result(tuned_fail: set[int], base_fail: set[int] = frozenset()) -> RetentionResult:
+    from llmspec.runtime.acceptance.suite import SuiteTest
+    from llmspec.runtime.acceptance.assertions import parse_expectations
+
+    tests = [SuiteTest(name=f"t{i}", prompt=f"q{i}", expectations=tuple(parse_expectations([{"contains": "ok"}])),
+                       tags=("facts",) if i < 10 else ("safety",)) for i in range(20)]
+    tuned = [_run(t.name, "no" if i in tuned_fail else "ok", t) for i, t in enumerate(tests)]
+    base = [_run(t.name, "no" if i in base_fail else "ok", t) for i, t in enumerate(tests)]
+    return RetentionResult("builtin:general-v1", tests, tuned, base, drift_of([(2.0, 4)] * 20, [(3.0, 4)] * 20))
+
+
+def test_drop_by_tag_and_lost_prompts():
+    r = _result(tuned_fail={0, 1, 12}, base_fail={12, 13})
+    assert r.base_pass_rate == 0.9 and r.pass_rate == 0.85
+    assert r.drop == pytest.approx(0.05)
+    assert r.lost() == [0, 1] and r.gained() == [13]
+    tags = r.by_tag()
+    assert tags["facts"]["drop"] == pytest.approx(0.2) and tags["safety"]["drop"] == pytest.approx(-0.1)
+    report = r.to_report()
+    assert [x["name"] for x in report["lost"]] == ["t0", "t1"]
+    assert report["lost"][0]["base_output"] == "ok" and report["lost"][0]["output"] == "no"
+
+
+def test_drift_is_the_token_weighted_nll_difference():
+    d = drift_of([(2.0, 4), (6.0, 2)], [(4.0, 4), (6.0, 2)])
+    assert d.base_nll == pytest.approx(8 / 6) and d.tuned_nll == pytest.approx(10 / 6)
+    assert d.delta == pytest.approx(2 / 6) and d.tokens == 6 and d.answers == 2
+    assert drift_of([(0.0, 0)], [(0.0, 0)]).tokens == 0
+
+
+def test_gate_allows_max_drop_and_blocks_beyond_it():
+    spec = RetentionSpec()
+    ok = evaluate_retention_gates(spec, _result(tuned_fail={0}))  # drop 0.05
+    assert [g.name for g in ok] == ["retention"] and ok[0].passed
+    assert "facts 9/10 (base 10)" in ok[0].message
+    bad = evaluate_retention_gates(spec, _result(tuned_fail={0, 1}))  # drop 0.10
+    assert not bad[0].passed and bad[0].blocking and bad[0].value == pytest.approx(0.1)
+
+
+def test_gates_per_tag_drift_and_severity():
+    spec = RetentionSpec(max_drop=0.5, max_drop_by_tag={"facts": 0.0, "safety": 0.1}, max_drift=0.1,
+                         severity="warn")
+    gates = {g.name: g for g in evaluate_retention_gates(spec, _result(tuned_fail={0}))}
+    assert gates["retention"].passed
+    assert not gates["retention_by_tag:facts"].passed and gates["retention_by_tag:safety"].passed
+    # Base answers cost 0.5 nats/token under the base, 0.75 under the tuned model: drift 0.25.
+    assert not gates["retention_drift"].passed and gates["retention_drift"].value == pytest.approx(0.25)
+    assert not any(g.blocking for g in gates.values())  # severity warn reports only
+
+
+SPEC = """\
+llmspec: 1
+project: demo
+base_model: {id: MODEL}
+sources:
+  qa: {path: data/qa.jsonl, format: jsonl, columns: {question: str, answer: str}}
+format:
+  style: chat
+  map:
+    qa: {user: question, assistant: answer}
+"""
+
+
+def _check(tmp_path, text):
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data/qa.jsonl").write_text('{"question": "q", "answer": "a"}\n')
+    (tmp_path / "llmspec.yaml").write_text(text)
+    return check_spec(tmp_path / "llmspec.yaml")
+
+
+def test_retention_defaults_and_off_switch(tmp_path):
+    loaded = _check(tmp_path, SPEC.replace("MODEL", "builtin:smollm2-135m-instruct"))
+    assert not loaded.errors
+    ret = loaded.spec.acceptance.retention
+    assert ret.enabled == "auto" and ret.suite == "builtin:general-v1" and ret.max_drop == 0.05
+    off = _check(tmp_path, SPEC.replace("MODEL", "builtin:tiny") + "acceptance:\n  retention: false\n")
+    assert off.spec.acceptance.retention.enabled is False
+
+
+@pytest.mark.parametrize("extra, code", [
+    ("acceptance:\n  retention: {suite: builtin:general-v2}\n", "unknown-suite"),
+    ("acceptance:\n  retention: {max_drop_by_tag: {fact: 0.1}}\n", "unknown-tag"),
+    ("acceptance:\n  retention: {suite: ../outside.jsonl}\n", "path-escape"),
+    ("training:\n  replay: {from: nope}\n", "unknown-source"),
+    ("training:\n  replay: {from: base_model, prompts: builtin:nope}\n", "unknown-prompts"),
+    ("training:\n  replay: {from: base_model, fraction: 1.5}\n", None),
+])
+def test_spec_errors(tmp_path, extra, code):
+    loaded = _check(tmp_path, SPEC.replace("MODEL", "builtin:smollm2-135m-instruct") + extra)
+    assert loaded.errors
+    if code:
+        assert code in [d.code for d in loaded.errors]
