@@ -172,7 +172,7 @@ def _word3(text: str) -> set[str]:
 
 
 def _p_candidate(j: float) -> float:
-    from llmspec.runtime.clean.dedupe import band_layout
+    from llmspec.compiler.dedupe_layout import band_layout
 
     b, r = band_layout(THRESHOLD, 128)
     return 1 - (1 - j ** r) ** b

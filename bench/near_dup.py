@@ -45,7 +45,7 @@ PERMS, NGRAM, SEED = 128, 3, 1
 def normalise(texts: list[str]) -> list[str]:
     import polars as pl
 
-    from llmspec.compiler.cleaning import normalize_text
+    from llmspec.runtime.clean.kernels import normalize_text
 
     return pl.select(normalize_text(pl.lit(pl.Series(texts, dtype=pl.String)), unicode="NFKC", whitespace="collapse",
                                     case="lower", fast=True)).to_series().to_list()

@@ -27,23 +27,12 @@ if TYPE_CHECKING:
     from llmspec.spec.models import HardwareSpec, ProjectSpec
 
 Hardware = Literal["cpu", "cuda"]
+from .environment import OFFLINE_ENV
+
 SpecPath = tuple
 
 AXOLOTL_VERSION = "0.19.0"
 CONFIG_FILE = "axolotl.yaml"
-
-# Axolotl and transformers must never reach the network or phone home from a run.
-OFFLINE_ENV: dict[str, str] = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "WANDB_MODE": "disabled",
-    "DO_NOT_TRACK": "1",
-    "AXOLOTL_DO_NOT_TRACK": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
 
 LORA_KERNEL_KEYS = ("lora_mlp_kernel", "lora_qkv_kernel", "lora_o_kernel", "lora_embedding_kernel")
 
@@ -100,15 +89,6 @@ class CompiledTraining:
 
     def to_yaml(self) -> str:
         return dump_yaml(self.config)
-
-    def write(self) -> Path:
-        """Write the YAML and the files it refers to; return the YAML's path."""
-        from llmspec.runtime.engine.atomic import write_text_atomic
-
-        for path, content in sorted(self.files.items()):
-            write_text_atomic(Path(path), content)
-        write_text_atomic(self.config_path, self.to_yaml())
-        return self.config_path
 
     def to_dict(self) -> dict[str, Any]:
         return {

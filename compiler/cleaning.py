@@ -1,12 +1,12 @@
-"""Quality rules -> an ordered cleaning plan of Polars operations for one source.
+"""Quality rules -> an ordered cleaning plan for one source.
 
 The plan is plain data (``to_dict()`` is JSON) so ``compile`` can write it and ``plan`` can
-diff it; ``runtime/clean.py`` executes it. Expression builders live here too, so the text
-``explain()`` shows is built from the very expressions the runtime runs.
+diff it; ``runtime/clean/`` executes it, building its Polars expressions in
+``runtime/clean/kernels.py`` (``runtime/clean/explain.py`` renders those same expressions).
 
 Everything is vectorised in Polars except where Python is unavoidable, each said where it
-happens: checksum validation of PII candidates (``runtime/pii.py``), tokenizer calls for
-``max_tokens`` (``runtime/clean.py``) and MinHash banding (NumPy and Polars, ``runtime/dedupe.py``).
+happens: checksum validation of PII candidates (``runtime/clean/pii.py``), tokenizer calls for
+``max_tokens`` (``runtime/clean/run.py``) and MinHash banding (NumPy and Polars, ``runtime/clean/dedupe.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from llmspec.spec.errors import Diagnostic, Pos, SpecError, did_you_mean
 from llmspec.spec.models import QualitySpec, rule_args, rule_kind
+from llmspec.spec.regex import RegexNotPortable, rust_syntax
+
+from .dedupe_layout import SKETCH, band_layout
 
 if TYPE_CHECKING:  # polars is heavy: imported inside functions only
     import polars as pl
@@ -25,10 +28,6 @@ MODIFYING = frozenset({"normalize", "fill", "redact_pii", "replace_matching"})
 # Rules that default to every text column when they name none.
 TEXT_DEFAULT = frozenset({"drop_corrupt", "normalize", "redact_pii"})
 ORIGIN = "_origin"
-
-# C0 controls except tab, LF and CR, and U+FFFD (what a lossy decode leaves for a bad byte).
-CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F]"
-REPLACEMENT_CHAR = "\ufffd"
 
 # Measured here (langdetect 1.0.9, fixed seed, 2 shared cores): 3.7 ms per short text
 # (~270 rows/s; ~25 min for 400k rows) and confidently wrong on short support texts
@@ -76,45 +75,6 @@ class CleaningPlan:
         data = dict(data)
         data["steps"] = [CleaningStep(**s) for s in data["steps"]]
         return cls(**data)
-
-    def explain(self) -> str:
-        """The plan as text: per step, Polars' own rendering of the lazy query it runs."""
-        import polars as pl
-
-        schema = {c: _explain_dtype(self.types.get(c, "unknown")) for c in self.columns}
-        schema[ORIGIN] = pl.String
-        lines = [f"cleaning plan for source '{self.source}'",
-                 "columns: " + ", ".join(f"{c} ({self.types.get(c, 'unknown')})" for c in self.columns), ""]
-        if not self.steps:
-            lines.append("no rules apply to this source")
-        for n, step in enumerate(self.steps, 1):
-            cols = ", ".join(step.columns) if step.columns else "(none)"
-            lines.append(f"{n}. {step.reason}: {step.kind} [{step.action}] quality.rules[{step.index}] "
-                         f"on {cols}")
-            shown = {k: v for k, v in step.args.items() if v is not None}
-            if shown:
-                lines.append("   args: " + ", ".join(f"{k}={v!r}" for k, v in shown.items()))
-            lf = explain_step(pl.LazyFrame(schema=schema), step, schema)
-            lines.extend("   " + ln for ln in lf.explain(optimized=False).splitlines())
-            note = STEP_NOTES.get(step.kind if step.kind != "dedupe" else f"dedupe:{step.args['method']}")
-            if note:
-                lines.append(f"   note: {note}")
-            lines.append("")
-        for s in self.skipped:
-            lines.append(f"skipped quality.rules[{s['index']}] ({s['reason']}): source lacks "
-                         f"{', '.join(s['missing'])} (skip_missing_columns)")
-        return "\n".join(lines).rstrip() + "\n"
-
-
-STEP_NOTES = {
-    "redact_pii": "candidate values found by the Rust regex prefilter are validated in Python "
-                  "(Luhn, IBAN mod-97, IP parsing, word boundaries); only they are rewritten",
-    "dedupe:minhash": "band keys from one-permutation sketches in NumPy, or from rensa (Rust) "
-              "signatures when few rows collide; candidate pairs verified by exact Jaccard "
-              "(Polars hash sets) and joined by a vectorised union-find",
-    "length": "token bounds use the model tokenizer when known, else ceil(chars / 4)",
-}
-
 
 # ----------------------------------------------------------------------------- compiling
 
@@ -262,8 +222,6 @@ def _resolve_args(kind: str, args: Any, index: int, pos: Pos | None, types: dict
         for k in ("threshold", "ngram", "unit", "permutations", "seed", "bands", "rows_per_band"):
             out.pop(k, None)
     if kind == "dedupe" and args.method == "minhash":
-        from llmspec.runtime.clean.dedupe import SKETCH, band_layout
-
         if args.bands or args.rows_per_band:  # the spec's layout; a missing half uses every permutation
             out["bands"] = args.bands or args.permutations // args.rows_per_band
             out["rows_per_band"] = args.rows_per_band or args.permutations // args.bands
@@ -282,39 +240,10 @@ def _resolve_args(kind: str, args: Any, index: int, pos: Pos | None, types: dict
 # ----------------------------------------------------------------------------- regex
 
 
-class RegexNotPortable(ValueError):
-    """A Python regex construct Rust's regex engine (which Polars uses) does not have."""
-
-
-_PY_ONLY = [
-    (re.compile(r"\(\?<?[=!]"), "look-around ((?=...), (?!...), (?<=...), (?<!...))",
-     "Rust regex has no look-around; match the context explicitly or use keep_matching/reject_matching "
-     "with a second pattern"),
-    (re.compile(r"\\[1-9]|\(\?P=\w+\)"), "a back-reference (\\1, (?P=name))",
-     "Rust regex has no back-references"),
-    (re.compile(r"\(\?\("), "a conditional group ((?(1)...))", "Rust regex has no conditionals"),
-    (re.compile(r"\(\?>"), "an atomic group ((?>...))", "write the group without ?>"),
-    (re.compile(r"(?<!\\)[*+?}]\+"), "a possessive quantifier (*+, ++, ?+)", "use the greedy form (*, +, ?)"),
-    (re.compile(r"\(\?[imsx]*[aL]"), "the ASCII/LOCALE flag ((?a), (?L))",
-     "spell the class out, e.g. [A-Za-z0-9_] instead of (?a)\\w"),
-    (re.compile(r"\\N\{"), "a named character (\\N{...})", "use \\u{XXXX} or the character itself"),
-]
-
-
 def rust_regex(pattern: str, ignore_case: bool = False) -> str:
-    """The pattern in Rust regex syntax (what Polars runs), or RegexNotPortable saying why not.
-
-    Translated: ``\\Z`` (Python's end of string) -> ``\\z``. Refused: what Rust cannot express.
-    Known remaining difference: Python's ``$`` also matches before a final newline; Rust's only at
-    the very end (irrelevant after `normalize`, which strips).
-    """
-    masked = _mask_classes(pattern)
-    for rx, what, hint in _PY_ONLY:
-        if rx.search(masked):
-            raise RegexNotPortable(f"uses {what}, which Polars' Rust regex engine does not support", hint)
-    out = re.sub(r"(?<!\\)((?:\\\\)*)\\Z", r"\1\\z", pattern)
-    if ignore_case:
-        out = "(?i)" + out
+    """The pattern in Rust regex syntax (what Polars runs), or RegexNotPortable saying why not:
+    ``spec.regex.rust_syntax``'s translation, then compiled by Polars' engine itself."""
+    out = rust_syntax(pattern, ignore_case)
     import polars as pl
 
     try:
@@ -325,33 +254,6 @@ def rust_regex(pattern: str, ignore_case: bool = False) -> str:
     return out
 
 
-def _mask_classes(pattern: str) -> str:
-    """Blank out escaped characters' partners inside [...] so '(?=' inside a class is not a look-ahead."""
-    out, i, in_class = [], 0, False
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            # an escaped backslash is a literal: it must not pair with what follows it
-            out.append(pattern[i:i + 2] if not in_class and pattern[i + 1] != "\\" else "__")
-            i += 2
-            continue
-        if in_class:
-            out.append("_")
-            if ch == "]":
-                in_class = False
-        else:
-            if ch == "[":
-                in_class = True
-                out.append("_")
-                if pattern[i + 1:i + 2] == "]":  # a leading ] is literal
-                    out.append("_")
-                    i += 1
-            else:
-                out.append(ch)
-        i += 1
-    return "".join(out)
-
-
 def _rust_or_spec_error(pattern: str, ignore_case: bool, index: int, kind: str, pos: Pos | None) -> str:
     try:
         return rust_regex(pattern, ignore_case)
@@ -359,242 +261,3 @@ def _rust_or_spec_error(pattern: str, ignore_case: bool, index: int, kind: str, 
         why, hint = exc.args[0], exc.args[1] if len(exc.args) > 1 else None
         raise SpecError(Diagnostic("regex-not-portable", f"quality.rules[{index}] ({kind}): pattern "
                                    f"{pattern!r} {why}", pos, hint=hint)) from None
-
-
-# ----------------------------------------------------------------------------- expressions
-
-
-def _explain_dtype(category: str):
-    import polars as pl
-
-    if category == "turns":
-        return pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
-    if category == "other":
-        return pl.Int64
-    return pl.String
-
-
-def text_columns(step: CleaningStep, schema: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(column, text|turns) for the step's columns that hold text in this frame."""
-    out = []
-    for c in step.columns:
-        cat = column_category(schema[c])
-        if cat in ("text", "turns"):
-            out.append((c, cat))
-    return out
-
-
-def on_text(col: str, cat: str, fn: Callable[["pl.Expr"], "pl.Expr"]) -> "pl.Expr":
-    """fn applied to a text column, or to the `content` of each turn of a list-of-struct column."""
-    import polars as pl
-
-    if cat == "turns":
-        return pl.col(col).list.eval(pl.element().struct.with_fields(fn(pl.field("content"))))
-    return fn(pl.col(col))
-
-
-def any_text(col: str, cat: str, fn: Callable[["pl.Expr"], "pl.Expr"]) -> "pl.Expr":
-    """A boolean per row: fn holds for the column, or for any turn's content."""
-    import polars as pl
-
-    if cat == "turns":
-        return pl.col(col).list.eval(fn(pl.element().struct.field("content"))).list.any().fill_null(False)
-    return fn(pl.col(col)).fill_null(False)
-
-
-# Whitespace runs other than a single plain space: replacing only these is 3x faster than `\s+`,
-# which rewrites every ordinary space too.
-WHITESPACE_RUN = r"[^\S ]\s*|\s{2,}"
-
-
-def unicode_fast(form: str):
-    """Series -> Series Unicode normalisation that skips pure-ASCII values (normalisation cannot
-    change them): a vectorised dispatch, measured 10x faster than normalising every value."""
-    def run(s: "pl.Series") -> "pl.Series":
-        todo = (s.str.len_bytes() != s.str.len_chars()).fill_null(False)
-        if not todo.any():
-            return s
-        idx = todo.arg_true()
-        return s.clone().scatter(idx, s.gather(idx).str.normalize(form))
-    run.__name__ = f"{form.lower()}_non_ascii_only"
-    return run
-
-
-def normalize_text(e: "pl.Expr", *, unicode: str = "NFKC", whitespace: str = "collapse",
-                   case: str = "none", fast: bool = False) -> "pl.Expr":
-    """``fast``: a top-level column (not inside list.eval), where the ASCII shortcut applies."""
-    import polars as pl
-
-    if unicode != "none":
-        e = e.map_batches(unicode_fast(unicode), return_dtype=pl.String, is_elementwise=True) if fast \
-            else e.str.normalize(unicode)
-    if whitespace == "collapse":
-        e = e.str.replace_all(WHITESPACE_RUN, " ").str.strip_chars()
-    elif whitespace == "strip":
-        e = e.str.strip_chars()
-    if case == "lower":
-        e = e.str.to_lowercase()
-    return e
-
-
-def modify_exprs(step: CleaningStep, schema: Mapping[str, Any]) -> list["pl.Expr"]:
-    """New values for the columns a modifying rule rewrites (aliased to the column names)."""
-    import polars as pl
-
-    a = step.args
-    if step.kind == "normalize":
-        return [on_text(c, cat, lambda e, _f=cat == "text": normalize_text(
-                    e, unicode=a["unicode"], whitespace=a["whitespace"], case=a["case"], fast=_f)).alias(c)
-                for c, cat in text_columns(step, schema)]
-    if step.kind == "replace_matching":
-        out = []
-        for c, cat in text_columns(step, schema):
-            def swap(e, _pats=a["rust_patterns"]):
-                hit = pl.any_horizontal([e.str.contains(p) for p in _pats])
-                return pl.when(hit.fill_null(False)).then(pl.lit(a["value"])).otherwise(e)
-            out.append(on_text(c, cat, swap).alias(c))
-        return out
-    if step.kind == "fill":
-        c = a["column"]
-        dtype = schema[c]
-        missing = _missing(c, schema, blank=True)
-        if a.get("from_column"):
-            new = pl.col(a["from_column"]).cast(dtype, strict=False)
-        else:
-            new = pl.lit(a["value"]).cast(dtype, strict=True)
-        return [pl.when(missing).then(new).otherwise(pl.col(c)).alias(c)]
-    raise ValueError(f"{step.kind} does not modify by expression")
-
-
-def _missing(c: str, schema: Mapping[str, Any], *, blank: bool) -> "pl.Expr":
-    import polars as pl
-
-    cat = column_category(schema[c])
-    e = pl.col(c).is_null()
-    if cat == "text" and blank:
-        e = e | (pl.col(c).str.strip_chars() == "")
-    elif cat == "turns" and blank:
-        e = e | (pl.col(c).list.len() == 0)
-    return e
-
-
-def first_detail(pairs: list[tuple["pl.Expr", "pl.Expr"]]) -> "pl.Expr":
-    """The detail of the first condition that holds, else null (the row is kept)."""
-    import polars as pl
-
-    if not pairs:
-        return pl.lit(None, dtype=pl.String)
-    expr = pl.when(pairs[0][0]).then(pairs[0][1])
-    for cond, detail in pairs[1:]:
-        expr = expr.when(cond).then(detail)
-    return expr.otherwise(pl.lit(None, dtype=pl.String))
-
-
-def _short(text: str, n: int = 40) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def reject_detail_expr(step: CleaningStep, schema: Mapping[str, Any]) -> "pl.Expr":
-    """A String per row: why the rule rejects it, or null to keep it. Pure Polars."""
-    return first_detail(reject_conditions(step, schema))
-
-
-def reject_conditions(step: CleaningStep, schema: Mapping[str, Any]) -> list[tuple["pl.Expr", "pl.Expr"]]:
-    """(condition, detail) pairs in order: the first condition that holds rejects the row.
-
-    The runtime evaluates only the conditions on every row and builds details for the rejected
-    few (a when/then chain computes every branch's value on every row)."""
-    import polars as pl
-
-    a = step.args
-    pairs: list[tuple[pl.Expr, pl.Expr]] = []
-    if step.kind == "drop_corrupt":
-        for c, cat in text_columns(step, schema):
-            pairs.append((any_text(c, cat, lambda e: e.str.contains(REPLACEMENT_CHAR, literal=True)),
-                          pl.lit(f"{c}: U+FFFD replacement character (undecodable bytes)")))
-            if a["control_chars"]:
-                if cat == "text":
-                    code = pl.col(c).str.extract(f"({CONTROL_CHARS})").str.encode("hex").str.to_uppercase()
-                    detail = pl.concat_str([pl.lit(f"{c}: control character U+00"), code])
-                else:
-                    detail = pl.lit(f"{c}: control character in a turn")
-                pairs.append((any_text(c, cat, lambda e: e.str.contains(CONTROL_CHARS)), detail))
-    elif step.kind == "require":
-        for c in step.columns:
-            pairs.append((pl.col(c).is_null(), pl.lit(f"{c} is missing")))
-            if a["blank_is_missing"]:
-                blank = _missing(c, schema, blank=True) & pl.col(c).is_not_null()
-                pairs.append((blank, pl.lit(f"{c} is blank")))
-    elif step.kind in ("reject_matching", "keep_matching"):
-        cols = text_columns(step, schema)
-        if step.kind == "reject_matching":
-            for c, cat in cols:
-                for p, rp in zip(a["patterns"], a["rust_patterns"]):
-                    pairs.append((any_text(c, cat, lambda e, _rp=rp: e.str.contains(_rp)),
-                                  pl.lit(f"{c} matches {_short(p)!r}")))
-        else:
-            hit = pl.any_horizontal([any_text(c, cat, lambda e, _rp=rp: e.str.contains(_rp))
-                                     for c, cat in cols for rp in a["rust_patterns"]] or [pl.lit(False)])
-            which = ", ".join(repr(_short(p, 30)) for p in a["patterns"][:3])
-            more = f" (+{len(a['patterns']) - 3} more)" if len(a["patterns"]) > 3 else ""
-            pairs.append((~hit, pl.lit(f"{', '.join(c for c, _ in cols)} matches none of {which}{more}")))
-    elif step.kind == "length":
-        for c, cat in text_columns(step, schema):
-            n = pl.col(c).str.len_chars() if cat == "text" else \
-                pl.col(c).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
-            if a.get("min_chars") is not None:
-                pairs.append((n < a["min_chars"], pl.format(f"{c}: {{}} chars < min_chars {a['min_chars']}", n)))
-            if a.get("max_chars") is not None:
-                pairs.append((n > a["max_chars"], pl.format(f"{c}: {{}} chars > max_chars {a['max_chars']}", n)))
-    else:
-        raise ValueError(f"{step.kind} has no pure Polars reject expression")
-    return pairs
-
-
-def token_detail_expr(step: CleaningStep, column: str, counts: "pl.Expr", *, approximate: bool) -> "pl.Expr":
-    """Detail for min/max_tokens given a per-row token count expression."""
-    import polars as pl
-
-    a = step.args
-    how = " (estimated as chars/4: no tokenizer known)" if approximate else ""
-    pairs = []
-    if a.get("min_tokens") is not None:
-        pairs.append((counts < a["min_tokens"],
-                      pl.format(f"{column}: {{}} tokens < min_tokens {a['min_tokens']}{how}", counts)))
-    if a.get("max_tokens") is not None:
-        pairs.append((counts > a["max_tokens"],
-                      pl.format(f"{column}: {{}} tokens > max_tokens {a['max_tokens']}{how}", counts)))
-    return first_detail(pairs)
-
-
-def approx_tokens(col: str, cat: str) -> "pl.Expr":
-    """ceil(chars / 4): the usual English average for BPE tokenizers, used when none is known."""
-    import polars as pl
-
-    n = pl.col(col).str.len_chars() if cat == "text" else \
-        pl.col(col).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
-    return (n + 3) // 4
-
-
-def explain_step(lf: "pl.LazyFrame", step: CleaningStep, schema: Mapping[str, Any]) -> "pl.LazyFrame":
-    """The lazy query of one step on ``lf`` (runtime-backed parts appear as named Python UDFs)."""
-    import polars as pl
-
-    if step.kind in ("normalize", "fill", "replace_matching"):
-        return lf.with_columns(modify_exprs(step, schema))
-    if step.kind in ("drop_corrupt", "require", "reject_matching", "keep_matching", "length"):
-        detail = reject_detail_expr(step, schema)
-        if step.kind == "length" and (step.args.get("min_tokens") is not None
-                                      or step.args.get("max_tokens") is not None):
-            for c, cat in text_columns(step, schema):
-                detail = pl.coalesce(detail, token_detail_expr(step, c, approx_tokens(c, cat), approximate=True))
-        return lf.with_columns(detail.alias("_detail")).filter(pl.col("_detail").is_null()).drop("_detail")
-    if step.kind == "redact_pii":
-        from llmspec.runtime.clean.pii import explain_exprs
-
-        return lf.with_columns(explain_exprs(step, schema))
-    if step.kind == "dedupe":
-        from llmspec.runtime.clean.dedupe import explain_lazy
-
-        return explain_lazy(lf, step, schema)
-    raise ValueError(f"unknown rule kind {step.kind}")

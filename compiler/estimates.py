@@ -83,7 +83,7 @@ def _records(path: str | Path | None) -> list[dict[str, Any]]:
 def count_tokens(train_path: str | Path, eval_path: str | Path | None = None,
                  counter: Callable[[dict[str, Any]], int] | None = None) -> TokenStats:
     """Tokens per example of the written dataset files: ``counter(record)`` or chars/4."""
-    from llmspec.runtime.dataset.build import example_text
+    from llmspec.compiler.formatting import example_text
 
     def approx(record: dict[str, Any]) -> int:
         return max(1, math.ceil(len(example_text(record)) / CHARS_PER_TOKEN))
@@ -210,9 +210,10 @@ def estimate(
 def parameters_for(model_id: str, model_path: str | Path | None = None) -> int | None:
     """Parameters of the spec's base model, without building or downloading anything."""
     if model_id.startswith("builtin:"):
-        from llmspec.runtime.models.tinymodel import TINY_MODEL_ID, parameter_count
+        from llmspec.spec.builtin_models import BUILTIN_MODELS
 
-        return parameter_count() if model_id == TINY_MODEL_ID else None
+        known = BUILTIN_MODELS.get(model_id)
+        return known.parameters if known else None
     return model_parameters(model_path) if model_path else model_parameters(model_id)
 
 

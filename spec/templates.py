@@ -1,8 +1,10 @@
 """Jinja templates in `format.map`: what counts as a template, and the validate-time checks.
 
-A bare identifier (`answer`) names a column; anything else is a template rendered in a
-``SandboxedEnvironment``. The sandbox already blocks unsafe calls at render time; we refuse
-private and dunder access when the spec is validated, so a reviewer never has to wonder.
+A bare identifier (`answer`) names a column; anything else is a template rendered in
+``sandbox.BudgetedEnvironment`` (a ``SandboxedEnvironment`` that folds no constants and bounds
+every render in time and size). The sandbox already blocks unsafe calls at render time; we
+refuse private and dunder access when the spec is validated, so a reviewer never has to
+wonder. Checking a template parses it and never evaluates any part of it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from jinja2 import nodes
-    from jinja2.sandbox import SandboxedEnvironment
+
+    from .sandbox import BudgetedEnvironment
 
 # jinja2 is imported only when a spec holds a real template: most map fields are bare column
 # names, and `llmspec validate` (the pre-commit hook) should not pay for what it does not use.
 
+# Names every template gets from the renderer besides the row's columns.
+RESERVED_VARIABLES = ("bos_token", "eos_token")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -25,11 +30,10 @@ def is_column_ref(text: str) -> bool:
     return bool(_IDENTIFIER.match(text))
 
 
-def sandbox() -> "SandboxedEnvironment":
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+def sandbox(*, keep_trailing_newline: bool = False) -> "BudgetedEnvironment":
+    from .sandbox import BudgetedEnvironment
 
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    return BudgetedEnvironment(keep_trailing_newline=keep_trailing_newline)
 
 
 @dataclass
@@ -44,7 +48,7 @@ def check_template(text: str) -> TemplateCheck:
     """Parse (never render) a template; report syntax errors, unsafe access and its variables."""
     if is_column_ref(text):
         return TemplateCheck(variables={text})
-    from jinja2 import TemplateSyntaxError, meta, nodes
+    from jinja2 import TemplateSyntaxError, nodes
 
     env = sandbox()
     try:
@@ -63,8 +67,17 @@ def check_template(text: str) -> TemplateCheck:
         return TemplateCheck(set(), "unsafe-template",
                              f"template accesses {listed}: private and dunder attributes are refused",
                              unsafe[names[0]])
+    from .sandbox import REMOVED_GLOBALS
+
     # Jinja's globals (range, dict, ...) are not columns, as the compiler's renderer sees it too.
-    return TemplateCheck(set(meta.find_undeclared_variables(ast)) - set(env.globals))
+    free = env.free_variables(ast)
+    removed = [n for n in REMOVED_GLOBALS if n in free]
+    if removed:
+        line = next((n.lineno for n in ast.find_all(nodes.Name) if n.name == removed[0]), None)
+        return TemplateCheck(set(), "unsafe-template",
+                             f"template uses '{removed[0]}', a Jinja global llmspec templates do not provide",
+                             line)
+    return TemplateCheck(free - set(env.globals))
 
 
 def _accessed_names(node: "nodes.Node") -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from llmspec.runtime.train.config_file import write_training_config
 from llmspec.compiler.axolotl_config import (
     DEEPSPEED_CONFIGS, LORA_KERNEL_KEYS, OFFLINE_ENV, compile_axolotl_config, dump_yaml, resolve_hardware,
 )
@@ -141,7 +142,7 @@ def test_deepspeed_json_is_written_into_the_run_dir(tiny_model, tmp_path):
     c = compile_for(make_spec(hardware=HARDWARE["cuda-8-zero3"]), tiny_model, tmp_path)
     ds = Path(c.config["deepspeed"])
     assert ds.parent == tmp_path and not ds.exists()
-    c.write()
+    write_training_config(c)
     content = json.loads(ds.read_text())
     assert content == DEEPSPEED_CONFIGS["deepspeed-zero3"] and content["zero_optimization"]["stage"] == 3
     assert (tmp_path / "axolotl.yaml").exists() and "--num_processes" in c.launcher

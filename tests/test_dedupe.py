@@ -11,7 +11,8 @@ import pytest
 
 from llmspec.compiler.cleaning import compile_cleaning
 from llmspec.runtime.clean.run import run_cleaning
-from llmspec.runtime.clean.dedupe import band_layout, components, exact_jaccard, minhash_groups, shingle_hashes
+from llmspec.compiler.dedupe_layout import band_layout
+from llmspec.runtime.clean.dedupe import components, exact_jaccard, minhash_groups, shingle_hashes
 from llmspec.runtime.sources import SourceBatch
 from llmspec.spec.models import QualitySpec
 
@@ -405,7 +406,7 @@ def test_layouts_with_many_rows_per_band_use_minhash_signatures(monkeypatch):
 
     monkeypatch.setattr(dedupe.BandSketch, "__init__", refuse)
     texts = _corpus(10, 200)
-    assert dedupe.band_layout(0.9, 128)[1] > dedupe._SKETCH_MAX_ROWS
+    assert band_layout(0.9, 128)[1] > dedupe._SKETCH_MAX_ROWS
     root, _ = minhash_groups(pl.Series(texts), threshold=0.9, ngram=3, unit="word", permutations=128, seed=1)
     assert (root != np.arange(len(texts))).sum() >= 10
 

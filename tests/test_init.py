@@ -123,6 +123,54 @@ def test_workflow_validates_and_posts_the_markdown_plan(project):
     assert any(s.get("uses", "").startswith("actions/checkout") and s["with"]["fetch-depth"] == 0 for s in steps)
 
 
+def _pyproject_distribution() -> str:
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
+
+
+def test_workflow_installs_the_distribution_pyproject_declares(project):
+    from packaging.requirements import Requirement
+
+    wf = _yaml(project / WORKFLOW_FILE)
+    (step,) = [s for job in wf["jobs"].values() for s in job["steps"] if s.get("name") == "Install llmspec"]
+    (line,) = [ln.strip() for ln in step["run"].splitlines() if ln.strip().startswith("pip install")]
+    source = step["env"]["LLMSPEC_SOURCE"]
+    req = Requirement(line.removeprefix("pip install ").strip('"').replace("$LLMSPEC_SOURCE", source))
+    assert req.name == _pyproject_distribution() != "llmspec"  # "llmspec" on PyPI is someone else's
+    # Until it is published: from a VCS URL the user sets, never the index by name.
+    assert req.url and req.url.startswith("git+https://")
+
+
+def test_workflow_install_step_refuses_the_placeholder(project, tmp_path):
+    wf = _yaml(project / WORKFLOW_FILE)
+    (step,) = [s for job in wf["jobs"].values() for s in job["steps"] if s.get("name") == "Install llmspec"]
+    # `pip` is a stub here: the step must stop before it is reached.
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "pip").write_text("#!/bin/sh\necho pip-called $@\n")
+    (stub / "pip").chmod(0o755)
+    env = {**_env(), "PATH": f"{stub}{os.pathsep}{os.environ['PATH']}"}
+    placeholder = subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], capture_output=True, text=True,
+                                 env={**env, "LLMSPEC_SOURCE": step["env"]["LLMSPEC_SOURCE"]})
+    assert placeholder.returncode == 1 and "set LLMSPEC_SOURCE" in placeholder.stdout
+    assert "pip-called" not in placeholder.stdout
+    real = subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], capture_output=True, text=True,
+                          env={**env, "LLMSPEC_SOURCE": "git+https://example.org/acme/llmspec.git@v0.1.0"})
+    assert real.returncode == 0, real.stdout + real.stderr
+    assert f"pip-called install {_pyproject_distribution()} @ git+https://example.org/acme/llmspec.git@v0.1.0" \
+        in real.stdout
+
+
+def test_distribution_constant_and_readme_agree_with_pyproject():
+    from llmspec import DISTRIBUTION
+
+    assert DISTRIBUTION == _pyproject_distribution()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"pip install '{DISTRIBUTION}[train]" in readme or f'pip install "{DISTRIBUTION}' in readme
+    assert "pip install llmspec " not in readme and "pip install 'llmspec[" not in readme
+
+
 @pytest.mark.skipif(not (BIN / "check-jsonschema").exists(), reason="check-jsonschema is not installed")
 def test_workflow_passes_the_github_workflow_schema(project):
     out = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",

@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from llmspec.compiler.axolotl_config import compile_axolotl_config
+from llmspec.runtime.train.config_file import write_training_config
 from llmspec.compiler.formatting import compile_format
 from llmspec.runtime.dataset.build import build_dataset
 from llmspec.runtime.dataset.preview import load_tokenizer, render_examples
@@ -84,7 +85,7 @@ def compile_dataset(style: str, tiny: str, run: Path, eval_fraction: float):
                            special_tokens={"bos_token": tok.bos_token or "", "eos_token": tok.eos_token})
     compiled = compile_axolotl_config(spec, model_path=tiny, dataset=result.paths, run_dir=run,
                                       format_plan=plan, hardware="cpu")
-    compiled.write()
+    write_training_config(compiled)
     return spec, plan, tok, result, compiled
 
 

@@ -306,3 +306,56 @@ def test_terminal_summary_does_not_interpret_markup(report: dict) -> None:
     r = copy.deepcopy(report)
     r["acceptance"]["gates"][0]["name"] = "[red]x[/red]"
     assert "[red]x[/red]" in _terminal(r)
+
+
+def test_terminal_short_summary_names_failed_tests_and_gates(report: dict) -> None:
+    r = copy.deepcopy(report)
+    r["acceptance"]["gates"][0].update(passed=False, message="fine-tuned passes 5/6 tests (0.833), needs >= 0.9",
+                                       threshold=">= 0.9")
+    lines = _terminal(r).splitlines()
+    start = lines.index("Short summary:")
+    summary = lines[start + 1:start + 4]
+    # pytest's order: the failed tests with why, then the gates; the blocking gate before the warning
+    assert summary == [
+        "FAILED refund-window: contains expected '30 days', got 'Unused devices can be returned "
+        "within 14 days for a full refund.'",
+        "FAILED gate pass_rate >= 0.9: fine-tuned passes 5/6 tests (0.833), needs >= 0.9",
+        "WARNED gate pass_rate_by_tag:refunds >= 1.0: refund-window failed: expected '30 days'",
+    ]
+
+
+def test_terminal_short_summary_caps_failed_tests_and_keeps_markup_literal(report: dict) -> None:
+    from llmspec.runtime.reports.terminal import MAX_FAILED_TESTS
+
+    r = copy.deepcopy(report)
+    failing = copy.deepcopy(next(t for t in r["acceptance"]["tests"] if not t["passed"]))
+    failing["assertions"][0]["got"] = "[bold]x[/bold]\nsecond line"
+    r["acceptance"]["tests"] = [dict(failing, name=f"t{i}") for i in range(MAX_FAILED_TESTS + 3)]
+    r["acceptance"]["gates"] = []
+    out = _terminal(r)
+    failed = [x for x in out.splitlines() if x.startswith("FAILED ")]
+    assert len(failed) == MAX_FAILED_TESTS and failed[0].startswith("FAILED t0: contains expected")
+    assert "got '[bold]x[/bold] second line'" in failed[0]
+    assert "... and 3 more failed tests" in out
+
+
+def test_terminal_short_summary_absent_when_everything_passed(report: dict) -> None:
+    r = copy.deepcopy(report)
+    for t in r["acceptance"]["tests"]:
+        t["passed"] = True
+    for g in r["acceptance"]["gates"]:
+        g["passed"] = True
+    assert "Short summary" not in _terminal(r) and "FAILED" not in _terminal(r)
+
+
+def test_apply_ends_with_the_short_summary(report: dict, tmp_path: Path) -> None:
+    """`llmspec apply`'s last lines (also after failed gates) carry the FAILED lines."""
+    from types import SimpleNamespace
+
+    from llmspec.commands.apply import _finish
+
+    buf = io.StringIO()
+    result = SimpleNamespace(report=report, run="r1", outcome="promoted", built=["train"], reused=[],
+                             run_dir=tmp_path)
+    _finish(Console(file=buf, no_color=True, width=100), result)
+    assert "FAILED refund-window: contains expected '30 days'" in buf.getvalue()

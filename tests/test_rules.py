@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from llmspec.compiler.cleaning import CleaningPlan, compile_cleaning, rule_reasons, rust_regex, RegexNotPortable
+from llmspec.runtime.clean.explain import explain_plan
 from llmspec.runtime.clean.run import AccountingError, check_gates, run_cleaning
 from llmspec.runtime.sources import SourceBatch
 from llmspec.spec.errors import DataError, SpecError
@@ -71,7 +72,7 @@ def test_skip_missing_columns_skips_and_records_it():
     plan = compile_cleaning(q, "s", ["text"])
     assert [s.kind for s in plan.steps] == ["normalize"]
     assert plan.skipped == [{"index": 0, "reason": "require", "kind": "require", "missing": ["output"]}]
-    assert "skip_missing_columns" in plan.explain()
+    assert "skip_missing_columns" in explain_plan(plan)
 
 
 def test_plan_is_json_and_round_trips():
@@ -84,7 +85,7 @@ def test_plan_is_json_and_round_trips():
     assert step["args"]["rust_patterns"] == [r"(?i)foo\z"]
     assert data["steps"][1]["args"]["bands"] * data["steps"][1]["args"]["rows_per_band"] == 128
     assert data["steps"][2]["columns"] == ["a"]  # text columns only: n is an int
-    text = plan.explain()
+    text = explain_plan(plan)
     assert "1. reject_matching" in text and "str.contains" in text and "FILTER" in text
     assert "3. redact_pii" in text
 
@@ -94,7 +95,7 @@ def test_minhash_layout_from_the_spec_or_chosen():
         plan = compile_cleaning(quality([{"dedupe": {"method": "minhash", "columns": ["a"], **args}}]), "s", {"a": "str"})
         return plan.steps[0].args["bands"], plan.steps[0].args["rows_per_band"]
 
-    from llmspec.runtime.clean.dedupe import band_layout
+    from llmspec.compiler.dedupe_layout import band_layout
 
     assert layout(threshold=0.9) == band_layout(0.9, 128)
     assert layout(threshold=0.9, bands=9, rows_per_band=12) == (9, 12)  # 108 of the 128 permutations

@@ -126,7 +126,8 @@ class _TokenCounter:
     def _load(self):
         self.tried = True
         try:
-            from llmspec.runtime.train.run import OFFLINE_ENV, resolve_model
+            from llmspec.compiler.environment import OFFLINE_ENV
+            from llmspec.runtime.train.run import resolve_model
 
             os.environ.update({k: v for k, v in OFFLINE_ENV.items() if k not in os.environ})
             from transformers import AutoTokenizer

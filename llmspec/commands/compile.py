@@ -70,7 +70,9 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
     hardware = resolve_hardware(spec.training.hw)
     compiled = compile_axolotl_config(spec, model_path=model_path, dataset=result.paths, run_dir=out,
                                       format_plan=fmt_plan, hardware=hardware)
-    compiled.write()
+    from llmspec.runtime.train.config_file import write_training_config
+
+    write_training_config(compiled)
     problems = validate_axolotl_config(compiled, loaded.locate)
 
     counter = _record_counter(tokenizer, fmt_plan, spec)
@@ -106,10 +108,9 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
 
 
 def _write_json(path: Path, data: Any) -> None:
-    from llmspec.runtime.dataset.build import _atomic_write_lines
+    from llmspec.runtime.engine.atomic import write_json_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_lines(path, [json.dumps(data, indent=2, ensure_ascii=False, default=str)])
+    write_json_atomic(path, data)
 
 
 def _tokenizer(source: str, base_dir: Path):
@@ -127,6 +128,7 @@ def _tokenizer(source: str, base_dir: Path):
 
 def _clean_sources(loaded, clean_dir: Path, tokenizer) -> tuple[dict, dict[str, Any]]:
     from llmspec.compiler.cleaning import compile_cleaning
+    from llmspec.runtime.clean.explain import explain_plan
     from llmspec.runtime.clean.run import check_gates, run_cleaning
     from llmspec.runtime.sources import read_source
     from llmspec.runtime.sources.expect import check_expectations
@@ -147,7 +149,7 @@ def _clean_sources(loaded, clean_dir: Path, tokenizer) -> tuple[dict, dict[str, 
             raise DataError(errors)
         plan = compile_cleaning(spec.quality, name, [c for c in batch.rows.columns if c != "_origin"],
                                 locate=loaded.locate)
-        (clean_dir / f"{name}.txt").write_text(plan.explain(), encoding="utf-8")
+        (clean_dir / f"{name}.txt").write_text(explain_plan(plan), encoding="utf-8")
         result = run_cleaning(batch, plan, count_tokens=count if tokenizer is not None else None)
         frames[name], results[name] = result.kept, result
         summary[name] = result.to_dict()
@@ -170,7 +172,7 @@ def _record_counter(tokenizer, fmt_plan, spec):
         strategy = None
     if strategy is not None:
         return lambda record: len(tokenize_record(strategy, fmt_plan, record)[0])
-    from llmspec.runtime.dataset.build import example_text
+    from llmspec.compiler.formatting import example_text
 
     return lambda record: len(tokenizer(example_text(record), add_special_tokens=False)["input_ids"])
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from llmspec import DISTRIBUTION
 from llmspec.spec.errors import Diagnostic, Pos, SpecError, did_you_mean
 
 SPEC_FILE = "llmspec.yaml"
@@ -126,8 +127,8 @@ EXAMPLE_ROWS = """\
 
 PRECOMMIT = """\
 # Validates llmspec specs before every commit; errors come as path:line:col.
-# Uses the llmspec installed in your environment: `pip install llmspec pre-commit`,
-# then `pre-commit install` once in this repository.
+# Uses the llmspec installed in your environment (the distribution is {dist}; see the
+# README's install line), then `pre-commit install` once in this repository.
 repos:
   - repo: local
     hooks:
@@ -173,7 +174,18 @@ jobs:
         with:
           python-version: "3.11"
       - name: Install llmspec
-        run: pip install llmspec  # pin the version you use; validate and plan need no GPU and no training extras
+        env:
+          # Where pip gets llmspec ({dist}) until it is on the package index: a VCS URL
+          # pinned to a tag or commit. Replace the placeholder; the step refuses to run with it.
+          LLMSPEC_SOURCE: git+https://github.com/YOUR-ORG/llmspec.git@YOUR-TAG
+        run: |
+          case "$LLMSPEC_SOURCE" in
+            *YOUR-ORG*|*YOUR-TAG*)
+              echo "::error::set LLMSPEC_SOURCE in this workflow to the llmspec repository you install from"
+              exit 1 ;;
+          esac
+          # validate and plan need no GPU and no training extras
+          pip install "{dist} @ $LLMSPEC_SOURCE"
       - name: Validate
         run: llmspec validate {spec}
       - name: Plan
@@ -268,10 +280,10 @@ def scaffold(project: str, recipes: list[str]) -> list[ScaffoldFile]:
         ScaffoldFile(SPEC_FILE, spec_text(project, recipes), "the spec: the whole job in one file"),
         ScaffoldFile(SCHEMA_FILE, schema_text(), "JSON Schema, so editors complete and check the spec offline"),
         ScaffoldFile(DATA_FILE, EXAMPLE_ROWS, "sample data; replace it with your own"),
-        ScaffoldFile(PRECOMMIT_FILE, PRECOMMIT.format(pattern=HOOK_FILES_PATTERN),
+        ScaffoldFile(PRECOMMIT_FILE, PRECOMMIT.format(pattern=HOOK_FILES_PATTERN, dist=DISTRIBUTION),
                      "pre-commit hook running `llmspec validate`"),
         ScaffoldFile(GITIGNORE_FILE, GITIGNORE.format(ignore=STATE_IGNORE), "keeps .llmspec/ (state) out of git"),
-        ScaffoldFile(WORKFLOW_FILE, WORKFLOW.format(spec=SPEC_FILE),
+        ScaffoldFile(WORKFLOW_FILE, WORKFLOW.format(spec=SPEC_FILE, dist=DISTRIBUTION),
                      "CI: validate, and post the plan as a pull-request comment"),
     ]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Sequence
 
-from llmspec.compiler.axolotl_config import OFFLINE_ENV
+from llmspec.compiler.environment import OFFLINE_ENV
 from llmspec.spec.errors import Diagnostic, LlmspecError, Pos
 
 from .assertions import TestOutcome, evaluate_test

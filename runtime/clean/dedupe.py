@@ -28,6 +28,8 @@ import os as _os
 import threading
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from llmspec.compiler.dedupe_layout import band_layout
+
 if TYPE_CHECKING:
     import numpy as np
     import polars as pl
@@ -38,10 +40,6 @@ if TYPE_CHECKING:
 # WINDOW neighbours instead of every other row: quadratic pair counts from a huge bucket would
 # dominate the run, and connectivity survives through verified neighbour links.
 WINDOW = 16
-# False negatives weigh 10x false positives when picking the band layout: a false positive costs
-# an estimate from the sketches (and, near the threshold, one exact verification); a false
-# negative is a duplicate kept.
-FP_WEIGHT = 0.1
 _CHUNK = 50_000
 _LOOKUPS_PER_CALL = 1 << 22  # bounds one is_in call's temporaries (smaller parts measured no faster)
 _MIN_PARALLEL = 4_000  # pairs per thread below which splitting costs more than it saves
@@ -51,37 +49,14 @@ _SHINGLE_CHUNK = 1 << 22
 _MIX = 0x9E3779B97F4A7C15
 _EMPTY = 0xFFFFFFFF  # a bin no shingle fell in
 FLOOR_SD = 2.5  # see estimate_floor
-# Names the MinHash algorithm in cleaning fingerprints: change it when the groups found can change.
-SKETCH = "oph-bands-2"
 
 
 # ----------------------------------------------------------------------------- keys
 
 
-def band_layout(threshold: float, permutations: int) -> tuple[int, int]:
-    """(bands, rows per band) with bands * rows == permutations (every bin of the sketch is in a
-    band), minimising missed pairs above the threshold + FP_WEIGHT * candidates below it."""
-    import numpy as np
-
-    integrate = getattr(np, "trapezoid", None) or np.trapz  # trapz is NumPy 1's name
-    best = None
-    xs_lo = np.linspace(0.0, threshold, 513)
-    xs_hi = np.linspace(threshold, 1.0, 513)
-    for r in range(1, permutations + 1):
-        if permutations % r:
-            continue
-        b = permutations // r
-        fp = integrate(1 - (1 - xs_lo ** r) ** b, xs_lo)
-        fn = integrate((1 - xs_hi ** r) ** b, xs_hi)
-        cost = fn + FP_WEIGHT * fp
-        if best is None or cost < best[0] - 1e-12:
-            best = (cost, b, r)
-    return best[1], best[2]
-
-
 def _exact_key(col: str, cat: str, done: Sequence[str] = ()) -> "pl.Expr":
     """NFKC, whitespace collapsed, lower case: the parts an earlier normalize already did skipped."""
-    from llmspec.compiler.cleaning import normalize_text, on_text
+    from llmspec.runtime.clean.kernels import normalize_text, on_text
 
     if cat in ("text", "turns"):
         unicode = "none" if "NFKC" in done else "NFKC"
@@ -122,13 +97,14 @@ def _fingerprint_key(col: str, cat: str) -> "pl.Expr":
         text = pl.col(col).list.eval(pl.element().struct.field("content")).list.join(" ")
     else:
         text = pl.col(col)
-    from llmspec.compiler.cleaning import WHITESPACE_RUN
+    from llmspec.runtime.clean.kernels import WHITESPACE_RUN
 
     return fingerprint(text.str.replace_all(WHITESPACE_RUN, " ")).alias(f"__key__{col}")
 
 
 def key_exprs(step: "CleaningStep", schema: Mapping[str, Any]) -> list["pl.Expr"]:
-    from llmspec.compiler.cleaning import column_category, text_columns
+    from llmspec.compiler.cleaning import column_category
+    from llmspec.runtime.clean.kernels import text_columns
 
     if step.args["method"] == "exact":
         cols = step.columns if not step.all_text else [c for c, _ in text_columns(step, schema)]
@@ -141,7 +117,7 @@ def minhash_text(step: "CleaningStep", schema: Mapping[str, Any]) -> "pl.Expr":
     """The text a row is shingled from: its text columns, normalised, joined by a space."""
     import polars as pl
 
-    from llmspec.compiler.cleaning import normalize_text, text_columns
+    from llmspec.runtime.clean.kernels import normalize_text, text_columns
 
     parts = []
     for c, cat in text_columns(step, schema):

@@ -265,7 +265,7 @@ def redact_frame(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.DataFram
     """The step's text columns redacted; returns the frame and how many rows changed."""
     import polars as pl
 
-    from llmspec.compiler.cleaning import text_columns
+    from llmspec.runtime.clean.kernels import text_columns
 
     placeholders = step.args["placeholders"]
     exprs, changed = [], []
@@ -296,7 +296,7 @@ def explain_exprs(step: "CleaningStep", schema: Mapping[str, Any]) -> list["pl.E
     """What redact_frame runs, as expressions for LazyFrame.explain()."""
     import polars as pl
 
-    from llmspec.compiler.cleaning import on_text, text_columns
+    from llmspec.runtime.clean.kernels import on_text, text_columns
 
     placeholders = step.args["placeholders"]
     py_kinds = [k for k in PY_ORDER if k in placeholders]

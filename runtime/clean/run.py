@@ -153,7 +153,7 @@ def _modify(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.DataFrame", i
         from llmspec.runtime.clean.pii import redact_frame
 
         return redact_frame(df, step)
-    from llmspec.compiler.cleaning import modify_exprs
+    from llmspec.runtime.clean.kernels import modify_exprs
 
     try:
         exprs = modify_exprs(step, df.schema)
@@ -187,12 +187,12 @@ def _reject(df: "pl.DataFrame", step: "CleaningStep",
         dup_of, detail = find_duplicates(df, step)
     elif step.kind == "length" and (step.args.get("min_tokens") is not None
                                     or step.args.get("max_tokens") is not None):
-        from llmspec.compiler.cleaning import reject_detail_expr
+        from llmspec.runtime.clean.kernels import reject_detail_expr
 
         detail = df.with_columns(reject_detail_expr(step, df.schema).alias("__d")).get_column("__d")
         detail, note = _token_details(df, step, detail, count_tokens)
     else:
-        from llmspec.compiler.cleaning import first_detail, reject_conditions
+        from llmspec.runtime.clean.kernels import first_detail, reject_conditions
 
         pairs = reject_conditions(step, df.schema)
         if not pairs:
@@ -217,7 +217,7 @@ def _token_details(df: "pl.DataFrame", step: "CleaningStep", detail: "pl.Series"
                    count_tokens: CountTokens | None) -> tuple["pl.Series", str | None]:
     import polars as pl
 
-    from llmspec.compiler.cleaning import approx_tokens, text_columns, token_detail_expr
+    from llmspec.runtime.clean.kernels import approx_tokens, text_columns, token_detail_expr
 
     frame = pl.DataFrame({"d": detail.alias("d")})
     for c, cat in text_columns(step, df.schema):

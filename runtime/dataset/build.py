@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
-from llmspec.compiler.formatting import CHAT_ROLES, FieldPlan, FormatPlan, Renderer, SourcePlan
+from llmspec.compiler.formatting import CHAT_ROLES, FieldPlan, FormatPlan, Renderer, SourcePlan, example_text
+from llmspec.runtime.engine.atomic import write_lines_atomic
 from llmspec.spec.errors import DataError, Diagnostic
 
 if TYPE_CHECKING:
@@ -41,6 +40,7 @@ ORIGINS_FILE = "origins.jsonl"
 
 RULE_ERROR = "format_error"
 RULE_EMPTY = "format_empty"
+RULE_BUDGET = "format_budget"
 
 
 class RenderError(Exception):
@@ -128,17 +128,6 @@ def normalise(text: str) -> str:
     return _WS.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
 
 
-def example_text(record: dict[str, Any]) -> str:
-    """Everything the model sees of a record (prompt and answer), in a fixed order."""
-    if "messages" in record:
-        return "\n".join(f"{m['role']}: {m['content']}" for m in record["messages"])
-    if "segments" in record:
-        return "".join(s["text"] for s in record["segments"])
-    if "instruction" in record:
-        return "\n".join((record["instruction"], record.get("input", ""), record["output"]))
-    return record["text"]
-
-
 # ----------------------------------------------------------------------------- rendering
 
 
@@ -148,8 +137,12 @@ def _describe(fp: FieldPlan) -> str:
 
 
 def _render_text(renderer: Renderer, source: str, fp: FieldPlan, row: dict[str, Any]) -> str:
+    from llmspec.spec.sandbox import TemplateBudgetError
+
     try:
         value = renderer.render(source, fp, row)
+    except TemplateBudgetError as exc:
+        raise RenderError(RULE_BUDGET, f"{_describe(fp)}: over budget: {exc}") from None
     except Exception as exc:  # a template can raise anything: undefined names, bad filters, sandbox
         raise RenderError(RULE_ERROR, f"{_describe(fp)}: {type(exc).__name__}: {exc}") from None
     if fp.required and not str(value).strip():
@@ -247,25 +240,6 @@ def split_examples(examples: list[Example], eval_fraction: float, seed: int) -> 
 # ----------------------------------------------------------------------------- writing
 
 
-def _atomic_write_lines(path: Path, lines: Iterable[str]) -> str:
-    """Write lines to ``path`` via a temp file + rename; return the content's sha256."""
-    digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            for line in lines:
-                data = line + "\n"
-                digest.update(data.encode("utf-8"))
-                fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return digest.hexdigest()
-
-
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
@@ -345,12 +319,12 @@ def build_dataset(
 
     hashes: dict[str, str] = {}
     train_path = out_dir / TRAIN_FILE
-    hashes[TRAIN_FILE] = _atomic_write_lines(train_path, (_dumps(examples[i].record) for i in train_idx))
+    hashes[TRAIN_FILE] = write_lines_atomic(train_path, (_dumps(examples[i].record) for i in train_idx))
     eval_path: Path | None = None
     stale_eval = out_dir / EVAL_FILE
     if split.eval_fraction > 0 and kept_eval:
         eval_path = stale_eval
-        hashes[EVAL_FILE] = _atomic_write_lines(eval_path, (_dumps(examples[i].record) for i in kept_eval))
+        hashes[EVAL_FILE] = write_lines_atomic(eval_path, (_dumps(examples[i].record) for i in kept_eval))
     elif stale_eval.exists():
         # A previous compile's eval file would otherwise be picked up as current.
         stale_eval.unlink()
@@ -360,7 +334,7 @@ def build_dataset(
         for name, idx in (("train", train_idx), ("eval", kept_eval if eval_path else []))
         for n, i in enumerate(idx)
     ]
-    hashes[ORIGINS_FILE] = _atomic_write_lines(origins_path, origin_lines)
+    hashes[ORIGINS_FILE] = write_lines_atomic(origins_path, origin_lines)
 
     return DatasetResult(
         train_path=train_path,
@@ -378,7 +352,8 @@ def build_dataset(
 
 
 __all__ = [
-    "DatasetResult", "EVAL_FILE", "Example", "ORIGINS_FILE", "RULE_EMPTY", "RULE_ERROR", "RenderError",
-    "SourceCounts", "TRAIN_FILE", "build_dataset", "example_text", "normalise", "render_record",
+    "DatasetResult", "EVAL_FILE", "Example", "ORIGINS_FILE", "RULE_BUDGET", "RULE_EMPTY", "RULE_ERROR",
+    "RenderError",
+    "SourceCounts", "TRAIN_FILE", "build_dataset", "normalise", "render_record",
     "split_examples",
 ]

@@ -73,11 +73,12 @@ def load_tokenizer(tokenizer_path: str):
 def axolotl_strategy(tokenizer, plan: "FormatPlan", *, sequence_len: int = 2048,
                      chat_template: str = "tokenizer_default"):
     """The prompt strategy Axolotl builds for ``plan``'s dataset type (None without axolotl)."""
-    from llmspec.runtime.train.axolotl_check import _quiet_offline, axolotl_available
+    from llmspec.runtime.engine.offline import go_offline
+    from llmspec.runtime.train.axolotl_check import axolotl_available
 
     if not axolotl_available():
         return None
-    _quiet_offline()
+    go_offline()
     from axolotl.utils.dict import DictDefault
 
     cfg = DictDefault({"sequence_len": sequence_len, "train_on_inputs": False, "chat_template": chat_template})
@@ -151,7 +152,7 @@ def render_examples(
 
 
 def _unmarked_ids(tok, plan: "FormatPlan", record: dict[str, Any], chat_template: str) -> list[int]:
-    from llmspec.runtime.dataset.build import example_text
+    from llmspec.compiler.formatting import example_text
 
     if plan.style == "chat" and chat_template == "tokenizer_default" and tok.chat_template:
         return list(tok.apply_chat_template(record["messages"], tokenize=True, return_dict=False))

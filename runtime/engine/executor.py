@@ -218,6 +218,7 @@ class Executor:
         import polars as pl
 
         from llmspec.compiler.cleaning import compile_cleaning
+        from llmspec.runtime.clean.explain import explain_plan
         from llmspec.runtime.clean.run import check_gates, run_cleaning
         from llmspec.runtime.sources import SourceBatch
 
@@ -228,7 +229,7 @@ class Executor:
         batch = SourceBatch(name=name, rows=rows, rejected=pl.read_parquet(src_dir / "rejected.parquet"),
                             rows_in=meta["rows_in"], files=meta["files"])
         plan = compile_cleaning(self.spec.quality, name, [c for c in rows.columns if c != "_origin"])
-        (work / "plan.txt").write_text(plan.explain(), encoding="utf-8")
+        (work / "plan.txt").write_text(explain_plan(plan), encoding="utf-8")
         result = run_cleaning(batch, plan, progress=lambda n: self.progress("rows", {"stage": stage.id, "rows": n}))
         gate_diags = [d for d in check_gates({name: result}, _only_source_gates(self.spec.quality, name))
                       if d.severity == "error"]

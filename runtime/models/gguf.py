@@ -106,11 +106,9 @@ def convert(path: Path, sha256: str, *, progress: Callable[[str, dict], None] | 
 
 
 def _load(path: Path):
-    import os
+    from llmspec.runtime.engine.offline import go_offline
 
-    from llmspec.compiler.axolotl_config import OFFLINE_ENV
-
-    os.environ.update(OFFLINE_ENV)  # before transformers is imported: nothing may reach a hub
+    go_offline()  # before transformers is imported: nothing may reach a hub
     if importlib.util.find_spec("gguf") is None:
         raise _error("gguf-package-missing", "reading a GGUF file needs the `gguf` package", path,
                      hint="pip install gguf (the [train] extra has it)")

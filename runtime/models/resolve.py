@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from llmspec.spec.checks import BUILTIN_MODELS
+from llmspec.spec.builtin_models import BUILTIN_MODELS
 from llmspec.spec.errors import Diagnostic, LlmspecError, Pos, did_you_mean
 
 from llmspec.runtime.engine.file_hashes import HashCache

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from llmspec.runtime.engine.atomic import write_text_atomic
 
+from .failures import failed_assertions, failed_tests
 from .html import format_date
 
 _ICON = {"promoted": "✅", "gates_failed": "❌", "failed": "💥", "built": "📦"}
@@ -77,11 +78,11 @@ def _acceptance(acc: Mapping[str, Any] | None) -> list[str]:
             lines.append(f"| `{_code(g.get('name', ''))}` | {_cell(g.get('severity') or 'error')} "
                          f"| `{_code(g.get('threshold') or '')}` | {_num(g.get('value'))} "
                          f"| {result} |")
-    failed = [t for t in tests if not t.get("passed")]
+    failed = failed_tests(acc)
     if failed:
         lines += ["", f"**Failed tests ({len(failed)}):**"]
         for t in failed[:MAX_FAILED_TESTS]:
-            bad = [a for a in t.get("assertions") or [] if not a.get("passed")]
+            bad = failed_assertions(t)
             why = "; ".join(f"`{_code(a.get('key', ''))}` expected `{_code(a.get('expected', ''), 40)}`"
                             f", got `{_code(a.get('got', ''), 60)}`" for a in bad[:2])
             if len(bad) > 2:

@@ -1,5 +1,6 @@
-"""The last lines of ``apply`` / ``test`` on a terminal: gates and pass rates, then where the
-full reports are. Meaning never rides on colour alone (every verdict is also a word), so the
+"""The last lines of ``apply`` / ``test`` on a terminal: gates and pass rates, a short summary
+of what failed (one ``FAILED`` line per test and gate, like pytest's), then where the full
+reports are. Meaning never rides on colour alone (every verdict is also a word), so the
 output reads the same through a pipe or in a CI log."""
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .failures import failed_assertions, failed_gates, failed_tests
+
 _OUTCOME = {"promoted": ("green", "promoted"),
             "gates_failed": ("red", "gates failed: not promoted"),
             "failed": ("red", "run failed"),
             "built": ("cyan", "built (no acceptance gates)")}
+MAX_FAILED_TESTS = 10          # more than this and the rest are counted: the report has them all
+GOT_CHARS = 80
 _REPORT_FILES = (("report_html", "HTML report"), ("report_md", "Markdown summary"),
                  ("junit", "JUnit results"), ("model", "Model"), ("log", "Log"))
 
@@ -32,6 +37,8 @@ def print_summary(report: Mapping[str, Any], console: Console) -> None:
         gates = acc.get("gates") or []
         if gates:
             console.print(_gates_table(gates))
+        for line in short_summary(acc):
+            console.print(escape(line), highlight=False, soft_wrap=True)
     elif report.get("sources"):
         rows_in = sum(int((s or {}).get("rows_in") or 0) for s in report["sources"].values())
         kept = sum(int((s or {}).get("rows_kept") or 0) for s in report["sources"].values())
@@ -43,6 +50,34 @@ def print_summary(report: Mapping[str, Any], console: Console) -> None:
         if artifacts.get(key):
             console.print(f"  {name + ':':<18}{escape(str(artifacts[key]))}", highlight=False,
                           soft_wrap=True)
+
+
+def short_summary(acc: Mapping[str, Any]) -> list[str]:
+    """``FAILED test: kind expected X, got Y`` for each failed test, then ``FAILED gate ...``
+    (``WARNED`` for a failed warn gate): plain text, so a CI log says what to fix."""
+    tests, gates = failed_tests(acc), failed_gates(acc)
+    if not tests and not gates:
+        return []
+    lines = ["Short summary:"]
+    for t in tests[:MAX_FAILED_TESTS]:
+        bad = failed_assertions(t)
+        why = "; ".join(f"{a.get('key', '')} expected {_one_line(a.get('expected'))!r}, "
+                        f"got {_one_line(a.get('got'))!r}" for a in bad[:2]) or "failed"
+        if len(bad) > 2:
+            why += f"; +{len(bad) - 2} more"
+        lines.append(f"FAILED {t.get('name', '')}: {why}")
+    if len(tests) > MAX_FAILED_TESTS:
+        lines.append(f"... and {len(tests) - MAX_FAILED_TESTS} more failed tests (see the report)")
+    for g in gates:
+        verdict = "WARNED" if g.get("severity") == "warn" else "FAILED"
+        threshold = f" {g['threshold']}" if g.get("threshold") else ""
+        lines.append(f"{verdict} gate {g.get('name', '')}{threshold}: {g.get('message') or 'failed'}")
+    return lines
+
+
+def _one_line(value: Any) -> str:
+    text = " ".join(str("" if value is None else value).split())
+    return text if len(text) <= GOT_CHARS else text[: GOT_CHARS - 1] + "…"
 
 
 def _rates_line(acc: Mapping[str, Any]) -> str:

@@ -21,6 +21,7 @@ import re
 from typing import TYPE_CHECKING, Any, Callable
 
 from llmspec.spec.errors import Diagnostic, Pos
+from llmspec.runtime.engine.offline import go_offline
 
 if TYPE_CHECKING:
     from llmspec.compiler.axolotl_config import CompiledTraining
@@ -51,19 +52,6 @@ def target_capabilities(compiled: "CompiledTraining") -> tuple[dict[str, Any], d
     return caps, {"torch_version": torch_version}
 
 
-def _quiet_offline() -> None:
-    from llmspec.compiler.axolotl_config import OFFLINE_ENV
-
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
-    try:  # already imported: its constants were read at import time
-        import huggingface_hub.constants as hub
-
-        hub.HF_HUB_OFFLINE = True
-    except ImportError:
-        pass
-
-
 def validate_axolotl_config(
     compiled: "CompiledTraining",
     locate: Callable[[tuple], Pos | None],
@@ -76,7 +64,7 @@ def validate_axolotl_config(
     if not axolotl_available():
         LOG.debug("axolotl is not installed: skipping validation of the compiled Axolotl config")
         return []
-    _quiet_offline()
+    go_offline()
     from pydantic import ValidationError
 
     from axolotl.utils.config import validate_config

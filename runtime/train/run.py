@@ -26,6 +26,7 @@ from llmspec.spec.errors import Diagnostic, LlmspecError, Pos, TrainingError
 from llmspec.spec.load import LoadedSpec
 
 from llmspec.runtime.engine.atomic import write_json_atomic
+from llmspec.runtime.train.config_file import write_training_config
 
 PLUGIN = "llmspec.runtime.train.axolotl_plugin.LlmspecPlugin"
 _TQDM = re.compile(r"(\d+)/(\d+) \[")
@@ -143,7 +144,7 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     total = expected_steps(ds["train_size"], spec.training)
     if "save_steps" not in compiled.config and "saves_per_epoch" not in compiled.config:
         compiled.config["save_steps"] = max(10, total // 4)
-    compiled.write()
+    write_training_config(compiled)
     log_path = work / "train.log"
     out_dir = Path(compiled.config["output_dir"])
 
@@ -173,7 +174,7 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
         except FileNotFoundError:
             raise TrainingError(Diagnostic(
                 "axolotl-missing", "the `axolotl` command is not installed", loaded.locate(("training",)),
-                hint="install the training extra: pip install 'llmspec[train]' (make setup does)")) from None
+                hint="install the training extra: pip install 'llmspec-tune[train]' (make setup does)")) from None
         try:
             assert proc.stdout is not None
             step_seen = 0
