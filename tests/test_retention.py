@@ -148,3 +148,66 @@ def test_spec_errors(tmp_path, extra, code):
     assert loaded.errors
     if code:
         assert code in [d.code for d in loaded.errors]
+
+
+def _report_with_retention(tmp_path=None) -> dict:
+    from llmspec.runtime.acceptance.gates import evaluate_retention_gates
+
+    r = _result(tuned_fail={0, 1, 12}, base_fail={12})
+    r.gates = evaluate_retention_gates(RetentionSpec(), r)
+    ret = r.to_report()
+    return {"project": "demo", "run": "r1", "outcome": "gates_failed",
+            "acceptance": {"pass_rate": 1.0, "base_pass_rate": 0.0, "tests": [],
+                           "gates": ret["gates"], "retention": ret}}
+
+
+def test_reports_show_retention_beside_the_domain_rate_and_the_lost_prompts():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from llmspec.runtime.reports.html import render_html
+    from llmspec.runtime.reports.markdown import render_markdown
+    from llmspec.runtime.reports.terminal import print_summary
+
+    report = _report_with_retention()
+    buf = StringIO()
+    print_summary(report, Console(file=buf, width=200, color_system=None))
+    text = buf.getvalue()
+    assert "Retention (builtin:general-v1): fine-tuned 85.0% (17/20)   base model 95.0% (19/20)" in text
+    assert "LOST t0: base 'ok' -> fine-tuned 'no'" in text
+    assert "FAILED gate retention drop <= 0.05" in text
+    md = render_markdown(report)
+    assert "### Retention" in md and "| facts | 10/10 | 8/10 | +20 pts |" in md
+    assert "| q0 | ok | no |" in md
+    html = render_html(report)
+    assert 'id="retention"' in html and "Lost prompts" in html and "t1" in html
+
+
+def test_reports_say_when_retention_is_off():
+    from llmspec.runtime.reports.markdown import render_markdown
+    from llmspec.runtime.reports.terminal import retention_lines
+
+    off = {"enabled": False, "reason": "builtin:tiny is not a pretrained model: it knows nothing to retain"}
+    assert retention_lines(off) == [f"Retention: off ({off['reason']})"]
+    md = render_markdown({"project": "d", "acceptance": {"tests": [], "gates": [], "retention": off}})
+    assert "Off: builtin:tiny is not a pretrained model" in md
+
+
+def test_junit_has_a_retention_testsuite(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from llmspec.runtime.acceptance.junit import write_junit
+    from llmspec.runtime.acceptance.retention import retention_junit_cases
+
+    r = _result(tuned_fail={0, 12}, base_fail={12})
+    path = write_junit(tmp_path / "a.xml", "demo.acceptance", [], extra_suites=[
+        ("demo.retention", retention_junit_cases(r), {"retention.pass_rate": r.pass_rate})])
+    root = ET.parse(path).getroot()
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["demo.acceptance", "demo.retention"]
+    ret = suites[1]
+    assert ret.get("tests") == "20" and ret.get("failures") == "1" and ret.get("skipped") == "1"
+    failed = [c for c in ret.findall("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ["t0"] and failed[0].get("classname") == "retention.facts"
+    assert root.get("tests") == "20"

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 from llmspec.spec.errors import Diagnostic, SpecError
 
+from .junit import JUnitCase, case_from_outcome, classname_for
 from .runner import ModelRef, PromptFormat, TestRun, load_model, shares_weights
 from .suite import SuiteTest, load_tests_file
 
@@ -188,5 +189,22 @@ def run_retention(suite: str, tests: Sequence[SuiteTest], *, tuned: ModelRef, ba
     return RetentionResult(suite, tests, tuned_runs, base_runs, drift_of(base_scores, tuned_scores))
 
 
-__all__ = ["BUILTIN_PROMPTS", "BUILTIN_SUITES", "Drift", "RetentionResult", "builtin_file", "drift_of",
+def retention_junit_cases(result: RetentionResult) -> list[JUnitCase]:
+    """One case per prompt of the suite. A loss (base right, fine-tuned wrong) is a failure; a
+    prompt both models fail is skipped: it says nothing about retention."""
+    cases = []
+    for test, run, base in zip(result.tests, result.tuned, result.base):
+        case = case_from_outcome(test.name, run.outcome, tags=test.tags, time=run.duration,
+                                 prompt=test.display_prompt, output=run.output, base_outcome=base.outcome,
+                                 base_output=base.output)
+        case.classname = "retention" + classname_for(test.tags)[len("acceptance"):]
+        if not run.passed and not base.passed:
+            case.skipped = "the base model fails it too: not a loss"
+        elif not run.passed:
+            case.message = f"lost: the base model passes it. {case.message or ''}".strip()
+        cases.append(case)
+    return cases
+
+
+__all__ = ["retention_junit_cases", "BUILTIN_PROMPTS", "BUILTIN_SUITES", "Drift", "RetentionResult", "builtin_file", "drift_of",
            "load_retention_suite", "run_retention"]
