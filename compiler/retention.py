@@ -43,3 +43,22 @@ def replay_mix(spec: ProjectSpec) -> dict[str, Any] | None:
     if replay is None:
         return None
     return {"from": replay.from_, "fraction": replay.fraction, "seed": replay.seed}
+
+
+def plan_notes(spec: ProjectSpec) -> list[str]:
+    """Lines the plan prints under its stages: whether retention runs (and why not), and what
+    replay mixes in."""
+    ret = retention_config(spec)
+    if ret["enabled"]:
+        by_tag = "".join(f", {t} <= {v:g}" for t, v in ret["max_drop_by_tag"].items())
+        drift = f", drift <= {ret['max_drift']:g}" if ret["max_drift"] is not None else ""
+        lines = [f"Retention: on ({ret['reason']}): {ret['suite']} on the base and the fine-tuned model, "
+                 f"pass-rate drop <= {ret['max_drop']:g}{by_tag}{drift} ({ret['severity']})"]
+    else:
+        lines = [f"Retention: off ({ret['reason']})"]
+    replay = spec.training.replay
+    if replay is not None:
+        origin = (f"the base model's answers to {replay.prompts}" if replay.from_base_model
+                  else f"source '{replay.from_}'")
+        lines.append(f"Replay: {replay.fraction:.0%} of the training set from {origin}")
+    return lines
