@@ -42,6 +42,8 @@ bench: setup
 	$(BIN)/python bench/clean_vs_pandas.py
 	$(BIN)/python bench/near_dup.py
 	$(BIN)/python bench/noop_speed.py
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python bench/document_readers.py
 
 schema: setup
 	$(BIN)/llmspec schema -o spec/llmspec.schema.json

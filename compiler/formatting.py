@@ -6,7 +6,11 @@ dataset files use and which Axolotl dataset type reads them. ``runtime/dataset.p
 does the rendering; ``Renderer`` is shared so that the compiler's checks and the
 runtime agree on what a field is.
 
-A field value that is a bare identifier is a column name; anything else is a template.
+A field value is a column when it names one (any name: ``Agent Reply`` too) or is a bare
+identifier, and a template when it holds Jinja syntax (``{{``, ``{%``, ``{#``). Anything
+else is an error with did-you-mean (``format-not-a-column``): ``Agent Reply`` naming no
+column would otherwise render as that constant on every example. A constant is written on
+purpose as ``{{ "text" }}``; any column is reachable in templates as ``{{ row["Agent Reply"] }}``.
 Templates run in a sandboxed Jinja environment with ``StrictUndefined`` because they
 come from a spec file and see untrusted data: a typo must fail loudly, not render "".
 Compiling evaluates nothing; each render is bounded in time and size
@@ -22,7 +26,7 @@ from typing import Any, Callable, Literal
 
 from llmspec.spec.errors import Diagnostic, Pos, SpecError
 from llmspec.spec.models import CHAT_MESSAGES_FIELDS, STYLE_FIELDS, FormatSpec, Segment
-from llmspec.spec.templates import RESERVED_VARIABLES
+from llmspec.spec.templates import RESERVED_VARIABLES, ROW_VARIABLE, is_template, row_keys
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -53,6 +57,8 @@ RECORD_FIELDS: dict[str, tuple[str, ...]] = {
 
 def is_column_ref(value: str) -> bool:
     return bool(_IDENTIFIER.match(value))
+
+
 
 
 @dataclass(frozen=True)
@@ -118,13 +124,15 @@ TIME_STRIKES = 3
 
 
 def template_variables(template: str) -> tuple[str, ...]:
-    """Columns a template reads: its free variables minus Jinja globals and reserved names.
+    """Columns a template reads: its free variables minus Jinja globals and reserved names,
+    plus the keys it reads from ``row`` by constant (``row["Agent Reply"]``).
 
     Raises ``jinja2.TemplateSyntaxError``.
     """
     env = _environment()
-    free = env.free_variables(env.parse(template))
-    return tuple(sorted(free - set(env.globals) - set(RESERVED_VARIABLES)))
+    ast = env.parse(template)
+    free = env.free_variables(ast)
+    return tuple(sorted((free - set(env.globals) - set(RESERVED_VARIABLES) - {ROW_VARIABLE}) | row_keys(ast)))
 
 
 class Renderer:
@@ -153,7 +161,8 @@ class Renderer:
         if self._strikes.get(key, 0) >= TIME_STRIKES:
             raise TemplateTimeout(f"not run: this template went over its time budget on {TIME_STRIKES} rows already")
         try:
-            return self._env.render(self._compiled[key], {**self._reserved, **row})
+            columns = {k: v for k, v in row.items() if not k.startswith("_")}
+            return self._env.render(self._compiled[key], {**self._reserved, **row, ROW_VARIABLE: columns})
         except TemplateTimeout:
             self._strikes[key] = self._strikes.get(key, 0) + 1
             raise
@@ -261,11 +270,19 @@ def _unknown_column(err, path: tuple, column: str, known: set[str]) -> None:
 
 def _text_field(name: str, value: str, required: bool, train: bool | None, path: tuple, err,
                 known: set[str] | None) -> FieldPlan | None:
-    if is_column_ref(value):
-        if known is not None and value not in known:
-            _unknown_column(err, path, value, known)
-            return None
+    if (known is not None and value in known) or (known is None and not is_template(value)):
+        # Without known columns only the data can tell; the dataset stage compiles again with them.
         return FieldPlan(name, "column", value, required, train, (value,))
+    if is_column_ref(value):
+        _unknown_column(err, path, value, known or set())
+        return None
+    if not is_template(value):
+        from llmspec.spec.errors import did_you_mean
+
+        err(path, "format-not-a-column", f"'{value}' is neither a column of this source nor a template",
+            hint=(did_you_mean(value, known or set()) or f"columns: {', '.join(sorted(known or ())) or 'none'}")
+            + f"; a constant is written on purpose as {{{{ {value!r} }}}}")
+        return None
     from jinja2 import TemplateSyntaxError
 
     try:
@@ -296,6 +313,6 @@ def example_text(record: dict[str, Any]) -> str:
 
 __all__ = [
     "AXOLOTL_DATASET_TYPES", "CHAT_ROLES", "FieldPlan", "FormatPlan", "RECORD_FIELDS", "RESERVED_VARIABLES",
-    "Renderer",
-    "SourcePlan", "compile_format", "example_text", "is_column_ref", "template_variables",
+    "ROW_VARIABLE", "Renderer", "SourcePlan", "compile_format", "example_text", "is_column_ref", "is_template",
+    "template_variables",
 ]

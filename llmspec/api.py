@@ -110,6 +110,12 @@ def _previous_from_state(loaded: LoadedSpec, *, use_lock: bool = True) -> tuple[
         if state.stages:
             prev = {k: {"fingerprint": v.fingerprint, "config": v.config} for k, v in state.stages.items()}
             meta = (state.runs[-1].get("metadata") if state.runs else None)
+            acc = state.stages.get("acceptance")
+            built = next((r.get("metadata") for r in state.runs if acc and r.get("run") == acc.run), None)
+            if meta is not None and built is not None:
+                # test names pair with the acceptance config by position: take them from the run
+                # that built that config, not from a later run that stopped before acceptance
+                meta = {**meta, "tests": built.get("tests")}
             return prev, meta, "the last apply (.llmspec/state.json)"
     lock = read_lockfile(lock_path(loaded)) if use_lock else None
     if lock:

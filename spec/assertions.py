@@ -224,6 +224,11 @@ def _schema(value: Any, key: str) -> dict:
         where = "/".join(str(p) for p in exc.path)
         raise ValueError(f"{key}: not a valid JSON Schema"
                          f"{' at ' + where if where else ''}: {exc.message}") from None
+    from .json_schema import schema_problem
+
+    problem = schema_problem(schema)
+    if problem:
+        raise ValueError(f"{key}: {problem}")
     return schema
 
 

@@ -19,6 +19,7 @@ from .models import (
     EMAIL_COLUMNS,
     MARKDOWN_COLUMNS,
     PAIRED_EMAIL_COLUMNS,
+    PDF_COLUMNS,
     STYLE_FIELDS,
     TEXT_COLUMNS,
     DedupeArgs,
@@ -29,6 +30,7 @@ from .models import (
     rule_kind,
 )
 from .builtin_models import BUILTIN_MODELS
+from .sql import read_only_problem
 from .templates import RESERVED_VARIABLES, check_template
 
 Locate = Callable[..., Pos]
@@ -40,22 +42,24 @@ _URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/@\s:]*:([^@\s/]+)@", re.IG
 def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
     """The columns a source is known to produce, or None when only the data can tell."""
     src = spec.sources[source]
-    if src.columns:
-        return {name for name in src.columns}
+    if src.contract:
+        return set(src.contract)
     fmt = src.format
     if fmt in ("mbox", "eml"):
         return set(PAIRED_EMAIL_COLUMNS if getattr(src, "pairing", None) else EMAIL_COLUMNS)
     if fmt == "text":
         return set(TEXT_COLUMNS)
-    if fmt == "markdown":
+    if fmt in ("markdown", "html", "docx"):
         return set(MARKDOWN_COLUMNS)
+    if fmt == "pdf":
+        return set(PDF_COLUMNS)
     return None
 
 
 def run_checks(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
-    for check in (_check_version, _check_format_map, _check_paths, _check_secrets, _check_rules, _check_split,
-                  _check_acceptance, _check_base_model, _check_retention):
+    for check in (_check_version, _check_format_map, _check_paths, _check_queries, _check_secrets, _check_rules,
+                  _check_split, _check_acceptance, _check_base_model, _check_retention):
         diags.extend(check(spec, data, at, key_at))
     return diags
 
@@ -125,6 +129,14 @@ def _template_diags(text: str, path: tuple, columns: set[str] | None, source: st
         yield Diagnostic(result.error_code, message, pos,
                          hint="templates are Jinja: {{ column }}, filters like | trim; no private attributes")
         return
+    if result.literal:
+        # "Agent Reply": a column's exact name, or (no such column) a typo that would train on
+        # that text as a constant. Only the data can tell when no contract declares the columns.
+        if columns is not None and text not in columns:
+            yield Diagnostic("not-a-column", f"'{text}' is neither a column of source '{source}' nor a template",
+                             at(path), hint=(did_you_mean(text, columns) or f"columns: {', '.join(sorted(columns))}")
+                             + f"; a constant is written on purpose as {{{{ {text!r} }}}}")
+        return
     unknown = result.variables - columns if columns is not None else set()
     if unknown:
         # bos_token / eos_token are given to every template by the renderer, next to the columns
@@ -162,6 +174,16 @@ def _check_paths(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> I
         if problem:
             yield Diagnostic(problem[0], problem[1], at(path),
                              hint="data paths are relative to the spec's folder and stay inside it")
+
+
+def _check_queries(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    for name, src in spec.sources.items():
+        query = getattr(src, "query", None)
+        problem = read_only_problem(query) if isinstance(query, str) else None
+        if problem:
+            yield Diagnostic("unsafe-query", f"sources.{name}.query {problem}", at(("sources", name, "query")),
+                             hint="a source only reads: one SELECT (or WITH ... SELECT), nothing that writes, "
+                                  "attaches or reaches files")
 
 
 def _walk_strings(node, path=()):

@@ -111,12 +111,43 @@ class ExpectSpec(StrictModel):
         return self
 
 
+# Any name the data may use ("Agent Reply", "agent-reply"); a leading underscore is llmspec's own.
+ColumnName = Annotated[str, Field(pattern=r"^[^_\x00-\x1f][^\x00-\x1f]*$", max_length=256)]
+ExtraPolicy = Literal["reject", "warn", "ignore"]
+EXTRA_POLICIES = ("reject", "warn", "ignore")
+
+
 class _SourceBase(StrictModel):
-    columns: dict[Identifier, ColumnType] | None = Field(
+    columns: dict[ColumnName, Union[ColumnType, ExtraPolicy]] | None = Field(
         None, description="The data contract: column name -> type. Missing columns fail the source; "
-        "wrong-typed values reject the row.", examples=[{"question": "str", "answer": "str", "product": "str?"}],
+        "wrong-typed values reject the row. `extra: reject | warn | ignore` (default warn) says what keys the "
+        "contract does not declare do: reject the rows holding them, count and name them in the report, or "
+        "nothing (a column named `extra` is declared with a type as usual).",
+        examples=[{"question": "str", "answer": "str", "product": "str?", "extra": "reject"}],
     )
     expect: ExpectSpec | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _policy_only_for_extra(cls, value):
+        for name, kind in (value or {}).items():
+            if kind in EXTRA_POLICIES and name != "extra":
+                raise PydanticCustomError(
+                    "invalid-value", "column '{name}': '{kind}' is not a type (str, int, float, bool, datetime, "
+                    "list, json); reject/warn/ignore is the value of `extra`", {"name": name, "kind": kind})
+        return value
+
+    @property
+    def contract(self) -> dict[str, str] | None:
+        """The declared columns and their types, without the `extra` policy."""
+        if not self.columns:
+            return None
+        return {k: v for k, v in self.columns.items() if not (k == "extra" and v in EXTRA_POLICIES)} or None
+
+    @property
+    def extra_policy(self) -> str:
+        value = (self.columns or {}).get("extra")
+        return value if value in EXTRA_POLICIES else "warn"
 
 
 class _FileSource(_SourceBase):
@@ -152,6 +183,26 @@ class MarkdownSource(_FileSource):
     path: str = Field(description="A file or a glob (`docs/**/*.md`), relative to the spec's folder.", min_length=1)
     split: Literal["file", "heading"] = Field("heading", description="One record per file or per heading section.")
     heading_level: int = Field(2, ge=1, le=6, description="Split at headings of this level or higher.")
+
+
+class HtmlSource(_FileSource):
+    format: Literal["html"]
+    path: str = Field(description="A file or a glob (`site/**/*.html`), relative to the spec's folder.", min_length=1)
+    split: Literal["file", "heading"] = Field("heading", description="One record per page or per heading section.")
+    heading_level: int = Field(2, ge=1, le=6, description="Split at headings of this level or higher.")
+
+
+class DocxSource(_FileSource):
+    format: Literal["docx"]
+    path: str = Field(description="A file or a glob (`manuals/*.docx`), relative to the spec's folder.", min_length=1)
+    split: Literal["file", "heading"] = Field("heading", description="One record per document or per heading section.")
+    heading_level: int = Field(2, ge=1, le=6, description="Split at headings of this level or higher.")
+
+
+class PdfSource(_FileSource):
+    format: Literal["pdf"]
+    path: str = Field(description="A file or a glob (`manuals/*.pdf`), relative to the spec's folder.", min_length=1)
+    split: Literal["file", "page"] = Field("page", description="One record per page or per file.")
 
 
 class PairingSpec(StrictModel):
@@ -192,18 +243,19 @@ class PostgresSource(_SourceBase):
 
 SourceSpec = Annotated[
     Union[JsonlSource, JsonSource, CsvSource, ParquetSource, TextSource, MarkdownSource,
-          MboxSource, EmlSource, SqliteSource, PostgresSource],
+          HtmlSource, PdfSource, DocxSource, MboxSource, EmlSource, SqliteSource, PostgresSource],
     Field(discriminator="format"),
 ]
 
-SOURCE_FORMATS = ("jsonl", "json", "csv", "parquet", "text", "markdown", "mbox", "eml", "sqlite", "postgres")
+SOURCE_FORMATS = ("jsonl", "json", "csv", "parquet", "text", "markdown", "html", "pdf", "docx", "mbox", "eml", "sqlite", "postgres")
 
 # Columns that readers without a declared contract always produce (used to check templates).
 EMAIL_COLUMNS = ("message_id", "thread_id", "in_reply_to", "sender", "to", "subject", "date", "body",
                  "quoted", "signature")
 PAIRED_EMAIL_COLUMNS = ("thread_id", "message_id", "subject", "customer", "agent", "query", "reply", "turns")
 TEXT_COLUMNS = ("path", "text")
-MARKDOWN_COLUMNS = ("path", "title", "heading", "text")
+MARKDOWN_COLUMNS = ("path", "title", "heading", "text")  # also html and docx
+PDF_COLUMNS = MARKDOWN_COLUMNS + ("page",)
 
 # ----------------------------------------------------------------------------- quality rules
 

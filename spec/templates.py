@@ -1,6 +1,8 @@
 """Jinja templates in `format.map`: what counts as a template, and the validate-time checks.
 
-A bare identifier (`answer`) names a column; anything else is a template rendered in
+A value names a column when it is a bare identifier (`answer`) or a column's exact name
+(`Agent Reply`); a value with Jinja syntax (`{{`, `{%`, `{#`) is a template; anything else is
+an error (a constant is written on purpose: `{{ "text" }}`). Templates are rendered in
 ``sandbox.BudgetedEnvironment`` (a ``SandboxedEnvironment`` that folds no constants and bounds
 every render in time and size). The sandbox already blocks unsafe calls at render time; we
 refuse private and dunder access when the spec is validated, so a reviewer never has to
@@ -23,11 +25,34 @@ if TYPE_CHECKING:
 
 # Names every template gets from the renderer besides the row's columns.
 RESERVED_VARIABLES = ("bos_token", "eos_token")
+# The whole row, so a column of any name can be read: {{ row["Agent Reply"] }}.
+ROW_VARIABLE = "row"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def is_column_ref(text: str) -> bool:
     return bool(_IDENTIFIER.match(text))
+
+
+def is_template(text: str) -> bool:
+    """Whether a map value holds Jinja syntax (an expression, a statement or a comment).
+    A value that is neither a column nor a template is an error, never a constant."""
+    return any(mark in text for mark in ("{{", "{%", "{#"))
+
+
+def row_keys(ast: "nodes.Template") -> set[str]:
+    """Column names a parsed template reads through ``row`` with a constant key
+    (``row["Agent Reply"]``, ``row.answer``)."""
+    from jinja2 import nodes
+
+    keys = set()
+    for node in ast.find_all((nodes.Getitem, nodes.Getattr)):
+        if isinstance(node.node, nodes.Name) and node.node.name == ROW_VARIABLE:
+            if isinstance(node, nodes.Getattr):
+                keys.add(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                keys.add(node.arg.value)
+    return keys
 
 
 def sandbox(*, keep_trailing_newline: bool = False) -> "BudgetedEnvironment":
@@ -42,12 +67,15 @@ class TemplateCheck:
     error_code: str | None = None
     error: str | None = None
     line_in_template: int | None = None
+    literal: bool = False  # neither an identifier nor Jinja: valid only as a column's exact name
 
 
 def check_template(text: str) -> TemplateCheck:
     """Parse (never render) a template; report syntax errors, unsafe access and its variables."""
     if is_column_ref(text):
         return TemplateCheck(variables={text})
+    if not is_template(text):
+        return TemplateCheck(variables={text}, literal=True)
     from jinja2 import TemplateSyntaxError, nodes
 
     env = sandbox()
@@ -77,7 +105,7 @@ def check_template(text: str) -> TemplateCheck:
         return TemplateCheck(set(), "unsafe-template",
                              f"template uses '{removed[0]}', a Jinja global llmspec templates do not provide",
                              line)
-    return TemplateCheck(free - set(env.globals))
+    return TemplateCheck((free - set(env.globals) - {ROW_VARIABLE}) | row_keys(ast))
 
 
 def _accessed_names(node: "nodes.Node") -> list[str]:

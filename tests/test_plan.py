@@ -93,7 +93,9 @@ def test_learning_rate_retrains_but_does_not_reclean(tmp_path):
     train = next(s for s in diff.stages if s.id == "train")
     assert [c.render() for c in train.changes] == ["training.learning_rate: 0.0002 -> 0.0003"]
     acceptance = next(s for s in diff.stages if s.id == "acceptance")
-    assert acceptance.reasons == ["upstream train changed"]
+    assert [(r.code, r.message, r.stage) for r in acceptance.reasons] == [
+        ("input-changed", "upstream train changed", "train")]
+    assert train.codes == ["config-changed"]
     assert diff.summary() == "Plan: 1 to retrain, 1 to re-test, 1 to promote, 5 unchanged."
 
 
@@ -122,7 +124,8 @@ def test_metadata_only_edits_change_no_stage(tmp_path):
     plan2, meta2 = compile_text(tmp_path, edited)
     diff = diff_plan(plan2, previous_of(plan), baseline="state", metadata_old=meta, metadata_new=meta2)
     assert set(actions(diff).values()) == {"unchanged"}
-    assert {m.path for m in diff.metadata} == {"description", "acceptance.tests[0].name"}
+    assert [m.render() for m in diff.metadata] == ["description: first -> second",
+                                                   "acceptance.tests[refund]: renamed to refunds"]
     assert "Metadata only" in render_text(diff, None, project="demo")
 
 
@@ -142,7 +145,8 @@ def test_lockfile_baseline_without_configs(tmp_path):
     previous = {s.id: {"fingerprint": s.fingerprint, "config": None} for s in plan.stages}
     diff = diff_plan(plan2, previous, baseline="llmspec.lock")
     train = next(s for s in diff.stages if s.id == "train")
-    assert train.action == "change" and train.reasons == ["config changed"]
+    assert train.action == "change" and train.codes == ["fingerprint-changed"]
+    assert "fingerprints only" in train.reasons[0].message
 
 
 def test_renderings(tmp_path):
@@ -155,7 +159,14 @@ def test_renderings(tmp_path):
     md = render_markdown(diff, None, project="demo")
     assert "| 🟡 | `train` | retrain |" in md
     data = json.loads(render_json(diff, None, project="demo"))
-    assert data["format_version"] == 1 and data["counts"]["retrain"] == 1
+    assert data["format_version"] == 2 and data["counts"]["retrain"] == 1
+    stages = {s["id"]: s for s in data["stages"]}
+    assert stages["train"]["action"] == "change" and stages["train"]["kind"] == "train"
+    assert stages["train"]["reasons"] == [{"code": "config-changed", "message": "its config changed"}]
+    assert stages["train"]["changes"] == [{"path": "training.learning_rate", "op": "changed", "old": 0.0002,
+                                           "new": 0.0003}]
+    assert stages["acceptance"]["reasons"] == [{"code": "input-changed", "message": "upstream train changed",
+                                                "stage": "train"}]
 
 
 def test_plan_roundtrips_through_json(tmp_path):

@@ -67,7 +67,7 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
     show_progress = err.is_terminal and not os.environ.get("CI")
     counter = _TokenCounter(loaded) if _needs_tokens(spec.quality) else None
     counter = counter if counter else None  # loads the tokenizer; without one, chars / 4
-    results, profiles, files = {}, {}, {}
+    results, profiles, files, extras = {}, {}, {}, {}
     with _Progress(err, enabled=show_progress) as bar:
         for name in selected:
             bar.start(name)
@@ -75,16 +75,23 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
             _check_expectations(batch, spec.sources[name], loaded)
             plan = compile_cleaning(spec.quality, name, dict(batch.rows.schema), locate=loaded.locate)
             result = run_cleaning(batch, plan, count_tokens=counter, progress=bar.step)
-            results[name], files[name] = result, batch.files
+            results[name], files[name], extras[name] = result, batch.files, batch.extra_columns
             profiles[name] = _profile(result.kept)
             if out_dir is not None:
                 _write_outputs(out_dir, name, result)
+    _check_mapping(loaded, {n: r.kept.columns for n, r in results.items()})
     quality = spec.quality
     if only:
         quality = quality.model_copy(update={"gates": type(quality.gates)()})
     failures = [d for d in check_gates(results, quality) if d.severity == "error"]
+    warnings = extra_warnings(loaded, extras)
+    if warnings:
+        from llmspec.cli import print_diagnostics
+
+        print_diagnostics(warnings)
     if as_json:
-        doc = {"sources": {n: {**_counts(r), "profile": profiles[n]} for n, r in results.items()},
+        doc = {"sources": {n: {**_counts(r), "profile": profiles[n], "extra_columns": extras[n]}
+                           for n, r in results.items()},
                "gates": [d.to_json() for d in failures]}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
@@ -97,6 +104,30 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
         print_diagnostics(failures)
         return 1
     return 0
+
+
+def _check_mapping(loaded, columns: dict[str, list[str]]) -> None:
+    """``format.map`` against the columns the cleaned rows really have: a value that names no
+    column and is no template fails here, before any example is rendered."""
+    from llmspec.compiler.formatting import compile_format
+
+    fmt = loaded.spec.format
+    subset = fmt.model_copy(update={"map": {n: m for n, m in fmt.map.items() if n in columns}})
+    compile_format(subset, {n: [c for c in cols if c != "_origin"] for n, cols in columns.items()},
+                   locate=loaded.locate)
+
+
+def extra_warnings(loaded, extras: dict[str, dict[str, int]]) -> list[Diagnostic]:
+    """One warning per source whose rows hold keys its `columns` contract does not declare."""
+    out = []
+    for name, keys in extras.items():
+        if keys and loaded.spec.sources[name].extra_policy == "warn":
+            listed = ", ".join(f"'{k}' ({n} rows)" for k, n in sorted(keys.items()))
+            out.append(Diagnostic("extra-columns", f"{name}: keys the columns contract does not declare: {listed}",
+                                  loaded.locate(("sources", name, "columns")), severity="warning",
+                                  hint="declare them, or set `extra: reject` (drop such rows) or `extra: ignore` "
+                                  "under `columns`"))
+    return out
 
 
 def _counts(result) -> dict[str, Any]:

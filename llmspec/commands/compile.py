@@ -152,7 +152,7 @@ def _clean_sources(loaded, clean_dir: Path, tokenizer) -> tuple[dict, dict[str, 
         (clean_dir / f"{name}.txt").write_text(explain_plan(plan), encoding="utf-8")
         result = run_cleaning(batch, plan, count_tokens=count if tokenizer is not None else None)
         frames[name], results[name] = result.kept, result
-        summary[name] = result.to_dict()
+        summary[name] = result.to_dict() | {"extra_columns": batch.extra_columns}
     gate_errors = [d for d in check_gates(results, spec.quality) if d.severity == "error"]
     if gate_errors:
         raise DataError(gate_errors)

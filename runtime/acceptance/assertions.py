@@ -191,11 +191,15 @@ def _check_json_schema(schema: dict, output: str, *_: Any) -> Check:
     except ValueError as exc:
         return False, f"not JSON ({exc}): {excerpt(output)}", None
     from jsonschema.exceptions import best_match
-    from jsonschema.validators import validator_for
+    from referencing.exceptions import Unresolvable
 
-    cls = validator_for(schema)
-    checker = getattr(cls, "FORMAT_CHECKER", None)
-    error = best_match(cls(schema, format_checker=checker).iter_errors(doc))
+    from .json_schema import linear_validator
+
+    try:
+        error = best_match(linear_validator(schema).iter_errors(doc))
+    except (Unresolvable, RecursionError) as exc:
+        # parse_expectation refuses such schemas at validate; a schema built elsewhere lands here
+        raise _CannotEvaluate(f"the schema cannot be used: {type(exc).__name__}: {shorten(str(exc))}") from None
     if error is None:
         return True, "valid against the schema", None
     where = getattr(error, "json_path", None) or "$"

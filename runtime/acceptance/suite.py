@@ -113,7 +113,14 @@ def build_suite(acceptance: AcceptanceSpec, base_dir: Path, *, system: str | Non
                                max_new_tokens=tc.max_new_tokens or default_tokens,
                                system=tc.system if tc.system is not None else system))
     if acceptance.tests_from:
-        tests.extend(load_tests_file(Path(base_dir) / acceptance.tests_from, system=system,
+        import os
+
+        from llmspec.runtime.sources.paths import check_inside
+
+        tests_path = Path(base_dir) / acceptance.tests_from
+        if os.path.lexists(tests_path):  # a missing file gets load_tests_file's own message
+            check_inside(tests_path, Path(base_dir), acceptance.tests_from)
+        tests.extend(load_tests_file(tests_path, system=system,
                                      max_new_tokens=default_tokens,
                                      shown_path=acceptance.tests_from))
     if acceptance.holdout is not None:

@@ -191,6 +191,7 @@ class Executor:
         if stage.volatile:
             self._replan_after_read(name, batch)
         meta = {"rows_in": batch.rows_in, "files": batch.files, "format": src.format,
+                "extra_columns": batch.extra_columns,
                 "profile": profile_frame(batch.rows.drop("_origin", strict=False))}
         write_json_atomic(work / "source.json", meta)
         self.progress("rows", {"stage": stage.id, "rows": batch.rows_in})
@@ -241,6 +242,7 @@ class Executor:
         summary = result.to_dict()
         summary["samples"] = _samples(result.rejects)
         summary["profile"] = meta.get("profile")
+        summary["extra_columns"] = meta.get("extra_columns") or {}
         summary["format"] = meta.get("format")
         write_json_atomic(work / "clean.json", summary)
         return {"rows_in": result.rows_in, "rows_kept": result.rows_kept,
@@ -324,7 +326,7 @@ class Executor:
                 summary = json.loads((d / "clean.json").read_text())
                 name = stage.id.split(".", 1)[1]
                 self.report["sources"][name] = {k: summary.get(k) for k in (
-                    "rows_in", "rows_kept", "rejected", "modified", "samples", "format")}
+                    "rows_in", "rows_kept", "rejected", "modified", "samples", "format", "extra_columns")}
                 self.report["sources"][name]["profile"] = _report_profile(summary.get("profile") or {})
             elif stage.kind == "dataset" and d is not None:
                 from llmspec.runtime.reports.writer import dataset_report

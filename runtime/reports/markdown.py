@@ -142,6 +142,11 @@ def _funnel(sources: Mapping[str, Any] | None) -> list[str]:
         lines.append(f"| {_cell(name)}{fmt} | {rows_in:,} | {detail} | {kept:,}{share} |")
     if len(sources) > 1:
         lines.append(f"| **total** | {total_in:,} | {total_in - total_kept:,} | {total_kept:,} |")
+    for name, src in sources.items():
+        extra = (src or {}).get("extra_columns") or {}
+        if extra:
+            keys = ", ".join(f"`{_cell(k)}` ({n:,} rows)" for k, n in sorted(extra.items()))
+            lines += ["", f"{_cell(name)}: keys the `columns` contract does not declare: {keys}"]
     return lines
 
 

@@ -2,12 +2,14 @@
 
 ``read_source`` returns a ``SourceBatch``: the readable rows (data columns plus ``_origin``)
 and the rejected units (``_rule`` = ``corrupt`` for units that could not be read,
-``contract`` for rows that broke the declared ``columns``, ``unpaired`` for email threads
+``contract`` for rows that broke the declared ``columns``, ``no_text`` for PDF pages with
+no extractable text, ``unpaired`` for email threads
 without an agent reply), with ``rows_in == rows.height + rejected.height`` always.
 
 A unit is what the format is made of: a non-blank line (JSONL), an array element (JSON), a
-record (CSV), a row (Parquet, SQLite, PostgreSQL), a file (text, or markdown split by file),
-a heading section (markdown), a message (mbox, eml), or a thread (email with ``pairing``).
+record (CSV), a row (Parquet, SQLite, PostgreSQL), a file (text, or markdown, HTML, DOCX split
+by file), a heading section (markdown, HTML, DOCX), a page (PDF; a file with ``split: file``),
+a message (mbox, eml), or a thread (email with ``pairing``).
 Only whole-source problems raise ``DataError``: a missing file, a file that is not of its
 format at all, a declared column the data lacks, a database that refuses the query.
 
@@ -21,12 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from ._common import Part, concat_rejects, concat_rows, data_error, display, resolve_files, with_origin_last
+from ._common import Part, concat_rejects, concat_rows, data_error, display, with_origin_last
+from .paths import resolve_files
 
 if TYPE_CHECKING:
     import polars as pl
 
-_FILE_FORMATS = ("jsonl", "json", "csv", "parquet", "text", "markdown", "mbox", "eml", "sqlite")
+# Formats whose columns are the data's own keys; the others' columns are fixed by their reader.
+KEYED_FORMATS = ("jsonl", "json", "csv", "parquet", "sqlite", "postgres")
+_FILE_FORMATS = ("jsonl", "json", "csv", "parquet", "text", "markdown", "html", "pdf", "docx", "mbox", "eml",
+                 "sqlite")
 
 
 @dataclass
@@ -36,6 +42,8 @@ class SourceBatch:
     rejected: "pl.DataFrame"  # _rule, _detail, _origin (Utf8), _raw (Binary; bytes of unreadable units)
     rows_in: int  # every unit read, good or bad: rows.height + rejected.height
     files: list[str] = field(default_factory=list)  # files read, as display paths
+    # keys the declared `columns` do not name -> rows holding a value there (keyed formats only)
+    extra_columns: dict[str, int] = field(default_factory=dict)
 
 
 def source_files(spec, base_dir: Path) -> list[Path]:
@@ -58,6 +66,12 @@ def _reader(fmt: str):
         from . import parquet as mod
     elif fmt in ("text", "markdown"):
         from . import text as mod
+    elif fmt == "html":
+        from . import html as mod
+    elif fmt == "pdf":
+        from . import pdf as mod
+    elif fmt == "docx":
+        from . import docx as mod
     elif fmt in ("mbox", "eml"):
         from . import email as mod
     elif fmt == "sqlite":
@@ -72,7 +86,9 @@ def read_source(name: str, spec, base_dir: Path, *, env: Mapping[str, str] | Non
     (defaults to the process environment)."""
     from .contract import parse_contract
 
-    contract = parse_contract(spec.columns)
+    # Plain objects with `columns` (not a spec model) read as a contract without an extra policy.
+    contract = parse_contract(spec.contract if hasattr(spec, "contract") else getattr(spec, "columns", None))
+    extra_policy = getattr(spec, "extra_policy", "warn")
     if spec.format == "postgres":
         import os
 
@@ -93,10 +109,19 @@ def read_source(name: str, spec, base_dir: Path, *, env: Mapping[str, str] | Non
                         sum(p.units for p in parts))
     rows = with_origin_last(part.rows)
     rejected = concat_rejects([part.rejected])
+    extra: dict[str, int] = {}
+    if contract and spec.format in KEYED_FORMATS:
+        from .contract import extra_columns, reject_extra
+
+        extra = extra_columns(rows, contract)
+        if extra and extra_policy == "reject":
+            rows, bad = reject_extra(rows, list(extra))
+            rejected = concat_rejects([rejected, bad])
     if part.units != rows.height + rejected.height:
         raise data_error(f"{name}: read {part.units} units but accounted for {rows.height} rows and "
                          f"{rejected.height} rejects (a bug in the {spec.format} reader)", code="accounting")
-    return SourceBatch(name=name, rows=rows, rejected=rejected, rows_in=part.units, files=files)
+    return SourceBatch(name=name, rows=rows, rejected=rejected, rows_in=part.units, files=files,
+                       extra_columns=extra if extra_policy != "ignore" else {})
 
 
 __all__ = ["SourceBatch", "read_source", "source_files"]

@@ -1,9 +1,8 @@
-"""Pieces every reader shares: safe path resolution, origins, reject frames, errors."""
+"""Pieces every reader shares: origins, reject frames, errors (which files to read: ``paths``)."""
 
 from __future__ import annotations
 
-import glob
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from llmspec.spec.errors import DataError, Diagnostic, Pos
@@ -12,10 +11,6 @@ if TYPE_CHECKING:
     import polars as pl
 
 REJECT_COLUMNS = ("_rule", "_detail", "_origin", "_raw")
-_GLOB_CHARS = set("*?[")
-
-# When a path names a folder, these are the files a glob-based format reads from it.
-FOLDER_DEFAULTS = {"eml": "*.eml", "text": "**/*.txt", "markdown": "**/*.md"}
 
 
 def data_error(message: str, path: str | None = None, *, code: str = "source", hint: str | None = None,
@@ -31,44 +26,6 @@ def display(path: Path, base_dir: Path) -> str:
         return path.as_posix()
 
 
-def _check_relative(pattern: str) -> None:
-    p = PurePosixPath(pattern.replace("\\", "/"))
-    # Validation refuses these too; checked again because a reader must never open files
-    # outside the project whatever called it.
-    if p.is_absolute() or (len(pattern) > 1 and pattern[1] == ":") or ".." in p.parts:
-        raise data_error(f"path {pattern!r} must be relative to the spec's folder and stay inside it",
-                         pattern, code="unsafe-path")
-
-
-def resolve_files(pattern: str, base_dir: Path, fmt: str, *, must_exist: bool = True) -> list[Path]:
-    """The files a source reads: one file, a folder (with the format's default glob) or a glob.
-
-    Sorted so that row order, origins and fingerprints do not depend on the file system.
-    Nothing found: a DataError naming the path, or [] with ``must_exist=False``.
-    """
-    _check_relative(pattern)
-    base_dir = Path(base_dir)
-    if not _GLOB_CHARS.intersection(pattern):
-        path = base_dir / pattern
-        if path.is_dir():
-            default = FOLDER_DEFAULTS.get(fmt)
-            if default is None:
-                raise data_error(f"{pattern} is a folder; a {fmt} source reads one file", pattern,
-                                 code="not-a-file")
-            pattern = f"{pattern.rstrip('/')}/{default}"
-        elif path.is_file():
-            return [path]
-        elif not must_exist:
-            return []
-        else:
-            raise data_error(f"{pattern}: no such file (looked in {base_dir})", pattern, code="missing-file")
-    found = sorted(glob.glob(pattern, root_dir=base_dir, recursive=True))
-    files = [base_dir / f for f in found if (base_dir / f).is_file()]
-    if not files and must_exist:
-        raise data_error(f"{pattern}: no files match (looked in {base_dir})", pattern, code="missing-file")
-    return files
-
-
 def read_bytes(path: Path, shown: str) -> bytes:
     try:
         return path.read_bytes()
@@ -76,6 +33,27 @@ def read_bytes(path: Path, shown: str) -> bytes:
         raise data_error(f"{shown}: no such file", shown, code="missing-file") from None
     except OSError as exc:
         raise data_error(f"{shown}: cannot read ({exc.strerror or exc})", shown, code="unreadable") from None
+
+
+# Leading bytes of binary files people point text sources at, and the format that reads them.
+_MAGIC = ((b"%PDF-", "a PDF", "pdf"), (b"PK\x03\x04", "a ZIP archive (a .docx, .xlsx or .zip?)", "docx"),
+          (b"\xd0\xcf\x11\xe0", "an old Office document (.doc/.xls)", None),
+          (b"\x89PNG", "a PNG image", None), (b"\xff\xd8\xff", "a JPEG image", None), (b"GIF8", "a GIF image", None),
+          (b"PAR1", "a Parquet file", "parquet"), (b"SQLite format 3\x00", "an SQLite database", "sqlite"))
+
+
+def refuse_binary(data: bytes, shown: str, fmt: str) -> None:
+    """A binary file read with a text format is refused: decoding it would give one corrupt
+    row (or, worse, a row of garbage), and the source would look like it merely had bad data."""
+    for magic, what, reader in _MAGIC:
+        if data.startswith(magic):
+            break
+    else:
+        if b"\x00" not in data[:8192] or data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 is text
+            return
+        what, reader = "binary (it holds NUL bytes)", None
+    hint = f"read it with `format: {reader}`" if reader else "text formats read text files only"
+    raise data_error(f"{shown} is {what}, not {fmt} text", shown, code="binary-file", hint=hint)
 
 
 def rejects(rule: str, details: Sequence[str], origins: Sequence[str],

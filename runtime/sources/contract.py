@@ -67,6 +67,38 @@ def parse_contract(columns: Mapping[str, str] | None) -> list[Column]:
     return out
 
 
+def extra_columns(df: "pl.DataFrame", contract: Sequence[Column]) -> dict[str, int]:
+    """Columns the contract does not declare -> rows holding a value there (a key present
+    with null counts as absent: JSON readers fill keys a row lacks with null)."""
+    declared = {c.name for c in contract}
+    extra = [c for c in df.columns if not c.startswith("_") and c not in declared]
+    if not extra or df.height == 0:
+        return {}
+    counts = {c: df.height - df.get_column(c).null_count() for c in extra}
+    return {c: n for c, n in counts.items() if n}
+
+
+def reject_extra(df: "pl.DataFrame", extra: Sequence[str]) -> tuple["pl.DataFrame", "pl.DataFrame"]:
+    """``columns.extra: reject``: rows holding a value under an undeclared key leave as
+    ``contract`` rejects naming the keys; the kept rows lose those columns."""
+    import polars as pl
+
+    from ._common import contract_rejects
+
+    # By position (pl.nth): names such as "*" or "^a$" are patterns to pl.col.
+    idx = [df.columns.index(c) for c in extra]
+    has = [pl.nth(i).is_not_null() for i in idx]
+    names = pl.concat_str([pl.when(h).then(pl.lit(c)) for h, c in zip(has, extra)], separator=", ",
+                          ignore_nulls=True)
+    flagged = df.with_columns(pl.any_horizontal(has).alias("__extra"), names.alias("__names"))
+    bad = flagged.filter(pl.col("__extra")).select(
+        (pl.lit("undeclared key(s): ") + pl.col("__names") + pl.lit(" (columns.extra: reject)")).alias("_detail"),
+        pl.col("_origin"))
+    keep = [i for i, c in enumerate(df.columns) if c not in set(extra)]
+    good = flagged.filter(~pl.col("__extra")).select(pl.nth(keep))
+    return good, contract_rejects(bad)
+
+
 def require_columns(present: Iterable[str], contract: Sequence[Column], shown: str) -> None:
     """A declared, non-optional column that the data lacks entirely fails the source.
 

@@ -12,13 +12,19 @@ def _pct(part: int, whole: int) -> str:
 
 def check_expectations(batch, spec) -> list[Diagnostic]:
     """Diagnostics (severity error) for every ``spec.expect`` bound ``batch`` violates; [] when
-    all hold or nothing is expected. ``rows`` are the readable rows (after the contract)."""
+    all hold or nothing is expected. ``rows`` are the readable rows (after the contract).
+    A source with no readable row fails unless ``expect.min_rows`` is set (``0`` allows it)."""
     exp = getattr(spec, "expect", None)
-    if exp is None:
-        return []
     name = batch.name
     rows = batch.rows
     n = rows.height
+    if n == 0 and (exp is None or exp.min_rows is None):
+        # Nothing to train on is never what a source is for, unless the spec says it may happen.
+        return [Diagnostic("source-empty", f"{name}: the source yielded 0 rows ({batch.rows_in} units read)",
+                           hint=(_rejected_hint(batch) or "no file held a readable unit") +
+                           "; set `expect: {min_rows: 0}` if an empty source is expected")]
+    if exp is None:
+        return []
     out: list[Diagnostic] = []
     if exp.min_rows is not None and n < exp.min_rows:
         out.append(Diagnostic("expect-min-rows", f"{name}: {n} rows, expect.min_rows is {exp.min_rows}",

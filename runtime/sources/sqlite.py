@@ -1,4 +1,7 @@
-"""SQLite: a database file and a query, opened read-only (``file:...?mode=ro``).
+"""SQLite: a database file and a query, opened read-only (``file:...?mode=ro``), the query
+run under an authorizer that allows reading tables and calling functions only: nothing it
+does can write, attach another file or load an extension (``VACUUM INTO``, ``ATTACH``,
+``load_extension`` are refused by SQLite itself, as validate refuses them in the spec).
 
 Columns: the query's result columns, with the types SQLite returns per value (it is
 dynamically typed: a column mixing 1 and 'a' becomes text unless the contract rejects the
@@ -29,6 +32,17 @@ def _text(raw: bytes):
         return _BadText(raw)
 
 
+_ALLOWED = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+                      getattr(sqlite3, "SQLITE_RECURSIVE", 33)})  # WITH RECURSIVE (named in Python 3.11+)
+_REFUSED_FUNCTIONS = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
+
+
+def _reads_only(action: int, arg1, arg2, _db, _trigger) -> int:
+    if action in _ALLOWED and not (action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _REFUSED_FUNCTIONS):
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
 def read_file(path: Path, shown: str, spec, contract) -> Part:
     if not path.is_file():
         raise data_error(f"{shown}: no such file", shown, code="missing-file")
@@ -42,6 +56,7 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
         con.text_factory = _text
         con.execute("PRAGMA query_only = ON")
         con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails early on a non-database
+        con.set_authorizer(_reads_only)
         cur = con.execute(spec.query)
         names = [d[0] for d in cur.description or []]
         rows = cur.fetchall()
@@ -51,8 +66,11 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
         con.close()
     if error is not None:
         unreadable = "file is not a database" in error or "malformed" in error
+        denied = "not authorized" in error or "authorization denied" in error
         raise data_error(f"{shown}: {'not readable as SQLite' if unreadable else 'query failed'} ({error})",
-                         shown, code="unreadable" if unreadable else "query-failed")
+                         shown, code="unreadable" if unreadable else "query-failed",
+                         hint="a source's query only reads: one SELECT, no ATTACH, PRAGMA, VACUUM or writes"
+                         if denied else None)
     if not names:
         raise data_error(f"{shown}: the query returns no columns", shown, code="query-failed")
     good_rows, origins, bad_why, bad_origin, bad_raw = [], [], [], [], []

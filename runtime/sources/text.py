@@ -22,7 +22,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from ._common import Part, concat_rejects, contract_rejects, read_bytes, rejects
+from ._common import Part, concat_rejects, contract_rejects, read_bytes, refuse_binary, rejects
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -108,9 +108,8 @@ def _sections(text: str, level: int, split: bool):
 def read_file(path: Path, shown: str, spec, contract) -> Part:
     import polars as pl
 
-    from .contract import add_absent, check_frame, require_columns
-
     data = read_bytes(path, shown)
+    refuse_binary(data, shown, spec.format)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -122,21 +121,37 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
     if spec.format == "text":
         frame = pl.DataFrame({"path": [shown], "text": [text], "_origin": [shown]}, schema=_schema("text")
                              | {"_origin": pl.String})
-    else:
-        body, fm_title = _front_matter(text)
-        h1, sections = _sections(body, spec.heading_level, spec.split == "heading")
-        title = fm_title or h1 or path.stem
-        frame = pl.DataFrame(
-            {
-                "path": [shown] * len(sections),
-                "title": [title] * len(sections),
-                "heading": [h for h, _, _ in sections],
-                "text": [b for _, _, b in sections],
-                "_origin": [f"{shown}#{a}" if a else shown for _, a, _ in sections],
-            },
-            schema=_schema("markdown") | {"_origin": pl.String},
-        )
-    units = frame.height
+        return checked_part(frame, frame.height, contract, shown)
+    body, fm_title = _front_matter(text)
+    return markdown_part(shown, fm_title, path.stem, body, spec, contract)
+
+
+def markdown_part(shown: str, title: str | None, stem: str, body: str, spec, contract, *,
+                  extra_units: int = 0) -> Part:
+    """Markdown text split as ``spec`` says (``split``, ``heading_level``), checked against the
+    contract. ``title`` wins over the first level-1 heading, which wins over ``stem``. HTML and
+    DOCX sources convert to markdown and come through here, so all three split alike."""
+    import polars as pl
+
+    h1, sections = _sections(body, getattr(spec, "heading_level", 2), getattr(spec, "split", "heading") == "heading")
+    title = title or h1 or stem
+    frame = pl.DataFrame(
+        {
+            "path": [shown] * len(sections),
+            "title": [title] * len(sections),
+            "heading": [h for h, _, _ in sections],
+            "text": [b for _, _, b in sections],
+            "_origin": [f"{shown}#{a}" if a else shown for _, a, _ in sections],
+        },
+        schema=_schema("markdown") | {"_origin": pl.String},
+    )
+    return checked_part(frame, frame.height + extra_units, contract, shown)
+
+
+def checked_part(frame, units: int, contract, shown: str) -> Part:
+    """``frame``'s rows through the declared contract (no contract: all of them)."""
+    from .contract import add_absent, check_frame, require_columns
+
     if not contract:
         return Part(frame, rejects("corrupt", [], []), units)
     require_columns(frame.columns, contract, shown)

@@ -110,6 +110,12 @@ def parse_log_line(line: str) -> dict[str, float] | None:
     return out
 
 
+def datasets_cache(work: Path) -> Path:
+    """The project's cache of Axolotl's ``datasets`` copies: ``.llmspec/cache/datasets``
+    (``work`` is ``.llmspec/work/train-<fp>``), deleted with the state folder."""
+    return Path(work).absolute().parent.parent / "cache" / "datasets"
+
+
 def expected_steps(train_examples: int, training) -> int:
     gpus = training.hw.gpus if training.hw.type == "cuda" else 1
     per_step = training.batch.micro * training.batch.accumulate * gpus
@@ -149,6 +155,9 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     out_dir = Path(compiled.config["output_dir"])
 
     run_env = {**env, **compiled.env}  # compiled.env: the offline, no-telemetry variables
+    # `datasets` copies the training rows into its cache (~/.cache/huggingface/datasets by
+    # default), where they would outlive the project's state folder: keep the copy inside it.
+    run_env["HF_DATASETS_CACHE"] = str(datasets_cache(work))
     bin_dir = str(Path(sys.executable).parent)
     run_env["PATH"] = bin_dir + os.pathsep + run_env.get("PATH", "")
     cmd = list(compiled.launcher)
