@@ -14,6 +14,7 @@ from typing import Any
 from llmspec.spec.models import ProjectSpec, rule_args, rule_kind
 
 from .fingerprint import digest, stage_fingerprint
+from .retention import is_gguf, replay_config, replay_mix, retention_config
 
 PLAN_FORMAT_VERSION = 1
 
@@ -40,6 +41,7 @@ class Plan:
     stages: list[Stage]
     source_files: dict[str, dict[str, str]] = field(default_factory=dict)  # source -> {file: sha256}
     base_model: dict[str, Any] = field(default_factory=dict)
+    input_hashes: dict[str, str] = field(default_factory=dict)  # replay prompts / retention suite files
     format_version: int = PLAN_FORMAT_VERSION
 
     def stage(self, stage_id: str) -> Stage:
@@ -73,8 +75,11 @@ def spec_hash(spec: ProjectSpec) -> str:
 
 
 def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dict[str, str]],
-               base_model_fingerprint: str | None = None) -> Plan:
-    """Compile the stages. `source_files` holds content hashes of each file source's files."""
+               base_model_fingerprint: str | None = None, input_hashes: dict[str, str] | None = None) -> Plan:
+    """Compile the stages. `source_files` holds content hashes of each file source's files;
+    `input_hashes` those of the replay prompts (`replay_prompts`) and the retention suite
+    (`retention_suite`) files."""
+    input_hashes = dict(input_hashes or {})
     stages: list[Stage] = []
     data = _dump(spec)
     # `hardware: cpu` and `hardware: {type: cpu}` are one value: fingerprint the normal form.
@@ -101,26 +106,41 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
         }
         stages.append(Stage(f"clean.{name}", "clean", cfg, [f"sources.{name}"], spec_path=("quality",)))
 
+    base = {"id": spec.base_model.id, "revision": spec.base_model.revision,
+            "tokenizer": spec.base_model.tokenizer, "fingerprint": base_model_fingerprint}
+    model_inputs: list[str] = []
+    if is_gguf(spec.base_model.id):
+        # Converting a GGUF file costs ~30 s and 540 MB: a stage of its own, shown in the plan,
+        # keyed by the file's content (the folder lives in the machine-wide model cache).
+        stages.append(Stage("model", "model", {"base_model": base}, [], spec_path=("base_model",)))
+        model_inputs = ["model"]
+    replay_inputs: list[str] = []
+    replay_cfg = replay_config(spec)
+    if replay_cfg is not None:
+        replay_cfg = {**replay_cfg, "base_model": base, "prompts_sha256": input_hashes.get("replay_prompts")}
+        stages.append(Stage("replay", "replay", replay_cfg, list(model_inputs), spec_path=("training", "replay")))
+        replay_inputs = ["replay"]
+
     dataset_cfg = {
         "format": data["format"],
         "split": data["split"],
         "chat_template": spec.base_model.chat_template,
         "quality_gates": data["quality"]["gates"],
+        "replay": replay_mix(spec),
     }
-    stages.append(Stage("dataset", "dataset", dataset_cfg, [f"clean.{n}" for n in spec.sources],
+    stages.append(Stage("dataset", "dataset", dataset_cfg, [f"clean.{n}" for n in spec.sources] + replay_inputs,
                         spec_path=("format",)))
 
-    base = {"id": spec.base_model.id, "revision": spec.base_model.revision,
-            "tokenizer": spec.base_model.tokenizer, "fingerprint": base_model_fingerprint}
     train_cfg = {"base_model": base, "training": data["training"]}
-    stages.append(Stage("train", "train", train_cfg, ["dataset"], spec_path=("training",)))
+    stages.append(Stage("train", "train", train_cfg, ["dataset"] + model_inputs, spec_path=("training",)))
 
     acceptance = data["acceptance"]
     # Test names are labels: renaming a test changes no result, so the fingerprint ignores them.
     tests = [{k: v for k, v in t.items() if k != "name"} for t in acceptance["tests"]]
     acc_cfg = {**{k: v for k, v in acceptance.items() if k not in ("tests", "gates")},
                "tests": tests, "gates": acceptance["gates"], "base_model": base,
-               "system": spec.format.system, "style": spec.format.style}
+               "system": spec.format.system, "style": spec.format.style,
+               "retention": {**retention_config(spec), "suite_sha256": input_hashes.get("retention_suite")}}
     stages.append(Stage("acceptance", "acceptance", acc_cfg, ["train"], spec_path=("acceptance",)))
     stages.append(Stage("promote", "promote", {}, ["acceptance"], spec_path=()))
 
@@ -129,7 +149,7 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
         s.fingerprint = stage_fingerprint(s.kind, s.config, {i: by_id[i].fingerprint for i in s.inputs})
 
     return Plan(project=spec.project, spec_path=spec_path, spec_hash=spec_hash(spec), stages=stages,
-                source_files=source_files, base_model=base)
+                source_files=source_files, base_model=base, input_hashes=input_hashes)
 
 
 def metadata_of(spec: ProjectSpec) -> dict[str, Any]:

@@ -10,6 +10,12 @@ from llmspec.spec.builtin_models import BUILTIN_MODELS
 from llmspec.spec.models import ProjectSpec
 
 
+def is_gguf(model_id: str) -> bool:
+    """A base model read from a GGUF file (converted into a model folder before training)."""
+    builtin = BUILTIN_MODELS.get(model_id)
+    return builtin.gguf if builtin is not None else model_id.lower().endswith(".gguf")
+
+
 def retention_config(spec: ProjectSpec) -> dict[str, Any]:
     """The acceptance stage's ``retention`` entry: ``enabled`` decided, with the ``reason``
     the plan prints."""

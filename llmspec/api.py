@@ -61,12 +61,29 @@ def source_hashes(loaded: LoadedSpec, *, cache_dir: Path | None, previous: dict 
 
 
 def base_model_fingerprint(loaded: LoadedSpec) -> str | None:
-    model_id = loaded.spec.base_model.id
-    if model_id.startswith("builtin:"):
-        from llmspec.runtime.models.tinymodel import BUILDER_VERSION
+    """The base model's content fingerprint (a GGUF file's or a local folder's content hash,
+    stat-cached; the builder version of builtin:tiny; a hub id's pinned revision)."""
+    from llmspec.runtime.train.run import resolve_model
 
-        return f"{model_id}@builder-v{BUILDER_VERSION}"
-    return loaded.spec.base_model.revision
+    return resolve_model(loaded, materialize=False)[1]
+
+
+def input_hashes(loaded: LoadedSpec) -> dict[str, str]:
+    """Content hashes of the files replay and retention read (built-in ones included, so a new
+    llmspec release with another suite re-tests)."""
+    from llmspec.runtime.acceptance.retention import builtin_file
+    from llmspec.runtime.engine.file_hashes import sha256_file
+
+    spec = loaded.spec
+    files = {"retention_suite": spec.acceptance.retention.suite}
+    if spec.training.replay is not None and spec.training.replay.from_base_model:
+        files["replay_prompts"] = spec.training.replay.prompts
+    out = {}
+    for key, name in files.items():
+        path = builtin_file(name) if name.startswith("builtin:") else loaded.base_dir / name
+        if path.is_file():
+            out[key] = sha256_file(path)
+    return out
 
 
 # ----------------------------------------------------------------------------- plan
@@ -83,12 +100,17 @@ class PlanReport:
     def text(self, color: bool = False) -> str:
         from llmspec.compiler.render import render_text
 
-        return render_text(self.diff, self.estimates, project=self.plan.project, color=color)
+        from llmspec.compiler.retention import plan_notes
+
+        return render_text(self.diff, self.estimates, project=self.plan.project, color=color,
+                           notes=plan_notes(self.loaded.spec))
 
     def markdown(self) -> str:
         from llmspec.compiler.render import render_markdown
 
-        return render_markdown(self.diff, self.estimates, project=self.plan.project)
+        from llmspec.compiler.retention import plan_notes
+
+        return render_markdown(self.diff, self.estimates, project=self.plan.project, notes=plan_notes(self.loaded.spec))
 
     def json(self) -> str:
         from llmspec.compiler.render import render_json
@@ -139,7 +161,7 @@ def make_plan(path: str | Path, *, against: str | None = None, for_apply: bool =
     last_sources = {k.split(".", 1)[1]: v for k, v in last_sources.items()}
     hashes = source_hashes(loaded, cache_dir=root, previous=last_sources)
     plan = build_plan(loaded.spec, spec_path=loaded.display_path, source_files=hashes,
-                      base_model_fingerprint=base_model_fingerprint(loaded))
+                      base_model_fingerprint=base_model_fingerprint(loaded), input_hashes=input_hashes(loaded))
     if against is not None:
         old_loaded, old_plan = _plan_at(loaded, against, hashes)
         previous = {s.id: {"fingerprint": s.fingerprint, "config": s.config} for s in old_plan.stages}
@@ -205,7 +227,7 @@ def _plan_at(loaded: LoadedSpec, ref: str, hashes: dict):
         except ValueError:
             pass
     return old, build_plan(old.spec, spec_path=old.display_path, source_files=old_hashes,
-                           base_model_fingerprint=base_model_fingerprint(old))
+                           base_model_fingerprint=base_model_fingerprint(old), input_hashes=input_hashes(old))
 
 
 def _git_show_lock(loaded: LoadedSpec, ref: str) -> str | None:

