@@ -120,33 +120,41 @@ def _near(rng: random.Random, t: dict) -> dict:
 
 
 def generate(n: int, seed: int = 7) -> tuple[list[bytes], dict]:
+    truth: dict[str, list] = {}
+    lines = list(iter_lines(n, seed, truth))
+    return lines, truth
+
+
+def iter_lines(n: int, seed: int, truth: dict):
+    """The lines one by one (a 10M-line file never sits in memory); ``truth`` is filled as they go."""
     rng = random.Random(seed)
-    lines: list[bytes] = []
-    truth: dict[str, list] = {k: [] for k in (
+    count = 0
+    truth.update({k: [] for k in (
         "corrupt_json", "bad_bytes", "control_chars", "blank_body", "placeholder", "pii", "order_numbers",
-        "exact_dup", "variant_dup", "near_dup", "clean")}
+        "exact_dup", "variant_dup", "near_dup", "clean")})
     truth["pii_strings"] = []
     truth["copied_from"] = []  # [line, the line it copies], for the *_dup kinds
     truth["order_strings"] = []
     pool: list[tuple[int, dict]] = []  # (line, clean ticket) later lines copy from
     tid = 0
-    while len(lines) < n:
+    while count < n:
         r = rng.random()
         tid += 1
-        line_no = len(lines) + 1
+        count += 1
+        line_no = count
         if r < 0.001:
-            lines.append(b"   ")
+            yield b"   "
             continue
         if r < 0.006:
             text = json.dumps(_ticket(rng))
-            lines.append(text[:rng.randint(5, len(text) - 2)].encode())
+            yield text[:rng.randint(5, len(text) - 2)].encode()
             truth["corrupt_json"].append(line_no)
             continue
         if r < 0.009:
             t = _ticket(rng)
             raw = json.dumps({"ticket_id": tid, **t}, ensure_ascii=False).encode()
             cut = raw.index(b'"body": "') + 12
-            lines.append(raw[:cut] + b"\xff\xfe" + raw[cut:])
+            yield raw[:cut] + b"\xff\xfe" + raw[cut:]
             truth["bad_bytes"].append(line_no)
             continue
         t = None
@@ -196,8 +204,19 @@ def generate(n: int, seed: int = 7) -> tuple[list[bytes], dict]:
         if kind.endswith("_dup"):
             truth["copied_from"].append([line_no, src])
         record = {"ticket_id": tid, **t, "created_at": f"2024-{1 + tid % 12:02d}-{1 + tid % 28:02d}"}
-        lines.append(json.dumps(record, ensure_ascii=rng.random() < 0.5).encode())
-    return lines, truth
+        yield json.dumps(record, ensure_ascii=rng.random() < 0.5).encode()
+
+
+def write(out: Path, n: int, seed: int = 7) -> dict:
+    """Write OUT and OUT.truth.json, streaming; returns the truth."""
+    truth: dict = {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb", buffering=1 << 20) as fh:
+        for line in iter_lines(n, seed, truth):
+            fh.write(line)
+            fh.write(b"\n")
+    out.with_suffix(".truth.json").write_text(json.dumps(truth))
+    return truth
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,12 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, default=400_000, help="lines to write (default 400000)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
-    lines, truth = generate(args.n, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(b"\n".join(lines) + b"\n")
-    args.out.with_suffix(".truth.json").write_text(json.dumps(truth))
+    truth = write(args.out, args.n, args.seed)
     counts = {k: len(v) for k, v in truth.items()}
-    print(f"wrote {args.out} ({len(lines):,} lines): {counts}", file=sys.stderr)
+    print(f"wrote {args.out} ({args.n:,} lines): {counts}", file=sys.stderr)
     return 0
 
 

@@ -12,7 +12,9 @@ text (NFKC, lower case, whitespace collapsed), 128 permutations.
 Ground truth: every pair with exact Jaccard >= threshold (sparse matrix product of the
 document x shingle matrix, so no pair is missed). Reported per method: pair recall and
 precision, and time from normalised texts to duplicate groups:
-- llmspec: ``runtime.dedupe.minhash_groups`` (one-permutation sketches per band in NumPy,
+- llmspec clean (staged): what cleaning runs (``runtime/clean/near_stage.py``): one-permutation
+  band keys of every row, the rows sharing a key as candidates, then ``minhash_groups`` of those;
+- llmspec minhash_groups: ``runtime.dedupe.minhash_groups`` on every row (one-permutation sketches per band in NumPy,
   banding, estimates, exact verification, connected components; threads on every core); a pair
   counts as found when both rows end in one group, so chains (pairs below the threshold joined
   through a third row) lower its precision;
@@ -20,6 +22,8 @@ precision, and time from normalised texts to duplicate groups:
   (``bands:`` and ``rows_per_band:`` in a spec), so both sides run one LSH configuration;
 - rensa signatures: the same with the sketch path forced to classic MinHash signatures from
   rensa (Rust), the alternative measured against the NumPy sketches;
+- rensa's own LSH: ``RMinHashLSH`` insert and query per document, candidates unverified (a second
+  baseline: the library llmspec already depends on, used as its authors intend);
 - datasketch: MinHash + MinHashLSH insert and query of every document (candidates unverified,
   as the library returns them), and the speed-up against it (goal >= 20x at equal or better recall),
   in wall clock and in CPU time (steadier on a shared machine).
@@ -107,6 +111,51 @@ def run_llmspec(texts: list[str], threshold: float, layout: tuple[int, int] | No
     return time.perf_counter() - t0, root
 
 
+def run_llmspec_staged(texts: list[str], threshold: float):
+    """What ``llmspec clean`` runs, on one batch: ``near_stage`` band keys of every row ->
+    candidates (rows sharing a band key) -> ``minhash_groups`` of the candidates only."""
+    import numpy as np
+    import polars as pl
+    import rensa  # noqa: F401
+
+    from llmspec.compiler.dedupe_layout import band_layout
+    from llmspec.runtime.clean.dedupe import minhash_groups
+    from llmspec.runtime.clean.near_stage import band_keys, candidates
+
+    series = pl.Series(texts, dtype=pl.String)
+    bands, rows = band_layout(threshold, PERMS)
+    args = {"bands": bands, "rows_per_band": rows, "seed": SEED, "unit": "word", "ngram": NGRAM}
+    t0 = time.perf_counter()
+    live, keys = band_keys(series, args)
+    cand = live[candidates(bands, lambda b: keys[b])]
+    root = np.arange(len(texts))
+    if len(cand) > 1:
+        sub, _ = minhash_groups(series.gather(cand), threshold=threshold, ngram=NGRAM, unit="word",
+                                permutations=PERMS, seed=SEED, layout=(bands, rows), candidates=True)
+        root[cand] = cand[sub]
+    return time.perf_counter() - t0, root
+
+
+def run_rensa_lsh(texts: list[str], threshold: float):
+    """rensa's own LSH (``RMinHashLSH``), used as datasketch's is: a MinHash per document,
+    insert, query (candidates unverified); llmspec's band layout."""
+    import rensa
+
+    from llmspec.compiler.dedupe_layout import band_layout
+
+    bands, _ = band_layout(threshold, PERMS)
+    t0 = time.perf_counter()
+    lsh = rensa.RMinHashLSH(threshold, PERMS, bands)
+    sigs = []
+    for i, t in enumerate(texts):
+        m = rensa.RMinHash(PERMS, SEED)
+        m.update(list(shingles(t)))
+        lsh.insert(i, m)
+        sigs.append(m)
+    found = {(min(i, j), max(i, j)) for i, m in enumerate(sigs) for j in lsh.query(m) if i != j}
+    return time.perf_counter() - t0, found
+
+
 def run_llmspec_datasketch_bands(texts: list[str], threshold: float):
     """llmspec with the band layout datasketch picks for itself (``bands:`` and ``rows_per_band:``
     in the spec): the same LSH configuration on both sides, so the difference is the
@@ -164,8 +213,10 @@ def report(name: str, texts: list[str], thresholds: list[float], repeat: int) ->
         truth = truth_pairs(sets, t)
         print(f"threshold {t}: {len(truth):,} pairs with exact Jaccard >= {t}")
         rows = []
-        for method, fn in (("llmspec", run_llmspec), ("llmspec, datasketch's bands", run_llmspec_datasketch_bands),
-                           ("rensa signatures", run_rensa), ("datasketch", run_datasketch)):
+        for method, fn in (("llmspec clean (staged)", run_llmspec_staged), ("llmspec minhash_groups", run_llmspec),
+                           ("llmspec, datasketch's bands", run_llmspec_datasketch_bands),
+                           ("rensa signatures", run_rensa), ("rensa's own LSH", run_rensa_lsh),
+                           ("datasketch", run_datasketch)):
             walls, cpus = [], []
             for _ in range(repeat):  # the median of `repeat` runs: one run swings with the machine's load
                 cpu0 = time.process_time()

@@ -24,7 +24,7 @@ from .dedupe_layout import SKETCH, band_layout
 if TYPE_CHECKING:  # polars is heavy: imported inside functions only
     import polars as pl
 
-MODIFYING = frozenset({"normalize", "fill", "redact_pii", "replace_matching"})
+MODIFYING = frozenset({"normalize", "fill", "redact_pii", "replace_matching", "substitute"})
 # Rules that default to every text column when they name none.
 TEXT_DEFAULT = frozenset({"drop_corrupt", "normalize", "redact_pii"})
 ORIGIN = "_origin"
@@ -156,7 +156,7 @@ def _track_normalisation(kind: str, args: dict[str, Any], columns: list[str], st
         done = {args["unicode"], args["whitespace"], args["case"]} & {"NFKC", "collapse", "lower"}
         for c in columns:
             state.setdefault(c, set()).update(done)
-    elif kind in ("fill", "replace_matching"):
+    elif kind in ("fill", "replace_matching", "substitute"):
         for c in ([args["column"]] if kind == "fill" else columns):
             state.pop(c, None)
     elif kind == "redact_pii":
@@ -218,6 +218,9 @@ def _resolve_args(kind: str, args: Any, index: int, pos: Pos | None, types: dict
     out = args.model_dump(exclude=_COMMON if kind != "fill" else _COMMON - {"column"})
     if kind in ("reject_matching", "keep_matching", "replace_matching"):
         out["rust_patterns"] = [_rust_or_spec_error(p, args.ignore_case, index, kind, pos) for p in args.patterns]
+    if kind == "substitute":
+        out["rust_pattern"] = _rust_or_spec_error(args.pattern, args.ignore_case, index, kind, pos)
+        out["rust_with"] = rust_replacement(args.with_)
     if kind == "dedupe" and args.method != "minhash":
         for k in ("threshold", "ngram", "unit", "permutations", "seed", "bands", "rows_per_band"):
             out.pop(k, None)
@@ -252,6 +255,24 @@ def rust_regex(pattern: str, ignore_case: bool = False) -> str:
         why = str(exc).split("This error occurred")[0].strip().replace("regex error: ", "")
         raise RegexNotPortable(f"does not compile in Rust regex syntax: {why}", None) from None
     return out
+
+
+def rust_replacement(text: str) -> str:
+    """A Python ``re.sub`` replacement (``\\1``, ``\\g<name>``, ``\\\\``) in the syntax Polars'
+    ``replace_all`` takes (``${1}``, ``${name}``, ``$$`` for a literal dollar sign)."""
+    def one(m: re.Match) -> str:
+        if m.group(0) == "\\\\":
+            return "\\"
+        return "${" + (m.group(1) or m.group(2)) + "}"
+
+    parts = re.split(r"(\\\\|\\g<\w+>|\\\d+)", text)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(one(re.match(r"\\\\|\\g<(\w+)>|\\(\d+)", part)))
+        else:
+            out.append(part.replace("$", "$$"))
+    return "".join(out)
 
 
 def _rust_or_spec_error(pattern: str, ignore_case: bool, index: int, kind: str, pos: Pos | None) -> str:

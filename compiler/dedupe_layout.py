@@ -11,7 +11,7 @@ from __future__ import annotations
 # negative is a duplicate kept.
 FP_WEIGHT = 0.1
 # Names the MinHash algorithm in cleaning fingerprints: change it when the groups found can change.
-SKETCH = "oph-bands-2"
+SKETCH = "oph-bands-3"  # 3: candidates from one-permutation bands of every row, staged (runtime/clean/near_stage.py)
 _POINTS = 513
 
 

@@ -198,16 +198,16 @@ def compile_format(
     for source, mapping in fmt.map.items():
         base = ("format", "map", source)
         if sources is not None and source not in sources:
-            err(base, "format-unknown-source", f"format.map names source '{source}', which is not declared",
+            err(base, "unknown-source", f"format.map names source '{source}', which is not declared",
                 hint=f"declared sources: {', '.join(sorted(sources)) or 'none'}")
             continue
         required, optional = _field_names(fmt, mapping)
         for name in sorted(set(mapping) - required - optional):
-            err(base + (name,), "format-unknown-field",
+            err(base + (name,), "style-mismatch",
                 f"field '{name}' is not part of the {fmt.style} style",
                 hint=f"{fmt.style} takes {', '.join(sorted(required | optional))}")
         for name in sorted(required - set(mapping)):
-            err(base, "format-missing-field", f"source '{source}' does not map required field '{name}'")
+            err(base, "missing-key", f"source '{source}' does not map required field '{name}'")
 
         known = set(sources[source]) if sources is not None else None
         fields: list[FieldPlan] = []
@@ -264,7 +264,7 @@ def _field_order(name: str) -> int:
 def _unknown_column(err, path: tuple, column: str, known: set[str]) -> None:
     from llmspec.spec.errors import did_you_mean
 
-    err(path, "format-unknown-column", f"column '{column}' does not exist in this source",
+    err(path, "unknown-column", f"column '{column}' does not exist in this source",
         hint=did_you_mean(column, known) or f"columns: {', '.join(sorted(known))}")
 
 
@@ -279,7 +279,7 @@ def _text_field(name: str, value: str, required: bool, train: bool | None, path:
     if not is_template(value):
         from llmspec.spec.errors import did_you_mean
 
-        err(path, "format-not-a-column", f"'{value}' is neither a column of this source nor a template",
+        err(path, "not-a-column", f"'{value}' is neither a column of this source nor a template",
             hint=(did_you_mean(value, known or set()) or f"columns: {', '.join(sorted(known or ())) or 'none'}")
             + f"; a constant is written on purpose as {{{{ {value!r} }}}}")
         return None
@@ -288,7 +288,12 @@ def _text_field(name: str, value: str, required: bool, train: bool | None, path:
     try:
         variables = template_variables(value)
     except TemplateSyntaxError as exc:
-        err(path, "format-template", f"template does not parse: {exc.message} (template line {exc.lineno})")
+        err(path, "bad-template", f"template does not parse: {exc.message} (template line {exc.lineno})")
+        return None
+    except RecursionError:
+        from llmspec.spec.templates import NESTING_HINT
+
+        err(path, "bad-template", f"template nests too deeply to check ({NESTING_HINT})")
         return None
     if known is not None:
         for var in variables:

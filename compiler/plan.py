@@ -126,6 +126,10 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
         "split": data["split"],
         "chat_template": spec.base_model.chat_template,
         "quality_gates": data["quality"]["gates"],
+        # examples are measured (and too_long ones rejected or cut) with the model's tokenizer
+        "sequence_len": spec.training.sequence_len,
+        "tokenizer": {"id": spec.base_model.id, "revision": spec.base_model.revision,
+                      "tokenizer": spec.base_model.tokenizer},
         "replay": replay_mix(spec),
     }
     stages.append(Stage("dataset", "dataset", dataset_cfg, [f"clean.{n}" for n in spec.sources] + replay_inputs,

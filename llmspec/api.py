@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,6 @@ from llmspec.spec.load import load_spec as _load_spec
 
 STATE_DIR = ".llmspec"
 LOCK_FILE = "llmspec.lock"
-PLAN_FILE_KIND = "llmspec-plan"
 
 
 def load_spec(path: str | Path) -> LoadedSpec:
@@ -37,14 +35,15 @@ def lock_path(loaded: LoadedSpec) -> Path:
 # ----------------------------------------------------------------------------- facts
 
 
-def source_hashes(loaded: LoadedSpec, *, cache_dir: Path | None, previous: dict | None = None
-                  ) -> dict[str, dict[str, str]]:
+def source_hashes(loaded: LoadedSpec, *, cache_dir: Path | None, previous: dict | None = None,
+                  warnings: list[Diagnostic] | None = None) -> dict[str, dict[str, str]]:
     """Content hashes of every file source's files (stat-cached). Database sources keep the
-    hash of their last read result: only reading them can tell whether they changed."""
+    hash of their last read result: only reading them can tell whether they changed. A hash
+    cache that cannot be read or written adds to `warnings` and costs a re-hash only."""
     from llmspec.runtime.engine.file_hashes import HashCache, hash_tree
     from llmspec.runtime.sources import source_files
 
-    cache = HashCache(cache_dir / "hashes.json" if cache_dir is not None and cache_dir.exists() else None)
+    cache = HashCache(cache_dir / "hashes.json" if cache_dir is not None and cache_dir.is_dir() else None)
     out: dict[str, dict[str, str]] = {}
     for name, src in loaded.spec.sources.items():
         if src.format == "postgres":
@@ -52,11 +51,13 @@ def source_hashes(loaded: LoadedSpec, *, cache_dir: Path | None, previous: dict 
             continue
         files = source_files(src, loaded.base_dir)
         if not files:
-            raise DataError(Diagnostic("source-missing", f"source '{name}': no file matches '{src.path}'",
+            raise DataError(Diagnostic("file-not-found", f"source '{name}': no file matches '{src.path}'",
                                        loaded.locate(("sources", name, "path")),
                                        hint=f"paths are relative to {loaded.base_dir}"))
         out[name] = hash_tree(files, loaded.base_dir, cache)
     cache.save()
+    if warnings is not None:
+        warnings.extend(cache.warnings)
     return out
 
 
@@ -96,6 +97,7 @@ class PlanReport:
     diff: Any                               # compiler.diff.PlanDiff
     estimates: dict[str, Any] = field(default_factory=dict)
     state_fingerprints: dict[str, str] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)   # shown, never fatal (a damaged hash cache)
 
     def text(self, color: bool = False) -> str:
         from llmspec.compiler.render import render_text
@@ -118,9 +120,11 @@ class PlanReport:
         return render_json(self.diff, self.estimates, project=self.plan.project)
 
     def saved(self) -> dict[str, Any]:
-        return {"kind": PLAN_FILE_KIND, "format_version": 1, "spec_path": str(self.loaded.path.resolve()),
-                "plan": self.plan.to_dict(), "state_fingerprints": self.state_fingerprints,
-                "diff": self.diff.to_dict()}
+        """The plan file `plan -o` writes: versioned, with a checksum over its body."""
+        from llmspec.runtime.engine.artifacts import SavedPlan
+
+        return SavedPlan(spec_path=str(self.loaded.path.resolve()), plan=self.plan.to_dict(),
+                         state_fingerprints=self.state_fingerprints, diff=self.diff.to_dict()).dump()
 
 
 def _previous_from_state(loaded: LoadedSpec, *, use_lock: bool = True) -> tuple[dict | None, dict | None, str]:
@@ -140,9 +144,9 @@ def _previous_from_state(loaded: LoadedSpec, *, use_lock: bool = True) -> tuple[
                 meta = {**meta, "tests": built.get("tests")}
             return prev, meta, "the last apply (.llmspec/state.json)"
     lock = read_lockfile(lock_path(loaded)) if use_lock else None
-    if lock:
-        prev = {k: {"fingerprint": v, "config": None} for k, v in lock.get("stages", {}).items()}
-        return prev, lock.get("metadata"), "llmspec.lock"
+    if lock is not None and lock.stages:
+        prev = {k: {"fingerprint": v, "config": None} for k, v in lock.stages.items()}
+        return prev, lock.metadata, "llmspec.lock"
     return None, None, "nothing built yet"
 
 
@@ -151,15 +155,17 @@ def make_plan(path: str | Path, *, against: str | None = None, for_apply: bool =
     (for review in CI). An apply (`for_apply`) only trusts what is really built here."""
     from llmspec.compiler.diff import diff_plan
     from llmspec.compiler.plan import build_plan, metadata_of
-    from llmspec.runtime.engine.state import State
+    from llmspec.runtime.engine.state import State, check_state_root
 
     loaded = load_spec(path)
     root = state_root(loaded)
+    check_state_root(root)
     state = State.load(root) if (root / "state.json").exists() else None
     last_sources = {n: rec.config.get("files", {}) for n, rec in (state.stages.items() if state else [])
                     if n.startswith("sources.")}
     last_sources = {k.split(".", 1)[1]: v for k, v in last_sources.items()}
-    hashes = source_hashes(loaded, cache_dir=root, previous=last_sources)
+    warnings: list[Diagnostic] = []
+    hashes = source_hashes(loaded, cache_dir=root, previous=last_sources, warnings=warnings)
     plan = build_plan(loaded.spec, spec_path=loaded.display_path, source_files=hashes,
                       base_model_fingerprint=base_model_fingerprint(loaded), input_hashes=input_hashes(loaded))
     if against is not None:
@@ -173,7 +179,7 @@ def make_plan(path: str | Path, *, against: str | None = None, for_apply: bool =
     _check_training_if_it_will_run(loaded, diff, plan.stage("train").fingerprint)
     fps = {k: v.fingerprint for k, v in state.stages.items()} if state else {}
     return PlanReport(loaded=loaded, plan=plan, diff=diff, estimates=estimate(loaded, state),
-                      state_fingerprints=fps)
+                      state_fingerprints=fps, warnings=warnings)
 
 
 def _check_training_if_it_will_run(loaded: LoadedSpec, diff, train_fingerprint: str) -> None:
@@ -191,9 +197,12 @@ def _check_training_if_it_will_run(loaded: LoadedSpec, diff, train_fingerprint: 
     errors = [d for d in check_training_config(loaded) if d.severity == "error"]
     if errors:
         raise SpecError(errors)
-    if state_root(loaded).is_dir():
-        stamp.parent.mkdir(exist_ok=True)
-        stamp.touch()
+    try:  # only a cache: a read-only .llmspec must not fail a plan
+        if state_root(loaded).is_dir():
+            stamp.parent.mkdir(exist_ok=True)
+            stamp.touch()
+    except OSError:
+        pass
 
 
 def _plan_at(loaded: LoadedSpec, ref: str, hashes: dict):
@@ -222,10 +231,10 @@ def _plan_at(loaded: LoadedSpec, ref: str, hashes: dict):
     old_hashes = hashes
     lock_text = _git_show_lock(loaded, ref)
     if lock_text:
-        try:
-            old_hashes = {n: v.get("files", {}) for n, v in json.loads(lock_text).get("sources", {}).items()}
-        except ValueError:
-            pass
+        from llmspec.runtime.engine.state import parse_lockfile
+
+        lock = parse_lockfile(lock_text, f"{LOCK_FILE}@{ref}")
+        old_hashes = {n: v.files for n, v in lock.sources.items()}
     return old, build_plan(old.spec, spec_path=old.display_path, source_files=old_hashes,
                            base_model_fingerprint=base_model_fingerprint(old), input_hashes=input_hashes(old))
 
@@ -250,17 +259,20 @@ def estimate(loaded: LoadedSpec, state) -> dict[str, Any]:
     hardware = t.hw.type
     examples = tokens = None
     basis = None
+    exact = False
     if state is not None and "dataset" in state.stages:
         out = state.stages["dataset"].outputs
         examples = out.get("train")
         tokens = out.get("train_tokens")
+        exact = bool(out.get("tokens_exact"))  # measured as Axolotl tokenizes, over-length handled
         basis = "figures from the last build"
-    out: dict[str, Any] = {"examples": examples, "tokens": tokens, "tokens_approximate": True,
+    out: dict[str, Any] = {"examples": examples, "tokens": tokens, "tokens_approximate": not exact,
                            "hardware": hardware, "basis": basis}
     if examples:
         gpus = t.hw.gpus if t.hw.type == "cuda" else 1
-        per_epoch = max(1, -(-examples // (t.batch.micro * t.batch.accumulate * gpus)))
-        out["steps_per_epoch"] = per_epoch
+        # Axolotl counts steps over all epochs at once (see expected_steps): a fraction per epoch.
+        per_epoch = examples / (t.batch.micro * t.batch.accumulate * gpus)
+        out["steps_per_epoch"] = int(per_epoch) if per_epoch.is_integer() else round(per_epoch, 1)
         out["steps"] = expected_steps(examples, t)
         try:
             from llmspec.compiler.estimates import time_estimate
@@ -275,11 +287,69 @@ def estimate(loaded: LoadedSpec, state) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- apply
 
 
-def check_saved_plan(saved: dict, current: PlanReport) -> list[str]:
-    """What moved since a saved plan was made; empty when it can be applied as reviewed."""
-    from llmspec.compiler.plan import Plan
+@dataclass
+class PlanFile:
+    """A saved plan read back: the file's checked contents and the Plan in it."""
 
-    old = Plan.from_dict(saved["plan"])
+    path: Path
+    saved: Any                              # runtime.engine.artifacts.SavedPlan
+    plan: Any                               # compiler.plan.Plan
+
+    @property
+    def spec_path(self) -> str:
+        return self.saved.spec_path
+
+
+def load_saved_plan(path: Path) -> PlanFile | None:
+    """The saved plan at `path`, checked (kind, version, checksum, shape); None when `path`
+    is not JSON (then it is a spec)."""
+    from llmspec.runtime.engine.artifacts import SavedPlan, load_saved_plan as check, read_json
+
+    try:
+        head = path.read_bytes()[:4096].lstrip()
+    except OSError:
+        return None  # loading it as a spec reports what is wrong with it
+    if not head.startswith(b"{"):
+        return None
+    saved = check(path, read_json(path, SavedPlan))
+    plan = _plan_of(saved.plan, path)
+    if not Path(saved.spec_path).is_file():
+        raise StateError(Diagnostic("stale-plan", f"the spec this plan was made from, {saved.spec_path}, is gone",
+                                    Pos(str(path)), hint="make a new plan: llmspec plan SPEC -o FILE"))
+    return PlanFile(path=path, saved=saved, plan=plan)
+
+
+def _plan_of(body: dict, path: Path):
+    """The Plan of a saved plan's body, checked field by field against compiler.plan's dataclasses."""
+    import dataclasses
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from llmspec.compiler.plan import Plan, Stage
+    from llmspec.runtime.engine.artifacts import SavedPlan, shape_error
+
+    def unknown(data, cls, where: str) -> list[str]:
+        if not isinstance(data, dict):
+            return []
+        known = {f.name for f in dataclasses.fields(cls)}
+        return [f"{where}{k}" for k in data if k not in known]
+
+    extra = unknown(body, Plan, "plan.")
+    for i, stage in enumerate(body.get("stages") if isinstance(body.get("stages"), list) else []):
+        extra += unknown(stage, Stage, f"plan.stages[{i}].")
+    if extra:
+        raise StateError(Diagnostic("plan-file", f"not a valid {SavedPlan.WHAT}: unknown field "
+                                    + ", ".join(extra[:3]), Pos(str(path)), hint=SavedPlan.HINT))
+    try:
+        return TypeAdapter(Plan).validate_python(body)
+    except ValidationError as exc:
+        raise shape_error(exc, path, SavedPlan, ("plan",)) from None
+
+
+def check_saved_plan(saved: PlanFile, current: PlanReport) -> list[str]:
+    """What differs between a saved plan and what apply would do now (`current`, made for an
+    apply); empty when it can be applied as reviewed."""
+    old = saved.plan
     moved = []
     if old.spec_hash != current.plan.spec_hash:
         moved.append("the spec changed")
@@ -289,44 +359,46 @@ def check_saved_plan(saved: dict, current: PlanReport) -> list[str]:
             if a.get(f) != b.get(f):
                 moved.append(f"source {name}: {f} changed" if f in a and f in b else
                              f"source {name}: {f} {'appeared' if f in b else 'disappeared'}")
-    if saved.get("state_fingerprints", {}) != current.state_fingerprints:
-        changed = sorted(k for k in set(saved.get("state_fingerprints", {})) | set(current.state_fingerprints)
-                         if saved.get("state_fingerprints", {}).get(k) != current.state_fingerprints.get(k))
+    before = saved.saved.state_fingerprints
+    if before != current.state_fingerprints:
+        changed = sorted(k for k in set(before) | set(current.state_fingerprints)
+                         if before.get(k) != current.state_fingerprints.get(k))
         moved.append("the project state moved (another apply ran): " + ", ".join(changed))
     if old.fingerprints != current.plan.fingerprints and not moved:
         moved.append("tool versions changed")
+    if not moved:
+        # Same inputs, yet a different diff: the plan was compared with something apply does not
+        # build from (llmspec.lock on a fresh clone says "unchanged" where apply builds everything).
+        reviewed = {d.id: d.action for d in saved.saved.diff.stages}
+        now = {d.id: str(d.action) for d in current.diff.stages}
+        order = list(now) + [sid for sid in reviewed if sid not in now]
+        differ = [f"{sid}: {reviewed.get(sid, 'absent')} in the plan, {now.get(sid, 'absent')} now"
+                  for sid in order if reviewed.get(sid) != now.get(sid)]
+        if differ:
+            moved.append(f"the plan was compared with {saved.saved.diff.baseline}, apply compares with "
+                         f"{current.diff.baseline}: " + "; ".join(differ))
     return moved
 
 
-def load_saved_plan(path: Path) -> dict | None:
-    """A saved plan file, or None when `path` is not one (then it is a spec)."""
-    try:
-        head = path.read_bytes()[:4096].lstrip()
-    except OSError:
-        return None
-    if not head.startswith(b"{"):
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise StateError(Diagnostic("plan-file", f"{path} is not a valid plan file: {exc}", Pos(str(path)))) from None
-    if data.get("kind") != PLAN_FILE_KIND:
-        raise StateError(Diagnostic("plan-file", f"{path} is JSON but not an llmspec plan file", Pos(str(path))))
-    return data
-
-
 def run_apply(report: PlanReport, *, progress: Callable[[str, dict], None] | None = None):
-    """Execute the plan under the project lock; write state, lock file and reports."""
+    """Execute the plan under the project lock; write state, lock file and reports.
+
+    Before any work it checks that what must be written at the end can be (the state folder,
+    llmspec.lock), so an unwritable lock file fails now, not after a promotion."""
     from llmspec.compiler.plan import metadata_of
     from llmspec.runtime.engine.executor import Executor, new_run_id
     from llmspec.runtime.engine.state import ApplyLock, State, write_lockfile
+    from llmspec.runtime.engine.writable import check_file_writable, check_folder_writable, writing
 
     loaded = report.loaded
     root = state_root(loaded)
-    root.mkdir(parents=True, exist_ok=True)
+    check_folder_writable(root)
+    check_file_writable(lock_path(loaded))
     _ensure_gitignore(root)
     with ApplyLock(root):
         state = State.load(root)
+        if state.mark_interrupted_runs():
+            state.save()  # their processes are gone: this one holds the lock
         fps = {k: v.fingerprint for k, v in state.stages.items()}
         if fps != report.state_fingerprints:
             raise StateError(Diagnostic("state-moved", "the project state changed since this plan was made "
@@ -335,30 +407,42 @@ def run_apply(report: PlanReport, *, progress: Callable[[str, dict], None] | Non
         executor = Executor(loaded, report.plan, report.diff, state, progress=progress)
         run_id = new_run_id(report.plan)
         try:
-            result = executor.run(run_id)
-        finally:
-            if state.runs and state.runs[-1].get("run") == run_id:
-                state.runs[-1]["metadata"] = metadata_of(loaded.spec)
-                state.save()
-            _write_lock(loaded, report, state, write_lockfile)
+            with writing(root, only_full=True):  # a full disk under a write the executor makes itself
+                result = executor.run(run_id)
+        except BaseException:
+            _record_end(loaded, report, state, run_id, write_lockfile, metadata_of, failing=True)
+            raise
+        _record_end(loaded, report, state, run_id, write_lockfile, metadata_of, failing=False)
     return result
 
 
+def _record_end(loaded, report, state, run_id, write_lockfile, metadata_of, *, failing: bool) -> None:
+    """The run's last state and the lock file. While an error propagates, a failure to write
+    these (the same full disk) must not hide it: the next apply marks the run interrupted."""
+    from llmspec.spec.errors import LlmspecError
+
+    try:
+        state.fail_unfinished_run(run_id)
+        if state.runs and state.runs[-1].get("run") == run_id:
+            state.runs[-1]["metadata"] = metadata_of(loaded.spec)
+        state.save()
+        _write_lock(loaded, report, state, write_lockfile)
+    except LlmspecError:
+        if not failing:
+            raise
+
+
 def _write_lock(loaded, report, state, write_lockfile) -> None:
+    from llmspec.compiler.plan import metadata_of
+
     built = {k: v.fingerprint for k, v in state.stages.items()}
     rows = {k.split(".", 1)[1]: v.outputs.get("rows_in") for k, v in state.stages.items()
             if k.startswith("sources.") and v.outputs.get("rows_in") is not None}
     files = {k.split(".", 1)[1]: v.config.get("files", {}) for k, v in state.stages.items()
              if k.startswith("sources.")}
     write_lockfile(lock_path(loaded), project=loaded.spec.project, source_files=files,
-                   base_model=report.plan.base_model, stages=built, source_rows=rows)
-    from llmspec.compiler.plan import metadata_of
-
-    lock = json.loads(lock_path(loaded).read_text())
-    lock["metadata"] = metadata_of(loaded.spec)
-    from llmspec.runtime.engine.atomic import write_text_atomic
-
-    write_text_atomic(lock_path(loaded), json.dumps(lock, indent=2, sort_keys=True) + "\n")
+                   base_model=report.plan.base_model, stages=built, source_rows=rows,
+                   metadata=metadata_of(loaded.spec))
 
 
 def _ensure_gitignore(root: Path) -> None:
@@ -375,10 +459,14 @@ def status(path: str | Path) -> dict[str, Any]:
     report = make_plan(path)
     from llmspec.runtime.engine.state import State
 
+    from llmspec.runtime.engine.state import ApplyLock
+
     root = state_root(report.loaded)
     state = State.load(root) if (root / "state.json").exists() else None
     stages = {d.id: ("fresh" if d.action == "unchanged" else "stale") for d in report.diff.stages
               if d.action != "removed"}
+    if state is not None and not ApplyLock.held(root):
+        state.mark_interrupted_runs()  # shown, not saved: status writes nothing
     last = state.last_run if state else None
     return {
         "project": report.plan.project,
@@ -388,4 +476,5 @@ def status(path: str | Path) -> dict[str, Any]:
                       "outcome": last.get("outcome")} if last else None),
         "stages": stages,
         "summary": report.diff.summary(),
+        "warnings": [d.to_json() for d in report.warnings],
     }

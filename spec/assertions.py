@@ -40,6 +40,7 @@ ASSERTION_KINDS: dict[str, str] = {
              "use inline flags such as (?i) or (?s)",
     "is_json": "`true`: the output is valid JSON (a ```json fence around it is tolerated)",
     "json_schema": "the output is JSON (fence tolerated) that validates against this JSON Schema",
+    "min_chars": "the output, stripped of surrounding whitespace, is at least this many characters",
     "max_chars": "the output, stripped of surrounding whitespace, is at most this many characters",
     "similar": "{reference, threshold, metric}: similarity of the output to the reference answer "
                "is >= threshold (0..1); metric rouge_l (default) or token_f1",
@@ -70,7 +71,7 @@ class Expectation:
 
     ``arg`` by kind: ``str`` (equals, contains, icontains, starts_with, regex), ``tuple[str, ...]``
     (contains_any, contains_all), ``True`` (is_json), ``dict`` (json_schema), ``int``
-    (max_chars), ``SimilarArg``, ``PerplexityArg``. A json_schema expectation holds a dict, so
+    (min_chars, max_chars), ``SimilarArg``, ``PerplexityArg``. A json_schema expectation holds a dict, so
     it compares by value but cannot be hashed.
     """
 
@@ -232,7 +233,7 @@ def _schema(value: Any, key: str) -> dict:
     return schema
 
 
-def _max_chars(value: Any, key: str) -> int:
+def _char_count(value: Any, key: str) -> int:
     if is_number(value) and float(value).is_integer() and value >= 0:
         return int(value)
     raise ValueError(f"{key}: expected a whole number of characters >= 0, got {short_json(value)}")
@@ -289,7 +290,8 @@ _ARG_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "regex": _regex,
     "is_json": _true,
     "json_schema": _schema,
-    "max_chars": _max_chars,
+    "min_chars": _char_count,
+    "max_chars": _char_count,
     "similar": _similar,
     "perplexity": _perplexity,
 }
@@ -307,6 +309,7 @@ PHRASES: dict[str, Callable[[Any], tuple[str, str]]] = {
     "is_json": lambda a: ("is valid JSON", "to be valid JSON"),
     "json_schema": lambda a: (f"is JSON matching schema {short_json(a)}",
                               f"to be JSON matching schema {short_json(a)}"),
+    "min_chars": lambda a: (f"is at least {a} chars", f"to be at least {a} chars"),
     "max_chars": lambda a: (f"is at most {a} chars", f"to be at most {a} chars"),
     "similar": lambda a: (f"{a.metric} >= {number_text(a.threshold)} vs reference {quote(a.reference)}",
                           f"to reach {a.metric} >= {number_text(a.threshold)} vs reference "
@@ -334,6 +337,7 @@ def expectation_json_schema() -> dict[str, Any]:
         "regex": {"type": "string", "minLength": 1, "format": "regex"},
         "is_json": {"const": True},
         "json_schema": {"type": "object"},
+        "min_chars": {"type": "integer", "minimum": 0},
         "max_chars": {"type": "integer", "minimum": 0},
         "similar": {
             "type": "object", "additionalProperties": False,

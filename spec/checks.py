@@ -37,6 +37,9 @@ Locate = Callable[..., Pos]
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 # user:password@ right after a scheme, anywhere in a string (descriptions and prompts included)
 _URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/@\s:]*:([^@\s/]+)@", re.IGNORECASE)
+# ...?password=S3cret in a URL's query, or password=S3cret in a key=value DSN beside host=
+_PARAM_PASSWORD = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://\S*[?&;]|\bhost\s*=\s*\S+.*?\b)"
+                             r"(?:ssl)?(?:password|passwd|pwd)\s*=\s*('[^']*'|[^&;#\s]+)", re.IGNORECASE)
 
 
 def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
@@ -221,7 +224,8 @@ def _check_secrets(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) ->
 def _inline_password(text: str) -> bool:
     """Whether a URL in text carries a literal password (`${env:...}` parts are not literal)."""
     masked = ENV_REF.sub("\0", text)
-    return any(set(m.group(1)) != {"\0"} for m in _URL_PASSWORD.finditer(masked))
+    return any(set(m.group(1).strip("'")) != {"\0"}
+               for rx in (_URL_PASSWORD, _PARAM_PASSWORD) for m in rx.finditer(masked))
 
 
 def _lookup(data, path):

@@ -44,6 +44,16 @@ def _check_regex(pattern: str) -> str:
             "bad-regex", "pattern '{pattern}' does not compile: {why}",
             {"pattern": pattern, "why": f"{exc.msg} at position {exc.pos}"},
         ) from None
+    # Cleaning runs patterns in Polars' Rust engine: what it cannot run fails here, at validate,
+    # not at clean time after the data was read.
+    from .regex import RegexNotPortable, rust_syntax
+
+    try:
+        rust_syntax(pattern)
+    except RegexNotPortable as exc:
+        hint = f" ({exc.args[1]})" if len(exc.args) > 1 and exc.args[1] else ""
+        raise PydanticCustomError("regex-not-portable", "pattern '{pattern}' {why}{hint}",
+                                  {"pattern": pattern, "why": exc.args[0], "hint": hint}) from None
     return pattern
 
 
@@ -340,6 +350,33 @@ class ReplaceMatchingArgs(MatchingArgs):
     value: str = Field("", description="Replaces the whole value when a pattern matches (counted as modified).")
 
 
+class SubstituteArgs(_ColumnsArgs):
+    """Rewrites each match of `pattern` inside the value (counted as modified), keeping the rest;
+    `replace_matching`, by contrast, replaces the whole value when a pattern matches."""
+
+    pattern: str = Field(min_length=1, description="A regular expression; every match is rewritten.")
+    with_: str = Field("", alias="with", description="The replacement: text, with `\\1` or `\\g<name>` for "
+                       "the pattern's groups (`\\\\` is a backslash). Default: delete the match.")
+    ignore_case: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _compile(cls, value: str) -> str:
+        return _check_regex(value)
+
+    @model_validator(mode="after")
+    def _groups_exist(self):
+        if self.targets is None:
+            raise PydanticCustomError("missing-key", "substitute needs `column` or `columns`", {})
+        groups = re.compile(self.pattern)
+        for name, number in re.findall(r"(?<!\\)(?:\\\\)*\\(?:g<(\w+)>|(\d+))", self.with_):
+            key = number or name
+            if not (int(key) <= groups.groups if key.isdigit() else key in groups.groupindex):
+                raise PydanticCustomError("bad-group", "`with` refers to group {g}, which the pattern does not have "
+                                          "({n} group(s))", {"g": key, "n": groups.groups})
+        return self
+
+
 class LengthArgs(_ColumnsArgs):
     min_chars: int | None = Field(None, ge=0)
     max_chars: int | None = Field(None, ge=1)
@@ -405,6 +442,7 @@ RULE_ARGS: dict[str, type[StrictModel]] = {
     "reject_matching": MatchingArgs,
     "keep_matching": MatchingArgs,
     "replace_matching": ReplaceMatchingArgs,
+    "substitute": SubstituteArgs,
     "length": LengthArgs,
     "redact_pii": RedactPiiArgs,
     "language": LanguageArgs,
@@ -497,6 +535,10 @@ class FormatSpec(StrictModel):
         description="source name -> {field: column name or Jinja template}.",
         examples=[{"tickets": {"user": "{{ question }}", "assistant": "{{ answer }}"}}],
     )
+    too_long: Literal["reject", "truncate"] = Field(
+        "reject", description="An example longer than training.sequence_len, counted in tokens as Axolotl tokenizes "
+        "it: `reject` keeps it out of training (counted, in the rejects as `too_long`); `truncate` cuts the end of "
+        "its last trained text until it fits.")
 
 
 class SplitSpec(StrictModel):
@@ -736,6 +778,20 @@ class AcceptanceSpec(StrictModel):
 # ----------------------------------------------------------------------------- the project
 
 
+class ExecutionSpec(StrictModel):
+    """Where and in what batches cleaning runs. Neither changes which rows are kept or why."""
+
+    engine: Literal["local", "ray"] = Field(
+        "local", description="`local`: this machine, batch by batch. `ray`: a Ray cluster (Ray Data), "
+        "installed with the `ray` extra.")
+    address: str | None = Field(
+        None, description="The Ray cluster to join (`ray://HOST:10001`, or `auto` for one started here "
+        "with `ray start`); unset: a Ray instance started on this machine for the run.")
+    batch_rows: int = Field(
+        50_000, ge=100, description="Rows cleaned at a time; memory holds about one batch plus the dedupe "
+        "state (hashes), not the source.")
+
+
 class ProjectSpec(StrictModel):
     """An llmspec project: one file covering the whole fine-tuning job."""
 
@@ -760,6 +816,7 @@ class ProjectSpec(StrictModel):
     split: SplitSpec = Field(default_factory=SplitSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     acceptance: AcceptanceSpec = Field(default_factory=AcceptanceSpec)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec, description="Where cleaning runs.")
 
 
 TOP_LEVEL_KEYS = tuple(ProjectSpec.model_fields)

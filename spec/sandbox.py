@@ -85,6 +85,14 @@ def weight(value: Any, limit: int = MAX_CHARS) -> int:
         key = id(obj)
         if key in memo:
             return memo[key]
+        if isinstance(obj, (list, tuple)):
+            kinds = set(map(type, obj))  # flat lists of strings or integers: summed at C speed
+            if kinds <= {str}:
+                memo[key] = len(obj) + 2 + sum(map(len, obj))
+                return memo[key]
+            if kinds <= {int}:
+                memo[key] = 2 * len(obj) + 2 + sum(map(int.bit_length, obj)) // 3
+                return memo[key]
         if depth > _MAX_NESTING:
             raise TemplateBudgetError(f"a value nests deeper than {_MAX_NESTING} levels")
         total = len(obj) + 2
@@ -306,12 +314,15 @@ class BudgetedEnvironment(SandboxedEnvironment):
                     left.bit_length() + right.bit_length() > MAX_INT_BITS:
                 return f"the product is an integer of more than {MAX_INT_BITS:,} bits"
         elif operator == "**":
+            # (bits - 1) * exponent: a lower bound on the power's size, within a factor of two
             if isinstance(left, int) and isinstance(right, int) and right > 0 and \
-                    max(left.bit_length(), 1) * right > MAX_INT_BITS:
+                    (left.bit_length() - 1) * right > MAX_INT_BITS:
                 return f"the power is an integer of more than {MAX_INT_BITS:,} bits"
         elif operator == "+":
-            if isinstance(left, sized) and isinstance(right, sized) and weight(left) + weight(right) > MAX_CHARS:
-                return f"the sum is more than {MAX_CHARS:,} characters"
+            if isinstance(left, sized) and isinstance(right, sized):
+                size = weight(left)
+                if size + (size if right is left else weight(right, MAX_CHARS - size)) > MAX_CHARS:
+                    return f"the sum is more than {MAX_CHARS:,} characters"
         elif operator == "%" and isinstance(left, str):
             return _printf_problem(left, right)
         return None

@@ -76,6 +76,16 @@ def check_template(text: str) -> TemplateCheck:
         return TemplateCheck(variables={text})
     if not is_template(text):
         return TemplateCheck(variables={text}, literal=True)
+    try:
+        return _check_jinja(text)
+    except RecursionError:  # Jinja's parser and analysis recurse once per level of nesting
+        return TemplateCheck(set(), "bad-template", f"template nests too deeply to check ({NESTING_HINT})")
+
+
+NESTING_HINT = "brackets, filters or blocks inside one another by the dozens"
+
+
+def _check_jinja(text: str) -> TemplateCheck:
     from jinja2 import TemplateSyntaxError, nodes
 
     env = sandbox()

@@ -323,7 +323,7 @@ def test_run_acceptance_tuned_and_base(tiny, tiny_model, adapter_dir, tmp_path):
 def test_loading_errors_are_clear(tmp_path, tiny):
     with pytest.raises(LlmspecError, match="does not exist") as info:
         load_model(tmp_path / "missing", device="cpu")
-    assert info.value.first.code == "model-missing"
+    assert info.value.first.code == "model-not-found"
     (tmp_path / "empty").mkdir()
     with pytest.raises(LlmspecError, match="not a model folder") as info:
         load_model(tmp_path / "empty", device="cpu")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -86,8 +87,27 @@ def last_run(project: Path) -> dict:
 @pytest.fixture(scope="module")
 def applied(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("e2e"))
-    proc = run(["apply", "llmspec.yaml", "--yes"], project)
+    # A pipe, as in CI; progress every second so this short training prints several lines.
+    proc = run(["apply", "llmspec.yaml", "--yes"], project, env={"LLMSPEC_PROGRESS_SECONDS": "1"})
     return project, proc
+
+
+PROGRESS = re.compile(r"^  training: step (\d+)/(\d+) \((\d+)%\)(.*)$", re.M)
+
+
+def test_apply_in_a_pipe_prints_training_progress_lines_and_no_library_noise(applied):
+    project, proc = applied
+    assert "training: 12 steps" in proc.stdout
+    lines = PROGRESS.findall(proc.stdout)
+    assert len(lines) >= 3, proc.stdout
+    assert {total for _, total, _, _ in lines} == {"12"}
+    steps = [int(step) for step, _, _, _ in lines]
+    assert steps == sorted(steps)
+    assert any("loss " in rest and rest.endswith("left") for _, _, _, rest in lines), proc.stdout
+    assert lines[-1][:3] == ("12", "12", "100") and lines[-1][3].endswith("done")
+    # torch/torchao/transformers warnings go to the run's train.log, not the user's terminal.
+    noise = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert not noise, proc.stderr[-3000:]
 
 
 def test_first_apply_trains_for_real_and_promotes(applied):
@@ -242,8 +262,12 @@ def test_sigkill_during_cleaning_then_training_then_resume(tmp_path):
     _state_is_consistent(project)
     assert "train" not in state(project)["stages"] and "clean.tickets" in state(project)["stages"]
 
-    out = run(["apply", "llmspec.yaml", "--yes"], project)
-    assert "resuming from the last checkpoint" in out.stdout
+    out = run(["apply", "llmspec.yaml", "--yes"], project, env={"LLMSPEC_PROGRESS_SECONDS": "1"})
+    resumed = re.search(r"training: 40 steps \(resuming from the checkpoint at step (\d+)\)", out.stdout)
+    assert resumed, out.stdout
+    lines = PROGRESS.findall(out.stdout)
+    assert lines and all(int(step) >= int(resumed.group(1)) for step, _, _, _ in lines), out.stdout
+    assert lines[-1][:2] == ("40", "40")
     built = set(last_run(project)["built"])
     assert "clean.tickets" not in built and "train" in built
     assert last_run(project)["outcome"] == "promoted"

@@ -57,6 +57,9 @@ CASES = [
     ({"max_chars": 5}, "  hello \n", True),
     ({"max_chars": 4}, "hello", False),
     ({"max_chars": 0}, "", True),
+    ({"min_chars": 5}, "  hello \n", True),
+    ({"min_chars": 6}, "hello", False),
+    ({"min_chars": 0}, "", True),
     # rouge_l("the cat sat on the mat", "the cat is on the mat") = 5/6 (worked out below)
     ({"similar": {"reference": "the cat is on the mat", "threshold": 0.8}},
      "The cat sat on the mat.", True),
@@ -129,6 +132,14 @@ def test_similar_reports_the_measured_value():
     r = evaluate(parse_expectation(item), "The cat sat on the mat.")
     assert r.got == "rouge_l=0.833"
     assert r.value == pytest.approx(5 / 6)
+
+
+def test_min_chars_reports_length_and_reads_in_messages():
+    exp = parse_expectation({"min_chars": 10})
+    r = evaluate(exp, " hello ")
+    assert not r.passed and r.got == "5 chars"
+    assert parse_expectation(exp.to_dict()) == exp
+    assert parse_expectation({"min_chars": 10.0}).arg == 10
 
 
 def test_max_chars_reports_length():
@@ -256,6 +267,10 @@ def test_weight_defaults_to_one():
     ({"max_chars": -1}, "whole number"),
     ({"max_chars": 2.5}, "whole number"),
     ({"max_chars": True}, "whole number"),
+    ({"min_chars": -1}, "whole number"),
+    ({"min_chars": "ten"}, "whole number"),
+    ({"min_char": 10}, "did you mean 'min_chars'?"),
+    ({"not_min_char": 10}, "did you mean 'not_min_chars'?"),
     ({"similar": "the cat"}, "expected a mapping"),
     ({"similar": {"reference": "x"}}, "missing field(s) threshold"),
     ({"similar": {"reference": "x", "threshold": 1.5}}, "between 0 and 1"),

@@ -70,8 +70,8 @@ def test_unknown_columns_and_bad_templates_fail_at_compile_with_positions():
     with pytest.raises(SpecError) as err:
         compile_format(spec, {"faq": ["question", "answer"]}, locate=locate)
     codes = {d.code for d in err.value.diagnostics}
-    assert codes == {"format-unknown-column", "format-template", "format-unknown-source"}
-    unknown = next(d for d in err.value.diagnostics if d.code == "format-unknown-column")
+    assert codes == {"unknown-column", "bad-template", "unknown-source"}
+    unknown = next(d for d in err.value.diagnostics if d.code == "unknown-column")
     assert "did you mean 'question'" in unknown.hint
     assert ("format", "map", "faq", "user") in seen and ("format", "map", "faq", "assistant") in seen
     assert all(d.pos is not None for d in err.value.diagnostics)

@@ -34,6 +34,7 @@ CONSTRUCTED = [
     ({"instruction": "Sort these.", "input": "<noinput>", "output": "a, b"}, "placeholder_input"),
     ({"instruction": "Sort these.", "input": "No Input", "output": "a, b"}, "placeholder_input"),
     ({"instruction": "Sort these.", "input": "no_input", "output": "a, b"}, "placeholder_input"),
+    ({"instruction": "Sort these.", "input": "b, a <No Input>", "output": "a, b"}, "glued_placeholder"),
     ({"instruction": "Add 2 and 2.", "input": "", "output": "4\n\n2. Instruction: Add 3 and 3.\n6"},
      "merged_instructions"),
     ({"instruction": "Write a cover letter.", "input": "", "output": "Dear [Recipient's Name],\nI apply."},
@@ -54,7 +55,8 @@ def _quality():
 
 
 def _flagged(rows: list[dict], origins: list[str]) -> dict[str, set[str]]:
-    """rule name -> origins it rejected or rewrote, through the real cleaning engine."""
+    """rule name -> origins it rejected or rewrote, each rule run alone through the real
+    cleaning engine (so each rule's precision is its own, whatever ran before it)."""
     import polars as pl
 
     from llmspec.compiler.cleaning import compile_cleaning
@@ -62,17 +64,20 @@ def _flagged(rows: list[dict], origins: list[str]) -> dict[str, set[str]]:
     from llmspec.runtime.sources import SourceBatch
 
     none = pl.DataFrame(schema={"_rule": pl.String, "_detail": pl.String, "_origin": pl.String, "_raw": pl.Binary})
-    frame = pl.DataFrame({"instruction": [r["instruction"] for r in rows], "input": [r["input"] or "" for r in rows],
-                          "output": [r["output"] for r in rows], "_origin": origins})
-    plan = compile_cleaning(_quality(), "rows", ["instruction", "input", "output"])
-    result = run_cleaning(SourceBatch("rows", frame, none, frame.height), plan)
+    columns = ["instruction", "input", "output"]
+    frame = pl.DataFrame({c: [r[c] or "" for r in rows] for c in columns} | {"_origin": origins})
+    quality = _quality()
     out: dict[str, set[str]] = {}
-    for rule, origin in result.rejects.select("_rule", "_origin").iter_rows():
-        out.setdefault(rule, set()).add(origin)
-    # placeholder_input rewrites (modified), it does not reject: compare the inputs
-    kept = dict(result.kept.select("_origin", "input").iter_rows())
-    before = dict(zip(origins, (r["input"] or "" for r in rows)))
-    out["placeholder_input"] = {o for o, v in kept.items() if v != before[o]}
+    for rule in quality.rules:
+        plan = compile_cleaning(quality.model_copy(update={"rules": [rule]}), "rows", columns)
+        (step,) = plan.steps
+        result = run_cleaning(SourceBatch("rows", frame, none, frame.height), plan)
+        hit = set(result.rejects["_origin"].to_list())
+        if step.action == "modify":  # rewritten rows: compare every column with the input
+            before = frame.join(result.kept, on="_origin", suffix="_after")
+            changed = pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"{c}_after")) for c in columns])
+            hit |= set(before.filter(changed)["_origin"].to_list())
+        out[step.reason] = hit
     return out
 
 
@@ -94,7 +99,7 @@ def test_every_rule_keeps_its_precision_on_the_labelled_rows():
             f"{rule}: precision {right}/{len(origins)} on the labelled rows; false positives: "
             f"{sorted(o for o in origins if rule not in labels[o])[:10]}")
     # the measured figures docs/spec-language.md quotes
-    assert report == {"placeholder_input": (3, 3), "template_leftover": (8, 8)}
+    assert report == {"placeholder_input": (3, 3), "glued_placeholder": (1, 1), "template_leftover": (8, 8)}
     # the looser rules' former hits are all kept now: 161 url-only inputs, 11 picture words
     assert len([i for i in items if "former" in i["note"]]) == 172
 

@@ -72,7 +72,7 @@ def test_without_contract_the_observed_columns_decide_at_clean(tmp_path: Path):
     assert not check_spec(path).errors  # only the data can tell
     result = CliRunner().invoke(cli, ["clean", str(path)])
     assert result.exit_code != 0
-    assert "format-not-a-column" in result.output and "did you mean 'Agent Reply'?" in result.output
+    assert "not-a-column" in result.output and "did you mean 'Agent Reply'?" in result.output
     good = _spec(tmp_path, "Agent Reply")
     assert CliRunner().invoke(cli, ["clean", str(good)]).exit_code == 0
 
@@ -81,7 +81,7 @@ def test_dataset_stage_refuses_a_constant_mapping_too():
     fmt = FormatSpec(style="chat", map={"desk": {"user": "question", "assistant": "Agent Replyy"}})
     with pytest.raises(SpecError) as err:
         compile_format(fmt, {"desk": ["question", "Agent Reply"]})
-    assert err.value.diagnostics[0].code == "format-not-a-column"
+    assert err.value.diagnostics[0].code == "not-a-column"
 
 
 def test_constant_on_purpose_and_row_lookup_render():
@@ -97,7 +97,7 @@ def test_constant_on_purpose_and_row_lookup_render():
     with pytest.raises(SpecError) as err:  # row[...] keys are checked like variables
         compile_format(FormatSpec(style="chat", map={"desk": {"user": '{{ row["Question"] }}', "assistant": "a"}}),
                        {"desk": ["Customer Question", "a"]})
-    assert err.value.diagnostics[0].code == "format-unknown-column"
+    assert err.value.diagnostics[0].code == "unknown-column"
 
 
 def test_row_key_checked_at_validate(tmp_path: Path):

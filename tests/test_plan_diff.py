@@ -291,8 +291,10 @@ def test_state_baseline_pairs_test_names_from_the_run_that_built_acceptance(tmp_
     replaced = TESTS.replace("name: reset, prompt: How do I reset the router?", "name: pairing, prompt: How do I pair?")
     new, meta_new = compile_text(tmp_path, spec(tests=replaced))
     state = State(root=tmp_path / ".llmspec")
-    state.stages = {s.id: StageRecord(s.fingerprint, s.config, "r1", {}, "t") for s in old.stages}
-    state.runs = [{"run": "r1", "metadata": meta_old}, {"run": "r2", "metadata": meta_new}]
+    state.stages = {s.id: StageRecord(fingerprint=s.fingerprint, config=s.config, run="r1", outputs={}, built_at="t")
+                    for s in old.stages}
+    state.runs = [{"run": "r1", "outcome": "promoted", "metadata": meta_old},
+                  {"run": "r2", "outcome": "failed", "metadata": meta_new}]
     state.root.mkdir()
     state.save()
     previous, meta, _ = _previous_from_state(load_spec(tmp_path / "llmspec.yaml"))

@@ -35,7 +35,7 @@ from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", "docs/spec-language.md", "docs/cli.md", "docs/gitops.md", "docs/gpu.md", "docs/state.md",
-        "docs/troubleshooting.md"]
+        "docs/troubleshooting.md", "docs/after-promotion.md"]
 CHECKED_LANGS = {"bash", "console", "sh", "shell", "yaml", "yml"}
 RUN_SLOW = os.environ.get("LLMSPEC_RUN_SLOW_DOCS") == "1"
 MARK = "@@llmspec-docs-command-done@@"
@@ -336,3 +336,10 @@ def test_spec_language_reference_names_every_key():
     reference = (REPO / "docs/spec-language.md").read_text(encoding="utf-8")
     missing = sorted(k for k in keys(json_schema()) if f"`{k}`" not in reference)
     assert missing == []
+
+
+def test_docs_holds_only_the_user_docs_the_readme_links():
+    # Contributor notes live in contributing/: a user browsing docs/ meets only documentation.
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for doc in sorted((REPO / "docs").glob("*.md")):
+        assert f"(docs/{doc.name})" in readme, f"docs/{doc.name} is not linked from the README"

@@ -100,17 +100,25 @@ def test_report_runs_its_scripts_without_errors_or_fetches(dom: tuple[str, str])
     assert not _problems(stderr), "\n".join(_problems(stderr))
 
 
-def test_every_chart_is_drawn(dom: tuple[str, str]) -> None:
+def test_every_chart_is_drawn(dom: tuple[str, str], page: Path, tmp_path: Path) -> None:
     html, _ = dom
     for chart in CHART_IDS:
         start = html.index(f'id="{chart}"')
-        end = min([i for i in (html.find('id="chart-', start + 1),) if i > 0] or [len(html)])
-        div = html[html.rindex("<div", 0, start):end]
-        # plotly adds js-plotly-plot and builds <svg class="main-svg"> only when newPlot ran.
-        assert "js-plotly-plot" in div[:400], chart
-        assert 'class="main-svg"' in div, chart
-    assert html.count('class="trace bars"') >= 3  # funnel, histogram, pass rate
-    assert 'class="js-line"' in html  # the loss curves
+        svg = html[html.rindex("<svg", 0, start):html.index("</svg>", start)]
+        assert 'class="chart-svg"' in svg, chart
+        assert svg.count("<rect") + svg.count("<polyline") >= 2, chart
+    # Each chart has a laid-out box of real size: measured by the browser itself.
+    probe = tmp_path / "probe.html"
+    script = ("<script>window.addEventListener('load',function(){document.title=JSON.stringify("
+              + repr(list(CHART_IDS)).replace("'", '"') + ".map(function(id){var b=document.getElementById(id)"
+              ".getBoundingClientRect();return [id,Math.round(b.width),Math.round(b.height)]}));});</script>")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
+    proc = _run_chromium(probe, tmp_path / "profile", "--dump-dom")
+    assert not _problems(proc.stderr), "\n".join(_problems(proc.stderr))
+    import json
+    sizes = json.loads(re.search(r"<title>(\[.*?\])</title>", proc.stdout).group(1).replace("&quot;", '"'))
+    for chart_id, width, height in sizes:
+        assert width > 600 and height > 100, (chart_id, width, height)
 
 
 def test_model_output_is_text_not_markup(dom: tuple[str, str]) -> None:

@@ -127,10 +127,23 @@ def test_language_rule_is_refused_with_the_measurement():
     (r"a++", "possessive"),
     (r"(?a)\w+", "ASCII"),
 ])
-def test_python_only_regex_refused_at_compile_time_naming_the_pattern(pattern, what):
-    q = quality([{"reject_matching": {"column": "a", "patterns": ["ok", pattern]}}])
+def test_python_only_regex_refused_at_validate_and_at_compile_time_naming_the_pattern(pattern, what):
+    from pydantic import ValidationError
+
+    rules = [{"reject_matching": {"column": "a", "patterns": ["ok", pattern]}}]
+    with pytest.raises(ValidationError) as invalid:  # the spec model refuses it: a validate error
+        quality(rules)
+    assert "regex-not-portable" in str(invalid.value) and f"'{pattern}'" in str(invalid.value)
+    # rules that skipped validation (built in code) are refused again when the plan is compiled
+    from pydantic import create_model
+
+    from llmspec.spec.models import MatchingArgs
+
+    args = MatchingArgs.model_construct(column="a", columns=None, patterns=["ok", pattern], ignore_case=False,
+                                        name=None, sources=None, skip_missing_columns=False)
+    rule = create_model("RejectMatchingRule", reject_matching=(MatchingArgs, ...)).model_construct(reject_matching=args)
     with pytest.raises(SpecError) as exc:
-        compile_cleaning(q, "s", ["a"])
+        compile_cleaning(QualitySpec.model_construct(rules=[rule], keep_rejects=True), "s", ["a"])
     d = exc.value.first
     assert d.code == "regex-not-portable"
     assert repr(pattern) in d.message and what in d.message and "quality.rules[0]" in d.message

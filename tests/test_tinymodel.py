@@ -159,6 +159,6 @@ def test_resolve_builtin(tmp_path):
 def test_unknown_builtin_is_a_user_error(model_id, tmp_path):
     with pytest.raises(LlmspecError) as err:
         tinymodel.resolve_builtin(model_id, cache_dir=tmp_path)
-    assert err.value.first.code == "unknown-builtin-model"
+    assert err.value.first.code == "unknown-builtin"
     assert model_id in err.value.first.message
     assert not (tmp_path / "models").exists()

@@ -676,7 +676,7 @@ def test_recipes_append_rules(write_spec):
     result = check_spec(write_spec(text))
     assert result.errors == []
     kinds = [type(r).__name__ for r in result.spec.quality.rules]
-    assert len(kinds) == 7 and kinds[-1] == "RequireRule"
+    assert len(kinds) == 8 and kinds[-1] == "RequireRule"  # the recipe's seven, then this file's
 
 
 # -- the YAML door, seen through check_spec ------------------------------------------------------

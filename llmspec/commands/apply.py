@@ -15,22 +15,24 @@ from llmspec.spec.errors import AcceptanceFailed, Diagnostic, Pos, StateError
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (required off a terminal).")
 def apply_command(target: Path, yes: bool) -> None:
     """Apply a spec (or a plan saved with `plan -o`): clean, dataset, train, test, promote."""
-    from rich.console import Console
+    from ._console import make_console
 
     from llmspec.api import check_saved_plan, load_saved_plan, make_plan, run_apply
+    from llmspec.cli import print_diagnostics
 
     from ._progress import ApplyProgress
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(highlight=False, soft_wrap=True)
     saved = load_saved_plan(target)
     if saved is not None:
-        report = make_plan(saved["spec_path"], for_apply=True)
+        report = make_plan(saved.spec_path, for_apply=True)
         moved = check_saved_plan(saved, report)
         if moved:
             raise StateError(Diagnostic("stale-plan", "the saved plan no longer matches: " + "; ".join(moved),
                                         Pos(str(target)), hint="make a new plan: llmspec plan SPEC -o FILE"))
     else:
         report = make_plan(target, for_apply=True)
+    print_diagnostics(report.warnings)
     console.print(report.text(color=console.is_terminal), markup=console.is_terminal)
     if not report.diff.to_run:
         console.print("Nothing to do: every stage is up to date.")

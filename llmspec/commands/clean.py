@@ -51,9 +51,7 @@ def _load(path: Path):
 def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path | None) -> int:
     from rich.console import Console
 
-    from llmspec.compiler.cleaning import compile_cleaning
-    from llmspec.runtime.clean.run import check_gates, run_cleaning
-    from llmspec.runtime.sources import read_source
+    from llmspec.runtime.clean.run import check_gates
 
     loaded = _load(spec_path)
     spec = loaded.spec
@@ -71,15 +69,10 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
     with _Progress(err, enabled=show_progress) as bar:
         for name in selected:
             bar.start(name)
-            batch = read_source(name, spec.sources[name], loaded.base_dir)
-            _check_expectations(batch, spec.sources[name], loaded)
-            plan = compile_cleaning(spec.quality, name, dict(batch.rows.schema), locate=loaded.locate)
-            result = run_cleaning(batch, plan, count_tokens=counter, progress=bar.step)
-            results[name], files[name], extras[name] = result, batch.files, batch.extra_columns
-            profiles[name] = _profile(result.kept)
-            if out_dir is not None:
-                _write_outputs(out_dir, name, result)
-    _check_mapping(loaded, {n: r.kept.columns for n, r in results.items()})
+            result, files[name], extras[name] = _clean_source(loaded, name, out_dir, counter, bar.step)
+            results[name] = result
+            profiles[name] = result.profile
+    _check_mapping(loaded, {n: r.columns for n, r in results.items()})
     quality = spec.quality
     if only:
         quality = quality.model_copy(update={"gates": type(quality.gates)()})
@@ -95,7 +88,9 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
                "gates": [d.to_json() for d in failures]}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
-        out = Console(highlight=False, soft_wrap=False)
+        from ._console import make_console
+
+        out = make_console(highlight=False, soft_wrap=False)
         for name, result in results.items():
             _funnel(out, name, result, files[name], out_dir)
     if failures:
@@ -191,31 +186,53 @@ def _check_expectations(batch, src, loaded) -> None:
         raise DataError(errors)
 
 
-def _profile(df) -> dict[str, Any]:
-    data = df.drop("_origin", strict=False)
-    try:
-        from llmspec.runtime.sources.profile import profile_frame
-    except ImportError:
-        profile_frame = None
-    if profile_frame is not None:
-        return profile_frame(data)
-    return {"rows": data.height, "nulls": {c: data.get_column(c).null_count() for c in data.columns}}
-
-
-def _write_outputs(out_dir: Path, name: str, result) -> None:
+def _clean_source(loaded, name: str, out_dir: Path | None, counter, progress):
+    """One source, read and cleaned batch by batch (``execution.batch_rows``) on the engine the
+    spec names; kept rows and rejects go straight to ``out_dir`` (or nowhere)."""
     import tempfile
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for frame, target in ((result.kept, out_dir / f"{name}.parquet"),
-                          (result.rejects, out_dir / f"{name}.rejects.parquet")):
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=out_dir)
-        os.close(fd)
-        try:
-            frame.write_parquet(tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    from llmspec.compiler.cleaning import compile_cleaning
+    from llmspec.runtime.clean.run import clean_to_files
+    from llmspec.runtime.sources.expect import Tally
+    from llmspec.runtime.sources.stream import iter_source
+
+    spec = loaded.spec
+    src = spec.sources[name]
+    execution = spec.execution
+    batches = iter_source(name, src, loaded.base_dir, batch_rows=execution.batch_rows)
+    first = next(batches)
+    tally = Tally(name)
+    batches = tally.watch(_chain(first, batches))
+    plan = compile_cleaning(spec.quality, name, dict(first.rows.schema), locate=loaded.locate)
+    # Outputs land under a pending name until the source's expectations are known to hold.
+    final = [out_dir / f"{name}.parquet", out_dir / f"{name}.rejects.parquet"] if out_dir is not None else []
+    pending = [p.with_name(f".{p.name}.pending") for p in final]
+    try:
+        with tempfile.TemporaryDirectory(prefix="llmspec-clean-") as tmp:
+            kept = pending[0] if pending else Path(tmp) / "kept.parquet"
+            rejects = pending[1] if pending else None
+            if execution.engine == "ray":
+                from llmspec.runtime.clean.ray_engine import clean_on_ray
+
+                result = clean_on_ray(batches, plan, kept, rejects, address=execution.address,
+                                      count_tokens=counter, profile=True)
+            else:
+                result = clean_to_files(batches, plan, kept, rejects, count_tokens=counter, progress=progress,
+                                        profile=True)
+        _check_expectations(tally, src, loaded)
+    except LlmspecError:
+        for p in pending:
+            p.unlink(missing_ok=True)
+        _check_expectations(tally, src, loaded)  # an empty or broken source says so first
+        raise
+    for p, f in zip(pending, final):
+        os.replace(p, f)
+    return result, first.files, tally.extra
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
 
 
 class _Progress:
@@ -284,7 +301,7 @@ def _funnel(console, name: str, result, files: list[str], out_dir: Path | None) 
     table.add_column("share", justify="right")
     table.add_column("sample rows (origin: reason  value)", overflow="fold")
     table.add_row("rows in", f"{result.rows_in:,}", "", "")
-    data_cols = [c for c in result.rejects.columns if not c.startswith("_")]
+    data_cols = [c for c in result.samples.columns if not c.startswith("_")]
     reader = [r for r in result.rejected if r not in result.order]
     for rule in reader + result.order:
         if rule in result.modified:
@@ -295,7 +312,7 @@ def _funnel(console, name: str, result, files: list[str], out_dir: Path | None) 
         n = result.rejected.get(rule, 0)
         if not n and rule in reader:
             continue
-        samples = result.rejects.filter(result.rejects.get_column("_rule") == rule).head(SAMPLES_PER_RULE)
+        samples = result.samples.filter(result.samples.get_column("_rule") == rule).head(SAMPLES_PER_RULE)
         lines = [escape(_sample_line(r, data_cols)) for r in samples.iter_rows(named=True)]
         table.add_row(f"[red]- {escape(rule)}[/red]", f"{n:,}", pct(n), "\n".join(lines))
     table.add_row("[green bold]kept[/green bold]", f"[bold]{result.rows_kept:,}[/bold]", pct(result.rows_kept),

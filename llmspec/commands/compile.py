@@ -38,7 +38,7 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
     """Compile ``spec_path`` into ``out``; return what plan.json holds. Raises LlmspecError."""
     from llmspec.api import load_spec
     from llmspec.compiler.axolotl_config import compile_axolotl_config, resolve_hardware
-    from llmspec.compiler.estimates import count_tokens, estimate, parameters_for
+    from llmspec.compiler.estimates import TokenStats, count_tokens, estimate, parameters_for
     from llmspec.compiler.formatting import compile_format
     from llmspec.runtime.train.axolotl_check import axolotl_available, validate_axolotl_config
     from llmspec.runtime.dataset.build import build_dataset
@@ -59,7 +59,10 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
     special = ({"bos_token": tokenizer.bos_token or "", "eos_token": tokenizer.eos_token or ""}
                if tokenizer is not None else None)
     data_dir = out / "data"
-    result = build_dataset(frames, fmt_plan, spec.split, data_dir, special_tokens=special)
+    from llmspec.runtime.dataset.lengths import check_for
+
+    lengths = check_for(loaded, fmt_plan, tokenizer) if tokenizer is not None else None
+    result = build_dataset(frames, fmt_plan, spec.split, data_dir, special_tokens=special, lengths=lengths)
     _write_json(data_dir / "dataset.json", result.to_dict())
     rejects_path = data_dir / "rejects.parquet"
     if result.rejects.height:
@@ -75,8 +78,10 @@ def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXA
     write_training_config(compiled)
     problems = validate_axolotl_config(compiled, loaded.locate)
 
-    counter = _record_counter(tokenizer, fmt_plan, spec)
-    tokens = count_tokens(result.train_path, result.eval_path, counter)
+    if result.token_counts:  # measured by the dataset stage, as Axolotl tokenizes: exact
+        tokens = TokenStats(train=result.token_counts["train"], eval=result.token_counts["eval"], method="tokenizer")
+    else:
+        tokens = count_tokens(result.train_path, result.eval_path, _record_counter(tokenizer, fmt_plan, spec))
     estimates = estimate(result, spec.training, hardware, tokens,
                          model_params=parameters_for(spec.base_model.id, model_path))
 

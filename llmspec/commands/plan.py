@@ -25,16 +25,23 @@ def plan_command(spec: Path, fmt: str, against: str | None, detailed_exitcode: b
                  n_examples: int) -> None:
     """Show what `apply` would rebuild, retrain and re-test, and why."""
     from llmspec.api import make_plan
+    from llmspec.cli import print_diagnostics
 
-    report = make_plan(spec, against=against)
+    if out is not None and against is not None:
+        raise click.UsageError("-o saves a plan to apply, which compares with this machine's state: "
+                               "it cannot be combined with --against")
+    # A saved plan is applied later, so it is the plan apply would run: compared with what is
+    # built here (never llmspec.lock, which apply does not build from).
+    report = make_plan(spec, against=against, for_apply=out is not None)
+    print_diagnostics(report.warnings)
     if fmt == "json":
         click.echo(report.json())
     elif fmt == "markdown":
         click.echo(report.markdown())
     else:
-        from rich.console import Console
+        from ._console import make_console
 
-        console = Console(highlight=False, soft_wrap=True)
+        console = make_console(highlight=False, soft_wrap=True)
         console.print(report.text(color=console.is_terminal), markup=console.is_terminal)
     if n_examples:
         _show_examples(report, n_examples)
@@ -43,7 +50,7 @@ def plan_command(spec: Path, fmt: str, against: str | None, detailed_exitcode: b
 
         from llmspec.runtime.engine.atomic import write_text_atomic
 
-        write_text_atomic(out, json.dumps(report.saved(), indent=2, default=str) + "\n")
+        write_text_atomic(out, json.dumps(report.saved(), indent=2, ensure_ascii=False) + "\n")
         click.echo(f"Saved this plan to {out}. Apply exactly it with: llmspec apply {out}", err=True)
     if detailed_exitcode:
         sys.exit(2 if report.diff.has_changes else 0)

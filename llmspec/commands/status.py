@@ -16,6 +16,11 @@ def status_command(spec: Path, as_json: bool) -> None:
     from llmspec.api import status
 
     info = status(spec)
+    if not as_json:
+        from llmspec.cli import print_diagnostics
+        from llmspec.spec.errors import Diagnostic
+
+        print_diagnostics([Diagnostic.from_json(w) for w in info["warnings"]])
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

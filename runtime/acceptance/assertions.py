@@ -206,6 +206,11 @@ def _check_json_schema(schema: dict, output: str, *_: Any) -> Check:
     return False, f"{where}: {shorten(error.message)}", None
 
 
+def _check_min_chars(limit: int, output: str, *_: Any) -> Check:
+    n = len(output.strip())
+    return n >= limit, f"{n} chars", float(n)
+
+
 def _check_max_chars(limit: int, output: str, *_: Any) -> Check:
     n = len(output.strip())
     return n <= limit, f"{n} chars", float(n)
@@ -241,6 +246,7 @@ _CHECKS: dict[str, Callable[..., Check]] = {
     "regex": _check_regex,
     "is_json": _check_is_json,
     "json_schema": _check_json_schema,
+    "min_chars": _check_min_chars,
     "max_chars": _check_max_chars,
     "similar": _check_similar,
     "perplexity": _check_perplexity,

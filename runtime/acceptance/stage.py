@@ -13,7 +13,7 @@ from llmspec.spec.load import LoadedSpec
 from llmspec.runtime.engine.atomic import write_json_atomic
 
 
-def _eval_records(dataset_dir: Path, limit: int) -> list[dict]:
+def eval_records(dataset_dir: Path, limit: int) -> list[dict]:
     ds = json.loads((dataset_dir / "dataset.json").read_text())
     if not ds.get("eval_path") or limit <= 0:
         return []
@@ -37,7 +37,7 @@ def run_acceptance_stage(loaded: LoadedSpec, *, train_dir: Path, dataset_dir: Pa
     acc = spec.acceptance
     holdout = acc.holdout.count if acc.holdout else 0
     tests = build_suite(acc, loaded.base_dir, system=spec.format.system,
-                        eval_records=_eval_records(dataset_dir, holdout))
+                        eval_records=eval_records(dataset_dir, holdout))
     base_path = train_outputs["base_model_path"]
     model_dir = train_dir / train_outputs["model"]
     if train_outputs.get("adapter"):

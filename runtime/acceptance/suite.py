@@ -142,11 +142,11 @@ def load_tests_file(path: Path, *, system: str | None = None, max_new_tokens: in
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(Diagnostic("missing-file", f"acceptance.tests_from: {shown} does not exist",
+        raise SpecError(Diagnostic("file-not-found", f"acceptance.tests_from: {shown} does not exist",
                                    Pos(shown), hint="paths are relative to the spec's folder")
                         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(Diagnostic("unreadable-file", f"cannot read tests file {shown}: {exc}",
+        raise DataError(Diagnostic("file-unreadable", f"cannot read tests file {shown}: {exc}",
                                    Pos(shown))) from None
     tests = []
     for lineno, line in enumerate(text.splitlines(), start=1):

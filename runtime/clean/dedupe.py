@@ -28,6 +28,7 @@ import os as _os
 import threading
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from llmspec.runtime.engine.columns import column, safe_name  # data names are never patterns
 from llmspec.compiler.dedupe_layout import band_layout
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def _exact_key(col: str, cat: str, done: Sequence[str] = ()) -> "pl.Expr":
                                                           fast=cat == "text")).alias(f"__key__{col}")
     import polars as pl
 
-    return pl.col(col).alias(f"__key__{col}")
+    return column(col).alias(f"__key__{col}")
 
 
 def fingerprint(e: "pl.Expr") -> "pl.Expr":
@@ -76,7 +77,7 @@ def fingerprint(e: "pl.Expr") -> "pl.Expr":
 
     e = e.str.strip_chars().str.to_lowercase()
     e = e.str.replace_all(r"[\p{P}\p{S}\p{Cc}]", "")
-    e = e.map_batches(_ascii_fold, return_dtype=pl.String, is_elementwise=True)
+    e = e.map_batches(safe_name(_ascii_fold), return_dtype=pl.String, is_elementwise=True)
     tokens = e.str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
     return tokens.list.unique().list.sort().list.join(" ")
 
@@ -94,9 +95,9 @@ def _fingerprint_key(col: str, cat: str) -> "pl.Expr":
     import polars as pl
 
     if cat == "turns":
-        text = pl.col(col).list.eval(pl.element().struct.field("content")).list.join(" ")
+        text = column(col).list.eval(pl.element().struct.field("content")).list.join(" ")
     else:
-        text = pl.col(col)
+        text = column(col)
     from llmspec.runtime.clean.kernels import WHITESPACE_RUN
 
     return fingerprint(text.str.replace_all(WHITESPACE_RUN, " ")).alias(f"__key__{col}")
@@ -121,7 +122,7 @@ def minhash_text(step: "CleaningStep", schema: Mapping[str, Any]) -> "pl.Expr":
 
     parts = []
     for c, cat in text_columns(step, schema):
-        e = pl.col(c) if cat == "text" else pl.col(c).list.eval(pl.element().struct.field("content")).list.join(" ")
+        e = column(c) if cat == "text" else column(c).list.eval(pl.element().struct.field("content")).list.join(" ")
         parts.append(e)
     if not parts:
         return pl.lit("", dtype=pl.String)
@@ -130,79 +131,6 @@ def minhash_text(step: "CleaningStep", schema: Mapping[str, Any]) -> "pl.Expr":
     every = set.intersection(*(set(done.get(c, ())) for c, _ in text_columns(step, schema)))
     return normalize_text(joined, unicode="none" if "NFKC" in every else "NFKC", whitespace="collapse",
                           case="none" if "lower" in every else "lower", fast=True).fill_null("")
-
-
-# ----------------------------------------------------------------------------- entry point
-
-
-def find_duplicates(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.Series", "pl.Series"]:
-    """(duplicate_of, detail): the kept row's _origin and a reason for each duplicate, else null."""
-    import polars as pl
-
-    method = step.args["method"]
-    if df.height == 0:
-        empty = pl.Series([], dtype=pl.String)
-        return empty, empty
-    if method in ("exact", "fingerprint"):
-        return _key_duplicates(df, step)
-    texts = df.select(minhash_text(step, df.schema).alias("t")).get_column("t")
-    a = step.args
-    root, jac = minhash_groups(texts, threshold=a["threshold"], ngram=a["ngram"], unit=a["unit"],
-                               permutations=a["permutations"], seed=a["seed"],
-                               layout=(a["bands"], a["rows_per_band"]))
-    return _minhash_outputs(df.get_column("_origin"), root, jac, a)
-
-
-def _key_duplicates(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.Series", "pl.Series"]:
-    """Rows whose normalised key equals an earlier row's. `is_first_distinct` decides (exact
-    equality, nulls equal); the kept row's origin is then found by joining only the duplicates to
-    the first rows sharing their key hash, which is 3x cheaper than a window over all rows."""
-    import polars as pl
-
-    keys = key_exprs(step, df.schema)
-    nulls = pl.Series([None] * df.height, dtype=pl.String)
-    if not keys:
-        return nulls, nulls
-    names = [k.meta.output_name() for k in keys]
-    k = df.lazy().select(pl.col("_origin"), *keys).with_row_index("__i").with_columns(
-        pl.struct(names).is_first_distinct().alias("__first"),
-        pl.struct(names).hash(0).alias("__h"),
-    ).collect()
-    dups = k.filter(~pl.col("__first"))
-    if dups.height == 0:
-        return nulls, nulls
-    firsts = k.filter(pl.col("__first") & pl.col("__h").is_in(dups.get_column("__h").unique().implode()))
-    matched = (dups.join(firsts.select("__h", *names, pl.col("_origin").alias("__kept")), on="__h", suffix="__r")
-               .filter(pl.all_horizontal([pl.col(n).eq_missing(pl.col(f"{n}__r")) for n in names]))
-               .sort("__i"))
-    if step.args["method"] == "exact":
-        detail = pl.concat_str([pl.lit("exact duplicate of "), pl.col("__kept"), pl.lit(" (after normalisation)")])
-    else:
-        key = pl.concat_str(names, separator=" | ", ignore_nulls=True).str.slice(0, 60)
-        detail = pl.concat_str([pl.lit("same fingerprint as "), pl.col("__kept"), pl.lit(": '"), key, pl.lit("'")])
-    out = matched.select("__i", "__kept", detail.alias("__d"))
-    idx = out.get_column("__i")
-    return (nulls.clone().scatter(idx, out.get_column("__kept")),
-            nulls.clone().scatter(idx, out.get_column("__d")))
-
-
-def _minhash_outputs(origins: "pl.Series", root: "np.ndarray", jac: "np.ndarray", a: Mapping[str, Any]):
-    import numpy as np
-    import polars as pl
-
-    n = len(root)
-    is_dup = root != np.arange(n)
-    kept_origin = origins.gather(pl.Series(root.astype(np.int64)))
-    dup = pl.select(pl.when(pl.Series(is_dup)).then(kept_origin).otherwise(None)).to_series()
-    shingle = f"{a['unit']} {a['ngram']}-grams"
-    j = pl.Series(np.round(jac, 2))
-    chain = pl.Series(jac < a["threshold"])
-    detail = pl.select(
-        pl.when(pl.Series(is_dup)).then(pl.format(
-            "near duplicate of {} (Jaccard {} on {}{})", kept_origin, j.cast(pl.String), pl.lit(shingle),
-            pl.when(chain).then(pl.lit(", linked through similar rows")).otherwise(pl.lit(""))))
-    ).to_series()
-    return dup.cast(pl.String), detail.cast(pl.String)
 
 
 # ----------------------------------------------------------------------------- minhash
@@ -715,10 +643,13 @@ def components(n: int, edges: "np.ndarray") -> "np.ndarray":
 
 
 def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: str, permutations: int,
-                   seed: int, layout: tuple[int, int] | None = None) -> tuple["np.ndarray", "np.ndarray"]:
+                   seed: int, layout: tuple[int, int] | None = None,
+                   candidates: bool = False) -> tuple["np.ndarray", "np.ndarray"]:
     """For each text: the index of its group's first row (itself when unique) and the exact
     Jaccard to that row (1.0 for itself). Texts without shingles are never duplicates.
-    ``layout`` is (bands, rows per band); by default ``band_layout`` picks it."""
+    ``layout`` is (bands, rows per band); by default ``band_layout`` picks it. ``candidates``:
+    every text already shares a band of its sketch with another (``near_stage``), so rensa's
+    flagging is skipped and the sketch that found them gives the bands."""
     import numpy as np
 
     n = texts.len()
@@ -731,7 +662,10 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
     if len(live) < 2:
         return root, jac
     lens = counts[live]
-    flat, lens, live, sketch = _sketch(flat, lens, live, bands, rows, threshold, permutations, seed)
+    if candidates:
+        sketch = candidate_sketch(flat, lens, bands, rows, seed)
+    else:
+        flat, lens, live, sketch = _sketch(flat, lens, live, bands, rows, threshold, permutations, seed)
     floor = estimate_floor(threshold, sketch.bins)
     rounds = [pairs[_chunked(sketch.estimate, pairs) >= floor] if len(pairs) else pairs
               for pairs in band_pairs(sketch.keys)]
@@ -806,6 +740,14 @@ def _sketch(flat, lens, live, bands, rows, threshold, permutations, seed):
         return flat, lens, live[flagged], BandSketch(flat, lens, bands, rows, seed)
     sig = _to_numpy(_signatures(flat, lens, permutations, seed), permutations)
     return flat, lens, live[flagged], BandSketch.from_signatures(sig, bands, rows)
+
+
+def candidate_sketch(flat, lens, bands: int, rows: int, seed: int) -> BandSketch:
+    """The sketch of ``near_stage``'s candidates and band keys: one-permutation bands up to
+    _SKETCH_MAX_ROWS rows per band, rensa's signatures beyond (a function of each row alone)."""
+    if rows <= _SKETCH_MAX_ROWS:
+        return BandSketch(flat, lens, bands, rows, seed)
+    return BandSketch.from_signatures(_to_numpy(_signatures(flat, lens, bands * rows, seed), bands * rows), bands, rows)
 
 
 def _jaccard_to_root(to_root, checked, checked_jac, m, sets) -> "np.ndarray":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from llmspec.runtime.engine.columns import column, safe_name  # data names are never patterns
 from llmspec.compiler.cleaning import CleaningStep, column_category
 
 if TYPE_CHECKING:  # polars is heavy: imported inside functions only
@@ -44,8 +45,8 @@ def on_text(col: str, cat: str, fn: Callable[["pl.Expr"], "pl.Expr"]) -> "pl.Exp
     import polars as pl
 
     if cat == "turns":
-        return pl.col(col).list.eval(pl.element().struct.with_fields(fn(pl.field("content"))))
-    return fn(pl.col(col))
+        return column(col).list.eval(pl.element().struct.with_fields(fn(pl.field("content"))))
+    return fn(column(col))
 
 
 def any_text(col: str, cat: str, fn: Callable[["pl.Expr"], "pl.Expr"]) -> "pl.Expr":
@@ -53,8 +54,8 @@ def any_text(col: str, cat: str, fn: Callable[["pl.Expr"], "pl.Expr"]) -> "pl.Ex
     import polars as pl
 
     if cat == "turns":
-        return pl.col(col).list.eval(fn(pl.element().struct.field("content"))).list.any().fill_null(False)
-    return fn(pl.col(col)).fill_null(False)
+        return column(col).list.eval(fn(pl.element().struct.field("content"))).list.any().fill_null(False)
+    return fn(column(col)).fill_null(False)
 
 
 # Whitespace runs other than a single plain space: replacing only these is 3x faster than `\s+`,
@@ -81,7 +82,7 @@ def normalize_text(e: "pl.Expr", *, unicode: str = "NFKC", whitespace: str = "co
     import polars as pl
 
     if unicode != "none":
-        e = e.map_batches(unicode_fast(unicode), return_dtype=pl.String, is_elementwise=True) if fast \
+        e = e.map_batches(safe_name(unicode_fast(unicode)), return_dtype=pl.String, is_elementwise=True) if fast \
             else e.str.normalize(unicode)
     if whitespace == "collapse":
         e = e.str.replace_all(WHITESPACE_RUN, " ").str.strip_chars()
@@ -109,15 +110,18 @@ def modify_exprs(step: CleaningStep, schema: Mapping[str, Any]) -> list["pl.Expr
                 return pl.when(hit.fill_null(False)).then(pl.lit(a["value"])).otherwise(e)
             out.append(on_text(c, cat, swap).alias(c))
         return out
+    if step.kind == "substitute":
+        return [on_text(c, cat, lambda e: e.str.replace_all(a["rust_pattern"], a["rust_with"])).alias(c)
+                for c, cat in text_columns(step, schema)]
     if step.kind == "fill":
         c = a["column"]
         dtype = schema[c]
         missing = _missing(c, schema, blank=True)
         if a.get("from_column"):
-            new = pl.col(a["from_column"]).cast(dtype, strict=False)
+            new = column(a["from_column"]).cast(dtype, strict=False)
         else:
             new = pl.lit(a["value"]).cast(dtype, strict=True)
-        return [pl.when(missing).then(new).otherwise(pl.col(c)).alias(c)]
+        return [pl.when(missing).then(new).otherwise(column(c)).alias(c)]
     raise ValueError(f"{step.kind} does not modify by expression")
 
 
@@ -125,11 +129,11 @@ def _missing(c: str, schema: Mapping[str, Any], *, blank: bool) -> "pl.Expr":
     import polars as pl
 
     cat = column_category(schema[c])
-    e = pl.col(c).is_null()
+    e = column(c).is_null()
     if cat == "text" and blank:
-        e = e | (pl.col(c).str.strip_chars() == "")
+        e = e | (column(c).str.strip_chars() == "")
     elif cat == "turns" and blank:
-        e = e | (pl.col(c).list.len() == 0)
+        e = e | (column(c).list.len() == 0)
     return e
 
 
@@ -169,16 +173,16 @@ def reject_conditions(step: CleaningStep, schema: Mapping[str, Any]) -> list[tup
                           pl.lit(f"{c}: U+FFFD replacement character (undecodable bytes)")))
             if a["control_chars"]:
                 if cat == "text":
-                    code = pl.col(c).str.extract(f"({CONTROL_CHARS})").str.encode("hex").str.to_uppercase()
+                    code = column(c).str.extract(f"({CONTROL_CHARS})").str.encode("hex").str.to_uppercase()
                     detail = pl.concat_str([pl.lit(f"{c}: control character U+00"), code])
                 else:
                     detail = pl.lit(f"{c}: control character in a turn")
                 pairs.append((any_text(c, cat, lambda e: e.str.contains(CONTROL_CHARS)), detail))
     elif step.kind == "require":
         for c in step.columns:
-            pairs.append((pl.col(c).is_null(), pl.lit(f"{c} is missing")))
+            pairs.append((column(c).is_null(), pl.lit(f"{c} is missing")))
             if a["blank_is_missing"]:
-                blank = _missing(c, schema, blank=True) & pl.col(c).is_not_null()
+                blank = _missing(c, schema, blank=True) & column(c).is_not_null()
                 pairs.append((blank, pl.lit(f"{c} is blank")))
     elif step.kind in ("reject_matching", "keep_matching"):
         cols = text_columns(step, schema)
@@ -195,8 +199,8 @@ def reject_conditions(step: CleaningStep, schema: Mapping[str, Any]) -> list[tup
             pairs.append((~hit, pl.lit(f"{', '.join(c for c, _ in cols)} matches none of {which}{more}")))
     elif step.kind == "length":
         for c, cat in text_columns(step, schema):
-            n = pl.col(c).str.len_chars() if cat == "text" else \
-                pl.col(c).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
+            n = column(c).str.len_chars() if cat == "text" else \
+                column(c).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
             if a.get("min_chars") is not None:
                 pairs.append((n < a["min_chars"], pl.format(f"{c}: {{}} chars < min_chars {a['min_chars']}", n)))
             if a.get("max_chars") is not None:
@@ -226,8 +230,8 @@ def approx_tokens(col: str, cat: str) -> "pl.Expr":
     """ceil(chars / 4): the usual English average for BPE tokenizers, used when none is known."""
     import polars as pl
 
-    n = pl.col(col).str.len_chars() if cat == "text" else \
-        pl.col(col).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
+    n = column(col).str.len_chars() if cat == "text" else \
+        column(col).list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
     return (n + 3) // 4
 
 
@@ -235,7 +239,7 @@ def explain_step(lf: "pl.LazyFrame", step: CleaningStep, schema: Mapping[str, An
     """The lazy query of one step on ``lf`` (runtime-backed parts appear as named Python UDFs)."""
     import polars as pl
 
-    if step.kind in ("normalize", "fill", "replace_matching"):
+    if step.kind in ("normalize", "fill", "replace_matching", "substitute"):
         return lf.with_columns(modify_exprs(step, schema))
     if step.kind in ("drop_corrupt", "require", "reject_matching", "keep_matching", "length"):
         detail = reject_detail_expr(step, schema)

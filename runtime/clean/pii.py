@@ -30,6 +30,8 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from llmspec.runtime.engine.columns import column, safe_name  # data names are never patterns
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -271,24 +273,24 @@ def redact_frame(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.DataFram
     exprs, changed = [], []
     for c, cat in text_columns(step, df.schema):
         if cat == "turns":
-            flat = df.get_column(c).list.eval(pl.element().struct.field("content")).explode()
+            flat = df.get_column(c).alias("value").list.eval(pl.element().struct.field("content")).explode()
         else:
-            flat = df.get_column(c)
+            flat = df.get_column(c).alias("value")  # a Series' methods select it by its name: never "*"
         old, new = _mapping(flat, placeholders)
         if old.len() == 0:
             continue
         if cat == "turns":
-            expr = pl.col(c).list.eval(pl.element().struct.with_fields(
+            expr = column(c).list.eval(pl.element().struct.with_fields(
                 pl.field("content").replace(old, new)))
         else:
-            expr = pl.col(c).replace(old, new)
+            expr = column(c).replace(old, new)
         exprs.append(expr.alias(f"__new__{c}"))
         changed.append(c)
     if not exprs:
         return df, 0
     tmp = df.with_columns(exprs)
-    n = tmp.select(pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"__new__{c}")) for c in changed]).sum()).item()
-    out = tmp.select([pl.col(f"__new__{c}").alias(c) if c in changed else pl.col(c) for c in df.columns])
+    n = tmp.select(pl.any_horizontal([column(c).ne_missing(column(f"__new__{c}")) for c in changed]).sum()).item()
+    out = tmp.select([column(f"__new__{c}").alias(c) if c in changed else column(c) for c in df.columns])
     return out, int(n)
 
 
@@ -308,7 +310,7 @@ def explain_exprs(step: "CleaningStep", schema: Mapping[str, Any]) -> list["pl.E
             new = new.str.replace_all(EMAIL_RUST, placeholders["email"])
         if py_kinds:
             new = pl.when(new.str.contains(prefilter(py_kinds))).then(
-                new.map_batches(validate_candidates_in_python, return_dtype=pl.String)).otherwise(new)
+                new.map_batches(safe_name(validate_candidates_in_python), return_dtype=pl.String)).otherwise(new)
         return pl.when(cand).then(new).otherwise(e)
 
     return [on_text(c, cat, stage).alias(c) for c, cat in text_columns(step, schema)]

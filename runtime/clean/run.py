@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from llmspec.runtime.engine.columns import column  # data names are never patterns
 from llmspec.spec.errors import DataError, Diagnostic
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import polars as pl
 
     from llmspec.compiler.cleaning import CleaningPlan, CleaningStep
@@ -66,53 +69,126 @@ CountTokens = Callable[[list[str]], list[int]]
 
 def run_cleaning(batch: Any, plan: "CleaningPlan", *, count_tokens: CountTokens | None = None,
                  progress: Progress | None = None) -> CleanResult:
-    """Apply ``plan`` to a ``SourceBatch`` (name, rows, rejected, rows_in, files).
+    """Apply ``plan`` to a ``SourceBatch`` (name, rows, rejected, rows_in, files), in memory.
 
     ``count_tokens`` maps texts to token counts with the model's tokenizer; without it token
     bounds use ceil(chars / 4) and say so in each detail. ``progress`` gets a ``StepProgress``
-    before each step and once at the end (reason "done").
+    before each step and once at the end (reason "done"). The batched engine runs it as one
+    batch: ``clean_batches`` gives the same result batch by batch.
     """
-    import polars as pl
+    return clean_batches([batch], plan, count_tokens=count_tokens, progress=progress)
 
-    df: pl.DataFrame = batch.rows.rechunk()  # readers concatenate many small frames; one chunk is faster
-    data_cols = [c for c in df.columns if c != "_origin"]
-    _check_columns(plan, df)
-    rejected: dict[str, int] = {r: 0 for r in READER_RULES}
-    reader = batch.rejected
-    if reader is not None and reader.height:
-        for rule, n in reader.group_by("_rule").len().iter_rows():
-            rejected[str(rule)] = rejected.get(str(rule), 0) + n
-    modified: dict[str, int] = {}
-    for step in plan.steps:
-        (modified if step.action == "modify" else rejected).setdefault(step.reason, 0)
-    parts: list[pl.DataFrame] = []
-    notes: list[str] = []
-    seconds: dict[str, float] = {}
-    total = len(plan.steps)
-    for k, step in enumerate(plan.steps):
-        if progress:
-            progress(StepProgress(df.height, step.reason, k, total))
-        t0 = time.perf_counter()
-        if step.action == "modify":
-            df, n = _modify(df, step)
-            modified[step.reason] += n
-        else:
-            df, gone, note = _reject(df, step, count_tokens)
-            rejected[step.reason] += gone.height
-            if gone.height:
-                parts.append(gone)
-            if note and note not in notes:
-                notes.append(note)
-        seconds[step.reason] = seconds.get(step.reason, 0.0) + time.perf_counter() - t0
-    if progress:
-        progress(StepProgress(df.height, "done", total, total))
-    rejects = _assemble_rejects(df, reader, parts, data_cols, keep_data=plan.keep_rejects)
-    result = CleanResult(source=plan.source, kept=df.select(data_cols + ["_origin"]), rejects=rejects,
-                         rows_in=int(batch.rows_in), rows_kept=df.height, rejected=rejected,
-                         modified=modified, notes=notes, seconds=seconds,
-                         order=list(dict.fromkeys(s.reason for s in plan.steps)))
+
+def clean_batches(batches: Iterable[Any], plan: "CleaningPlan", *, count_tokens: CountTokens | None = None,
+                  progress: Progress | None = None, spill_dir: "Path | None" = None) -> CleanResult:
+    """``run_cleaning`` over a source read in batches (``sources.stream.iter_source``), kept rows
+    and rejects gathered in memory; ``clean_to_files`` writes them batch by batch instead."""
+    from llmspec.runtime.clean.engine import Engine
+    from llmspec.runtime.clean.sink import MemorySink
+
+    batches = iter(batches)
+    first = next(batches)
+    data_cols = [c for c in first.rows.columns if c != "_origin"]
+    _check_columns(plan, first.rows)
+    sink = MemorySink(_order(plan), plan.keep_rejects)
+    engine = Engine(plan, sink, count_tokens=count_tokens, progress=progress, spill_dir=spill_dir)
+    engine.run(_chain(first, batches))
+    kept, rejects = sink.frames(data_cols)
+    result = CleanResult(source=plan.source, kept=kept, rejects=rejects, rows_in=engine.rows_in,
+                         rows_kept=kept.height, rejected=_rejected(plan, sink.counts), modified=engine.modified,
+                         notes=engine.notes, seconds=engine.seconds, order=_order(plan))
     check_accounting(result)
     return result
+
+
+@dataclass
+class StreamResult:
+    """What ``clean_to_files`` leaves in memory: counts, sample rejects, the kept rows' profile."""
+
+    source: str
+    rows_in: int
+    rows_kept: int
+    rejected: dict[str, int]
+    modified: dict[str, int]
+    samples: "pl.DataFrame"  # the first rejects of each rule (data columns + meta)
+    columns: list[str] = field(default_factory=list)  # of the kept rows, _origin last
+    profile: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return CleanResult.to_dict(self)  # type: ignore[arg-type]
+
+
+def clean_to_files(batches: Iterable[Any], plan: "CleaningPlan", kept_path: "Path", rejects_path: "Path | None", *,
+                   count_tokens: CountTokens | None = None, progress: Progress | None = None,
+                   scratch: "Path | None" = None, profile: bool = False) -> StreamResult:
+    """Clean batch by batch, writing kept rows to ``kept_path`` and rejects to ``rejects_path``
+    (None: counted, not written): memory holds a batch and the dedupe state, not the source.
+    ``scratch`` is where parts and spilled batches go meanwhile (default: the system's temp)."""
+    import polars as pl
+
+    from llmspec.runtime.clean.engine import Engine
+    from llmspec.runtime.clean.sink import FileSink
+
+    batches = iter(batches)
+    first = next(batches)
+    data_cols = [c for c in first.rows.columns if c != "_origin"]
+    _check_columns(plan, first.rows)
+    acc = None
+    if profile:
+        from llmspec.runtime.sources.profile import ProfileParts
+
+        acc = ProfileParts()
+    sink = FileSink(_order(plan), plan.keep_rejects, scratch=scratch, profile=acc)
+    try:
+        engine = Engine(plan, sink, count_tokens=count_tokens, progress=progress, spill_dir=scratch or _tmp())
+        engine.run(_chain(first, batches))
+        rejected = _rejected(plan, sink.counts)
+        gone = sum(rejected.values())
+        if engine.rows_in != sink.rows_kept + gone:
+            raise AccountingError(f"source '{plan.source}': rows_in {engine.rows_in} != rows_kept {sink.rows_kept} + "
+                                  f"rejected {gone} {rejected}")
+        sink.finish(kept_path, rejects_path, data_cols)
+    finally:
+        sink.close()
+    samples = [sink.samples[r] for r in sink.rule_order() if r in sink.samples]
+    return StreamResult(source=plan.source, rows_in=engine.rows_in, rows_kept=sink.rows_kept, rejected=rejected,
+                        modified=engine.modified, samples=pl.concat(samples, how="diagonal_relaxed") if samples
+                        else pl.DataFrame(schema={"_rule": pl.String, "_detail": pl.String, "_origin": pl.String}),
+                        columns=data_cols + ["_origin"], profile=acc.result() if acc is not None else None,
+                        notes=engine.notes, seconds=engine.seconds, order=_order(plan))
+
+
+def _tmp() -> "Path":
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.gettempdir())
+
+
+def _chain(first: Any, rest: Iterable[Any]):
+    yield first
+    yield from rest
+
+
+def _order(plan: "CleaningPlan") -> list[str]:
+    return list(dict.fromkeys(s.reason for s in plan.steps))
+
+
+def _rejected(plan: "CleaningPlan", counts: Mapping[str, int]) -> dict[str, int]:
+    """Every reader rule and reject step, counted or 0, in the order the funnel shows them."""
+    out = {r: 0 for r in READER_RULES}
+    for rule, n in counts.items():
+        if rule not in out and rule not in _order(plan):
+            out[rule] = n
+    for step in plan.steps:
+        if step.action != "modify":
+            out.setdefault(step.reason, 0)
+    for rule, n in counts.items():
+        out[rule] = n
+    return out
 
 
 def check_accounting(result: CleanResult) -> None:
@@ -135,18 +211,19 @@ def _check_columns(plan: "CleaningPlan", df: "pl.DataFrame") -> None:
             "recompile the plan after changing the source"))
     from llmspec.compiler.cleaning import column_category
 
+    schema = df.schema  # built anew on every access: once, not once per column
     for s in plan.steps:
         if s.all_text or s.kind in ("require", "fill") or (s.kind == "dedupe" and s.args["method"] == "exact"):
             continue
-        bad = [c for c in s.columns if column_category(df.schema[c]) not in ("text", "turns")]
+        bad = [c for c in s.columns if column_category(schema[c]) not in ("text", "turns")]
         if bad:
             raise DataError(Diagnostic(
                 "not-text", f"rule {s.reason} (quality.rules[{s.index}]) works on text, but column '{bad[0]}' of "
-                f"source '{plan.source}' is {df.schema[bad[0]]}", hint="declare the column as `str` or drop it "
+                f"source '{plan.source}' is {schema[bad[0]]}", hint="declare the column as `str` or drop it "
                 "from the rule's columns"))
 
 
-def _modify(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.DataFrame", int]:
+def modify_batch(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.DataFrame", int]:
     import polars as pl
 
     if step.kind == "redact_pii":
@@ -168,24 +245,19 @@ def _modify(df: "pl.DataFrame", step: "CleaningStep") -> tuple["pl.DataFrame", i
                 f" into column '{step.args['column']}' of type {df.schema[step.args['column']]}",
                 hint=str(exc).splitlines()[0])) from None
         raise
-    n = tmp.select(pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"__new__{c}")) for c in names]).sum()).item()
-    out = tmp.select([pl.col(f"__new__{c}").alias(c) if c in names else pl.col(c) for c in df.columns])
+    n = tmp.select(pl.any_horizontal([column(c).ne_missing(column(f"__new__{c}")) for c in names]).sum()).item()
+    out = tmp.select([column(f"__new__{c}").alias(c) if c in names else column(c) for c in df.columns])
     return out, int(n or 0)
 
 
-def _reject(df: "pl.DataFrame", step: "CleaningStep",
-            count_tokens: CountTokens | None) -> tuple["pl.DataFrame", "pl.DataFrame", str | None]:
+def reject_batch(df: "pl.DataFrame", step: "CleaningStep",
+                 count_tokens: CountTokens | None) -> tuple["pl.DataFrame", "pl.DataFrame", str | None]:
     import polars as pl
 
     note = None
-    dup_of = None
     if df.height == 0:
         return df, df.head(0), None
-    if step.kind == "dedupe":
-        from llmspec.runtime.clean.dedupe import find_duplicates
-
-        dup_of, detail = find_duplicates(df, step)
-    elif step.kind == "length" and (step.args.get("min_tokens") is not None
+    if step.kind == "length" and (step.args.get("min_tokens") is not None
                                     or step.args.get("max_tokens") is not None):
         from llmspec.runtime.clean.kernels import reject_detail_expr
 
@@ -207,8 +279,6 @@ def _reject(df: "pl.DataFrame", step: "CleaningStep",
     if not mask.any():
         return df, df.head(0), note
     extra = [pl.lit(step.reason).alias("_rule"), detail.filter(mask).alias("_detail")]
-    if dup_of is not None:
-        extra.append(dup_of.filter(mask).alias("_duplicate_of"))
     gone = df.filter(mask).with_columns(extra)
     return df.filter(~mask), gone, note
 
@@ -224,7 +294,7 @@ def _token_details(df: "pl.DataFrame", step: "CleaningStep", detail: "pl.Series"
         if count_tokens is None:
             counts = df.select(approx_tokens(c, cat).alias("n")).get_column("n")
         else:
-            col = df.get_column(c)
+            col = df.get_column(c).alias("value")  # a Series' methods select it by its name: never "*"
             if cat == "turns":
                 col = col.list.eval(pl.element().struct.field("content")).list.join("\n")
             todo = col.is_not_null()
@@ -236,31 +306,8 @@ def _token_details(df: "pl.DataFrame", step: "CleaningStep", detail: "pl.Series"
         frame = frame.with_columns(counts.alias("n")).with_columns(
             pl.coalesce(pl.col("d"), token_detail_expr(step, c, pl.col("n"), approximate=count_tokens is None))
             .alias("d"))
-    note = None if count_tokens else (f"{step.reason}: no tokenizer known, token counts estimated as "
-                                      "ceil(chars / 4)")
+    note = None if count_tokens else token_note(step)
     return frame.get_column("d"), note
-
-
-def _assemble_rejects(kept: "pl.DataFrame", reader: "pl.DataFrame | None", parts: Sequence["pl.DataFrame"],
-                      data_cols: list[str], *, keep_data: bool) -> "pl.DataFrame":
-    import polars as pl
-
-    meta_types = {"_rule": pl.String, "_detail": pl.String, "_origin": pl.String, "_raw": pl.Binary,
-                  "_duplicate_of": pl.String}
-    schema = {c: kept.schema[c] for c in data_cols} if keep_data else {}
-    schema.update(meta_types)
-    frames = []
-    for f in ([reader] if reader is not None and reader.height else []) + list(parts):
-        cols = []
-        for name, dtype in schema.items():
-            if name in f.columns:
-                cols.append(pl.col(name).cast(dtype, strict=False) if f.schema[name] != dtype else pl.col(name))
-            else:
-                cols.append(pl.lit(None, dtype=dtype).alias(name))
-        frames.append(f.select(cols))
-    if not frames:
-        return pl.DataFrame(schema=schema)
-    return pl.concat(frames, how="vertical")
 
 
 # ----------------------------------------------------------------------------- gates
@@ -303,3 +350,7 @@ def _gate(what: str, key: str, gates: Any, rows_in: int, kept: int, rejected: Ma
             f"{key}.min_rows_after {gates.min_rows_after:,}; largest reasons: {why}",
             hint="run `llmspec clean SPEC` to see sample rejects per rule"))
     return out
+
+
+def token_note(step: "CleaningStep") -> str:
+    return f"{step.reason}: no tokenizer known, token counts estimated as ceil(chars / 4)"

@@ -57,9 +57,11 @@ class SourceCounts:
     rows_in: int = 0
     examples: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    truncated: int = 0  # format.too_long: truncate
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows_in": self.rows_in, "examples": self.examples, "rejected": dict(sorted(self.rejected.items()))}
+        out = {"rows_in": self.rows_in, "examples": self.examples, "rejected": dict(sorted(self.rejected.items()))}
+        return out | ({"truncated": self.truncated} if self.truncated else {})
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Example:
     record: dict[str, Any]
     key: str                  # normalised content, the leakage identity
     stratum: Any = None
+    tokens: int | None = None  # as Axolotl tokenizes it (None: not measured)
 
 
 @dataclass
@@ -84,6 +87,9 @@ class DatasetResult:
     rejects: "pl.DataFrame"                # source, _origin, rule, message
     hashes: dict[str, str]                 # file name -> sha256 hex
     stratify: str | None = None
+    # tokens per written example, as Axolotl tokenizes it ({} when no tokenizer was given)
+    token_counts: dict[str, list[int]] = field(default_factory=dict)
+    sequence_len: int | None = None
 
     @property
     def examples(self) -> int:
@@ -108,7 +114,17 @@ class DatasetResult:
             "rejected": self.rejected_by_rule(),
             "hashes": dict(self.hashes),
             "stratify": self.stratify,
+            "tokens": self.token_summary(),
         }
+
+    def token_summary(self) -> dict[str, Any] | None:
+        """Token totals as Axolotl will see them; None when lengths were not measured."""
+        if not self.token_counts:
+            return None
+        every = self.token_counts.get("train", []) + self.token_counts.get("eval", [])
+        return {"train": sum(self.token_counts.get("train", [])), "eval": sum(self.token_counts.get("eval", [])),
+                "max_per_example": max(every, default=0), "sequence_len": self.sequence_len,
+                "truncated": sum(c.truncated for c in self.per_source.values()), "method": "axolotl"}
 
     def rejected_by_rule(self) -> dict[str, int]:
         total: dict[str, int] = {}
@@ -254,12 +270,15 @@ def build_dataset(
     out_dir: Path,
     *,
     special_tokens: dict[str, str] | None = None,
+    lengths: Any = None,
 ) -> DatasetResult:
     """Render every row of every mapped source, split, and write the dataset files.
 
     ``frames``: cleaned rows per source (data columns plus ``_origin``). Sources without a
     ``format.map`` entry are ignored. ``special_tokens`` ({bos_token, eos_token}) are
-    available to templates. Raises ``DataError`` when no example survives or the
+    available to templates. ``lengths`` (a ``lengths.LengthCheck``) measures every example
+    as Axolotl tokenizes it and rejects or truncates over-length ones (``format.too_long``);
+    without it lengths are not checked here. Raises ``DataError`` when no example survives or the
     ``stratify`` column exists in no source.
     """
     import polars as pl
@@ -286,8 +305,13 @@ def build_dataset(
         c.rows_in = frame.height
         for i, row in enumerate(frame.iter_rows(named=True)):
             origin = str(row.get(ORIGIN) if row.get(ORIGIN) is not None else f"{source}#{i}")
+            tokens = None
             try:
                 record = render_record(plan, renderer, sp, row)
+                if lengths is not None:
+                    fitted = lengths.fit(record)
+                    record, tokens = fitted.record, fitted.tokens
+                    c.truncated += fitted.truncated
             except RenderError as exc:
                 c.rejected[exc.rule] = c.rejected.get(exc.rule, 0) + 1
                 rejects.append({"source": source, ORIGIN: origin, "rule": exc.rule,
@@ -295,7 +319,7 @@ def build_dataset(
                 continue
             c.examples += 1
             examples.append(Example(source, origin, record, normalise(example_text(record)),
-                                    row.get(split.stratify) if split.stratify else None))
+                                    row.get(split.stratify) if split.stratify else None, tokens))
 
     rejects_frame = pl.DataFrame(rejects, schema={"source": pl.Utf8, ORIGIN: pl.Utf8, "rule": pl.Utf8,
                                                   "message": pl.Utf8})
@@ -330,7 +354,8 @@ def build_dataset(
         stale_eval.unlink()
     origins_path = out_dir / ORIGINS_FILE
     origin_lines = [
-        _dumps({"split": name, "line": n, "source": examples[i].source, "origin": examples[i].origin})
+        _dumps({"split": name, "line": n, "source": examples[i].source, "origin": examples[i].origin}
+               | ({"tokens": examples[i].tokens} if examples[i].tokens is not None else {}))
         for name, idx in (("train", train_idx), ("eval", kept_eval if eval_path else []))
         for n, i in enumerate(idx)
     ]
@@ -348,6 +373,10 @@ def build_dataset(
         rejects=rejects_frame,
         hashes=hashes,
         stratify=split.stratify,
+        token_counts=({"train": [examples[i].tokens for i in train_idx],
+                       "eval": [examples[i].tokens for i in (kept_eval if eval_path else [])]}
+                      if lengths is not None else {}),
+        sequence_len=lengths.sequence_len if lengths is not None else None,
     )
 
 

@@ -14,9 +14,15 @@ os.umask(_UMASK)
 
 
 def write_bytes_atomic(path: Path | str, data: bytes) -> None:
+    """Raises a located `disk-full` / `not-writable` error naming `path` when the write fails."""
+    from llmspec.runtime.engine.writable import write_error
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_error(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -25,11 +31,13 @@ def write_bytes_atomic(path: Path | str, data: bytes) -> None:
         # mkstemp makes 0600 files; results are meant to be shared like any other file.
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise write_error(exc, path) from None
         raise
 
 

@@ -241,7 +241,9 @@ class Executor:
         if self.spec.quality.keep_rejects:
             result.rejects.write_parquet(work / "rejects.parquet")
         summary = result.to_dict()
-        summary["samples"] = _samples(result.rejects)
+        from llmspec.runtime.reports.samples import reject_samples
+
+        summary["samples"] = reject_samples(result.rejects, plan.steps)
         summary["profile"] = meta.get("profile")
         summary["extra_columns"] = meta.get("extra_columns") or {}
         summary["format"] = meta.get("format")
@@ -269,7 +271,10 @@ class Executor:
         fmt_plan = compile_format(self.spec.format, columns, locate=self.loaded.locate)
         from llmspec.runtime.dataset.build import build_dataset
 
-        result = build_dataset(frames, fmt_plan, self.spec.split, work, special_tokens=self._special_tokens(fmt_plan))
+        from llmspec.runtime.dataset.lengths import check_for
+
+        result = build_dataset(frames, fmt_plan, self.spec.split, work, special_tokens=self._special_tokens(fmt_plan),
+                               lengths=check_for(self.loaded, fmt_plan))
         summary = result.to_dict()
         # Paths inside the work folder move with it: store them relative to the stage folder.
         for key in ("train_path", "eval_path", "origins_path"):
@@ -289,7 +294,9 @@ class Executor:
             mixed = mix_into_dataset(work, examples, fraction=mix["fraction"], seed=mix["seed"], source=label)
             train_size += mixed["examples"]
             self.progress("replay-mixed", mixed)
+        tokens = result.token_summary() or {}
         return {"train": train_size, "eval": result.eval_size, "leakage_removed": result.leakage_removed,
+                "train_tokens": tokens.get("train"), "tokens_exact": bool(tokens),
                 "rejected": result.rejected_by_rule(), "style": self.spec.format.style}
 
     def _build_model(self, stage: Stage, work: Path) -> dict[str, Any]:
@@ -404,18 +411,3 @@ def _report_profile(profile: dict) -> dict:
             "duplicate_rate": profile.get("duplicate_rate"), "non_text_share": profile.get("non_text_rate")}
 
 
-def _samples(rejects, per_rule: int = 3) -> dict[str, list[dict]]:
-    if rejects is None or rejects.is_empty():
-        return {}
-    out: dict[str, list[dict]] = {}
-    data_cols = [c for c in rejects.columns if not c.startswith("_")]
-    for row in rejects.iter_rows(named=True):
-        rule = row.get("_rule") or "?"
-        bucket = out.setdefault(rule, [])
-        if len(bucket) >= per_rule:
-            continue
-        text = " | ".join(str(row[c]) for c in data_cols if row.get(c) not in (None, ""))
-        if not text and row.get("_raw") is not None:
-            text = bytes(row["_raw"])[:200].decode("utf-8", "replace")
-        bucket.append({"origin": row.get("_origin"), "detail": row.get("_detail"), "text": text[:300]})
-    return out

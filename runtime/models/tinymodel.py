@@ -185,7 +185,7 @@ def resolve_builtin(model_id: str, cache_dir: Path | None = None) -> Path:
     if model_id == TINY_MODEL_ID:
         return build_tiny_model(cache_dir)
     raise _error(
-        "unknown-builtin-model",
+        "unknown-builtin",
         f"unknown built-in model '{model_id}'",
         hint=did_you_mean(model_id, [TINY_MODEL_ID]) or f"the only built-in model is '{TINY_MODEL_ID}'",
     )

@@ -1,13 +1,13 @@
 """``report.html``: one self-contained page showing a whole run, charts included.
 
-The page must open from a CI artifact store or an email attachment with no network, so
-plotly.js is inlined once in ``<head>`` and a Content-Security-Policy forbids every fetch: a
-stray remote reference fails loudly in the browser console instead of leaking silently.
+The page must open from a CI artifact store or an email attachment with no network, so the
+charts are inline SVG drawn here (``svg.py``), with no script library at all, and a
+Content-Security-Policy forbids every fetch: a stray remote reference fails loudly in the
+browser console instead of leaking silently.
 
 Every string that came from the user's data or a model is escaped: the page is rendered by
-jinja2 with autoescaping, and chart labels are entity-escaped because plotly interprets a
-subset of HTML in text. plotly and jinja2 are imported inside the functions, so importing this
-module costs nothing.
+jinja2 with autoescaping and the SVG helpers escape their labels. jinja2 is imported inside
+the functions, so importing this module costs nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from llmspec.runtime.engine.atomic import write_text_atomic
+from llmspec.runtime.reports.usage import usage_commands
 
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 KEPT_COLOUR = "#3f9b57"
@@ -39,8 +40,6 @@ OUTCOMES = {
 }
 ARTIFACT_LABELS = {"model": "Model", "junit": "JUnit results", "report_md": "Markdown summary",
                    "report_html": "This report", "log": "Log"}
-# Hover tooltips stay; the zoom toolbar adds nothing to charts this small and covers legends.
-_PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
 # Locks the page to itself: scripts and styles inline, images as data: URIs, nothing fetched.
 _CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
         "img-src data: blob:; font-src data:")
@@ -57,18 +56,12 @@ def write_html_report(report: Mapping[str, Any], path: Path) -> Path:
 def render_html(report: Mapping[str, Any]) -> str:
     """The report page as a string. Deterministic: the same report gives the same bytes."""
     import jinja2
-    from plotly.offline import get_plotlyjs
 
     view = build_view(report)
-    charts = [c for c in (view["data"] and view["data"]["chart"],
-                          view["dataset"] and view["dataset"]["chart"],
-                          view["training"] and view["training"]["chart"],
-                          view["acceptance"] and view["acceptance"]["chart"]) if c]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     return env.from_string(_TEMPLATE).render(
-        v=view, css=jinja2.utils.markupsafe.Markup(_CSS), csp=_CSP,
-        plotlyjs=jinja2.utils.markupsafe.Markup(get_plotlyjs()) if charts else None)
+        v=view, css=jinja2.utils.markupsafe.Markup(_CSS), csp=_CSP)
 
 
 # --------------------------------------------------------------------------- view model
@@ -92,10 +85,14 @@ def build_view(report: Mapping[str, Any]) -> dict[str, Any]:
         "artifacts": [(ARTIFACT_LABELS.get(k, k), str(v))
                       for k, v in (report.get("artifacts") or {}).items() if v],
     }
+    view["comparison"] = _comparison_view(report.get("comparison"))
+    view["usage"] = usage_commands(report) if report.get("outcome") in ("promoted", "built",
+                                                                        "gates_failed") else []
     view["cards"] = _headline_cards(view)
     view["nav"] = [(anchor, title) for anchor, title, key in (
         ("data", "Data", "data"), ("dataset", "Dataset", "dataset"),
         ("training", "Training", "training"), ("acceptance", "Acceptance", "acceptance"),
+        ("previous", "Since last run", "comparison"), ("use", "Use this model", "usage"),
         ("artifacts", "Files", "artifacts")) if view[key]]
     return view
 
@@ -132,20 +129,25 @@ def _data_view(sources: Mapping[str, Any]) -> dict[str, Any] | None:
         kept = _int(src.get("rows_kept"))
         rejected = {str(k): _int(v) for k, v in (src.get("rejected") or {}).items()}
         samples = src.get("samples") or {}
+        # Rules that rejected nothing are one line, not a row each: 15 rows of "0" hide the
+        # rules that did something.
         rules = [{"rule": rule, "count": _fmt_int(n), "share": _fmt_pct(_ratio(n, rows_in)),
                   "samples": [{"origin": s.get("origin", ""), "detail": s.get("detail", ""),
-                               "text": _clip(s.get("text", ""), 600)}
+                               "parts": _marked(s.get("text", ""), s.get("match"), 600)}
                               for s in (samples.get(rule) or [])[:5]]}
-                 for rule, n in sorted(rejected.items(), key=lambda kv: -kv[1])]
+                 for rule, n in sorted(rejected.items(), key=lambda kv: -kv[1]) if n]
+        modified = {str(k): _int(v) for k, v in (src.get("modified") or {}).items()}
         rows.append({
             "name": str(name), "format": src.get("format") or "",
             "rows_in": rows_in, "kept": kept, "rejected_total": sum(rejected.values()),
             "kept_share": _fmt_pct(_ratio(kept, rows_in)),
             "rules": rules, "rejected": rejected,
-            "modified": [(str(k), _fmt_int(v)) for k, v in (src.get("modified") or {}).items()],
+            "idle_rules": sorted(rule for rule, n in rejected.items() if not n),
+            "modified": [(k, _fmt_int(v)) for k, v in modified.items() if v],
+            "idle_modifiers": sorted(k for k, v in modified.items() if not v),
             "profile": _profile_view(src.get("profile")),
         })
-    rules = list(dict.fromkeys(rule for r in rows for rule in r["rejected"]))
+    rules = list(dict.fromkeys(rule for r in rows for rule, n in r["rejected"].items() if n))
     colours = {"kept": KEPT_COLOUR, **{rule: REJECT_COLOURS[i % len(REJECT_COLOURS)]
                                        for i, rule in enumerate(rules)}}
     total_in = sum(r["rows_in"] for r in rows)
@@ -156,9 +158,42 @@ def _data_view(sources: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"sources": rows, "rows_in": total_in, "kept": total_kept,
             "rows_in_fmt": _fmt_int(total_in), "kept_fmt": _fmt_int(total_kept),
             "kept_share": _ratio(total_kept, total_in),
-            # An HTML legend reflows at any width; plotly's would eat into the bars' height.
+            # An HTML legend reflows at any width; one inside the SVG would eat into the bars.
             "legend": [("kept", KEPT_COLOUR)] + [(rule, colours[rule]) for rule in rules],
             "chart": _funnel_chart(rows, rules, colours)}
+
+
+def _comparison_view(cmp: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not cmp:
+        return None
+    rate = cmp.get("pass_rate") or {}
+    delta = rate.get("delta")
+    tests = cmp.get("tests") or {}
+    sources = []
+    for s in cmp.get("sources") or []:
+        if not s.get("changed"):
+            continue
+        (in_b, in_a), (kept_b, kept_a) = s["rows_in"], s["rows_kept"]
+        sources.append({"source": s["source"], "status": s["status"],
+                        "rows_in": f"{_fmt_int(in_b)} → {_fmt_int(in_a)}",
+                        "kept": f"{_fmt_int(kept_b)} → {_fmt_int(kept_a)}",
+                        "rules": [(r["rule"], f"{_fmt_int(r['before'])} → {_fmt_int(r['now'])}")
+                                  for r in s.get("rules") or []]})
+    return {
+        "run": str(cmp.get("run") or ""), "created": format_date(cmp.get("created_at")),
+        "outcome": OUTCOMES.get(str(cmp.get("outcome") or ""), (str(cmp.get("outcome") or ""),))[0],
+        "pass_rate": None if not rate else {
+            "before": _fmt_pct(rate.get("before")), "now": _fmt_pct(rate.get("now")),
+            "delta": "" if delta is None else f"{'+' if delta >= 0 else '−'}{abs(100 * delta):.1f} points",
+            "tone": "neutral" if not delta else ("ok" if delta > 0 else "bad")},
+        "fixed": [str(n) for n in tests.get("fixed") or []],
+        "broken": [str(n) for n in tests.get("broken") or []],
+        "added": [str(n) for n in tests.get("added") or []],
+        "removed": [str(n) for n in tests.get("removed") or []],
+        "unchanged": _fmt_int(tests.get("unchanged") or 0),
+        "sources": sources,
+        "sources_same": not sources and bool(cmp.get("sources")),
+    }
 
 
 def _profile_view(profile: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -189,6 +224,7 @@ def _dataset_view(ds: Mapping[str, Any] | None) -> dict[str, Any] | None:
                  "p95": _fmt_int(_quantile(lengths, 0.95)), "max": _fmt_int(lengths[-1])}
     return {
         "style": ds.get("style") or "",
+        "chat_template": str(ds.get("chat_template") or ""),
         "train": _fmt_int(ds.get("train")), "eval": _fmt_int(ds.get("eval")),
         "leakage_removed": _fmt_int(ds.get("leakage_removed")),
         "rejected": [(str(k), _fmt_int(v)) for k, v in (ds.get("rejected") or {}).items()],
@@ -208,7 +244,7 @@ def _training_view(tr: Mapping[str, Any] | None) -> dict[str, Any] | None:
     history = [h for h in (tr.get("history") or []) if isinstance(h, Mapping)]
     facts = [("Method", tr.get("method")), ("Base model", tr.get("base_model")),
              ("Hardware", tr.get("hardware")), ("Steps", _fmt_int(tr.get("steps"))),
-             ("Epochs", _fmt_num(tr.get("epochs"))),
+             ("Epochs", _fmt_epoch(tr.get("epochs"))),
              ("Duration", _fmt_duration(tr.get("duration_s"))),
              ("Throughput", f"{_fmt_num(final.get('tokens_per_second'))} tokens/s"
               if final.get("tokens_per_second") is not None else None),
@@ -232,7 +268,7 @@ def _acceptance_view(acc: Mapping[str, Any] | None) -> dict[str, Any] | None:
     n_pass = sum(bool(t.get("passed")) for t in tests)
     n_base = sum(bool((t.get("base") or {}).get("passed")) for t in tests)
     gates = [{"name": str(g.get("name", "")), "threshold": str(g.get("threshold") or ""),
-              "value": _fmt_num(g.get("value")), "passed": bool(g.get("passed")),
+              "value": _gate_value(g), "passed": bool(g.get("passed")),
               "severity": str(g.get("severity") or "error"), "message": str(g.get("message") or "")}
              for g in (acc.get("gates") or [])]
     # A long suite would bury the failures; open cards only where a reader needs to look.
@@ -293,49 +329,53 @@ def _retention_view(ret: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 # --------------------------------------------------------------------------- charts
 
-def _figure_html(fig: Any, div_id: str) -> str:
-    import plotly.io as pio
-
-    fig.update_layout(font={"family": FONT, "size": 13, "color": "#1f2933"},
-                      paper_bgcolor="white", plot_bgcolor="white",
-                      hoverlabel={"font": {"family": FONT}})
-    fig.update_xaxes(gridcolor="#e6e9ee", zerolinecolor="#cfd5dd", linecolor="#cfd5dd")
-    fig.update_yaxes(gridcolor="#e6e9ee", zerolinecolor="#cfd5dd", linecolor="#cfd5dd")
-    return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
-                       config=_PLOTLY_CONFIG, default_width="100%")
-
-
 def _funnel_chart(rows: Sequence[Mapping[str, Any]], rules: Sequence[str],
                   colours: Mapping[str, str]) -> str:
-    import plotly.graph_objects as go
+    from llmspec.runtime.reports import svg
 
-    names = [f"<b>{_pl(r['name'])}</b><br>{_fmt_int(r['rows_in'])} rows in" for r in rows]
-    fig = go.Figure()
-    fig.add_bar(name="kept", y=names, x=[r["kept"] for r in rows], orientation="h",
-                marker_color=KEPT_COLOUR, text=[_fmt_int(r["kept"]) for r in rows],
-                customdata=[r["kept_share"] for r in rows],
-                hovertemplate="kept: %{text} rows (%{customdata})<extra></extra>")
-    for rule in rules:
-        counts = [r["rejected"].get(rule, 0) for r in rows]
-        fig.add_bar(name=_pl(rule), y=names, x=counts, orientation="h", marker_color=colours[rule],
-                    text=[_fmt_int(c) if c else "" for c in counts],
-                    customdata=[_fmt_pct(_ratio(c, r["rows_in"])) for c, r in zip(counts, rows)],
-                    hovertemplate=f"rejected by {_pl(rule)}: %{{text}} rows (%{{customdata}})"
-                                  "<extra></extra>")
-    # Share of rows in, not raw counts: a 40-row mailbox next to a 40,000-row export would
-    # otherwise be an invisible sliver.
-    fig.update_layout(barmode="stack", barnorm="percent", height=70 + 64 * len(rows),
-                      margin={"l": 10, "r": 10, "t": 10, "b": 40}, showlegend=False,
-                      uniformtext={"minsize": 10, "mode": "hide"}, bargap=0.35)
-    fig.update_traces(textposition="inside", insidetextanchor="middle",
-                      textfont={"color": "white"})
-    fig.update_xaxes(title_text="share of rows in (%)", range=[0, 100], ticksuffix="%")
-    fig.update_yaxes(autorange="reversed", automargin=True)
-    return _figure_html(fig, "chart-funnel")
+    row_h, bar_h, top, bottom = 58, 30, 8, 44
+    left = min(280, 24 + max(svg.CHAR_W * max(len(str(r["name"])), len(f"{_fmt_int(r['rows_in'])} rows in"))
+                             for r in rows))
+    right = svg.WIDTH - 14
+    plot_w = right - left
+    height = top + row_h * len(rows) + bottom
+    body: list[str] = []
+    axis_y = top + row_h * len(rows)
+    for pct in range(0, 101, 20):
+        x = left + plot_w * pct / 100
+        body.append(svg.line(x, top, x, axis_y, svg.GRID))
+        body.append(svg.text(x, axis_y + 14, f"{pct}%", anchor="middle", fill=svg.MUTED, size=12))
+    body.append(svg.text(left + plot_w / 2, axis_y + 34, "share of rows in (%)", anchor="middle"))
+    for i, r in enumerate(rows):
+        y = top + i * row_h + (row_h - bar_h) / 2
+        body.append(svg.text(left - 12, y + bar_h / 2 - 8, r["name"], anchor="end", weight="600"))
+        body.append(svg.text(left - 12, y + bar_h / 2 + 9, f"{_fmt_int(r['rows_in'])} rows in",
+                             anchor="end", fill=svg.MUTED, size=12))
+        if not r["rows_in"]:
+            body.append(svg.text(left + 6, y + bar_h / 2, "no rows", fill=svg.MUTED))
+            continue
+        # Share of rows in, not raw counts: a 40-row mailbox next to a 40,000-row export would
+        # otherwise be an invisible sliver.
+        x = left
+        parts = [("kept", r["kept"], f"kept: {_fmt_int(r['kept'])} rows ({r['kept_share']})")]
+        parts += [(rule, r["rejected"].get(rule, 0),
+                   f"rejected by {rule}: {_fmt_int(r['rejected'].get(rule, 0))} rows "
+                   f"({_fmt_pct(_ratio(r['rejected'].get(rule, 0), r['rows_in']))})") for rule in rules]
+        for name, count, tip in parts:
+            if not count:
+                continue
+            w = plot_w * count / r["rows_in"]
+            body.append(svg.rect(x, y, w, bar_h, colours[name], tip))
+            label = _fmt_int(count)
+            if svg.fits(label, w):
+                body.append(svg.text(x + w / 2, y + bar_h / 2, label, anchor="middle", fill="#fff"))
+            x += w
+    body.append(svg.line(left, top, left, axis_y, svg.AXIS))
+    return svg.svg("chart-funnel", height, body, "Rows kept and rejected per source")
 
 
 def _length_chart(lengths: Sequence[int], approx: str | None) -> str:
-    import plotly.graph_objects as go
+    from llmspec.runtime.reports import svg
 
     lo, hi = lengths[0], lengths[-1]
     width = _nice_step(max(hi - lo, 1) / 30)
@@ -344,110 +384,140 @@ def _length_chart(lengths: Sequence[int], approx: str | None) -> str:
     for x in lengths:
         b = int((x - start) // width)
         counts[b] = counts.get(b, 0) + 1
-    bins = range(max(counts) + 1)
-    lefts = [start + b * width for b in bins]
-    fig = go.Figure()
-    fig.add_bar(x=[left + width / 2 for left in lefts], y=[counts.get(b, 0) for b in bins],
-                width=width * 0.92, marker_color=TUNED_COLOUR, name="examples",
-                customdata=[[left, left + width] for left in lefts],
-                hovertemplate="%{customdata[0]}–%{customdata[1]} tokens: %{y} examples"
-                              "<extra></extra>")
-    for q, label, dash in ((0.5, "median", "dash"), (0.95, "p95", "dot")):
+    nbins = max(counts) + 1
+    left, right, top, bottom, height = 58, svg.WIDTH - 16, 28, 48, 300
+    base_y = height - bottom
+    x_lo, x_hi = start, start + nbins * width
+    sx, sy, body = svg.xy_axes(left, right, top, base_y, x_lo, x_hi,
+                               svg.nice_ticks(0, max(counts.values()) * 1.1, 4))
+    for b in range(nbins):
+        n = counts.get(b, 0)
+        if n:
+            left_edge = start + b * width
+            x0, x1 = sx(left_edge), sx(left_edge + width)
+            body.append(svg.rect(x0 + 0.5, sy(n), x1 - x0 - 1, base_y - sy(n), TUNED_COLOUR,
+                                 f"{_fmt_int(left_edge)}–{_fmt_int(left_edge + width)} tokens: "
+                                 f"{_fmt_int(n)} examples"))
+    for q, label, dash in ((0.5, "median", "6 4"), (0.95, "p95", "2 3")):
         value = _quantile(lengths, q)
-        fig.add_vline(x=value, line_dash=dash, line_color="#1f2933", line_width=1.5, layer="above",
-                      annotation_text=f"{label} {value:,}", annotation_position="top right",
-                      annotation_font_size=12)
-    basis = f" ({_pl(approx)})" if approx else ""
-    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 40}, showlegend=False,
-                      bargap=0)
-    fig.update_xaxes(title_text=f"tokens per training example{basis}", rangemode="tozero")
-    # Headroom above the tallest bar for the median / p95 labels.
-    fig.update_yaxes(title_text="examples", automargin=True,
-                     range=[0, max(counts.values()) * 1.18])
-    return _figure_html(fig, "chart-lengths")
+        body.append(svg.line(sx(value), top - 4, sx(value), base_y, svg.INK, 1.5, dash))
+        body.append(svg.text(sx(value) + 4, top - 10, f"{label} {value:,}", size=12))
+    body.append(svg.line(left, base_y, right, base_y, svg.AXIS))
+    basis = f" ({approx})" if approx else ""
+    body.append(svg.text((left + right) / 2, height - 12, f"tokens per training example{basis}",
+                         anchor="middle"))
+    body.append(svg.vertical_text(16, (top + base_y) / 2, "examples"))
+    return svg.svg("chart-lengths", height, body, "Length of training examples")
 
 
 def _loss_chart(history: Sequence[Mapping[str, Any]]) -> str:
-    import plotly.graph_objects as go
+    from llmspec.runtime.reports import svg
 
-    def series(key: str) -> tuple[list, list, list]:
-        pts = [(h.get("step"), h.get(key), h.get("epoch")) for h in history
-               if _finite(h.get(key)) and h.get("step") is not None]
-        return [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts]
+    def series(key: str) -> list[tuple[float, float, Any]]:
+        return [(float(h["step"]), float(h[key]), h.get("epoch")) for h in history
+                if _finite(h.get(key)) and _finite(h.get("step"))]
 
-    fig = go.Figure()
-    steps, loss, epochs = series("loss")
-    if steps:
-        fig.add_scatter(x=steps, y=loss, name="train loss", mode="lines+markers" if len(steps) < 3
-                        else "lines", line={"color": TRAIN_COLOUR, "width": 2}, customdata=epochs,
-                        hovertemplate="step %{x} (epoch %{customdata}): train loss %{y:.4f}"
-                                      "<extra></extra>")
-    steps, loss, epochs = series("eval_loss")
-    if steps:
-        fig.add_scatter(x=steps, y=loss, name="eval loss", mode="lines+markers",
-                        line={"color": EVAL_COLOUR, "width": 2}, marker={"size": 8},
-                        customdata=epochs,
-                        hovertemplate="step %{x} (epoch %{customdata}): eval loss %{y:.4f}"
-                                      "<extra></extra>")
-    steps, lr, _ = series("learning_rate")
-    if steps:
-        fig.add_scatter(x=steps, y=lr, name="learning rate", mode="lines", yaxis="y2",
-                        line={"color": LR_COLOUR, "width": 1.5, "dash": "dot"},
-                        hovertemplate="step %{x}: learning rate %{y:.2e}<extra></extra>")
-        fig.update_layout(yaxis2={"title": {"text": "learning rate", "font": {"color": LR_COLOUR}},
-                                  "overlaying": "y", "side": "right", "showgrid": False,
-                                  "exponentformat": "e", "rangemode": "tozero",
-                                  "tickfont": {"color": LR_COLOUR}})
-    fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 10, "b": 40},
-                      legend={"orientation": "h", "y": 1.0, "x": 1, "xanchor": "right",
-                              "yanchor": "bottom"}, hovermode="x unified")
-    fig.update_xaxes(title_text="step")
-    fig.update_layout(yaxis={"title": {"text": "loss"}, "automargin": True, "rangemode": "tozero"})
-    return _figure_html(fig, "chart-loss")
+    train, evals, lr = series("loss"), series("eval_loss"), series("learning_rate")
+    steps = [p[0] for p in train + evals + lr]
+    x_lo, x_hi = min(steps), max(steps)
+    if x_hi == x_lo:
+        x_lo, x_hi = x_lo - 1, x_hi + 1
+    left, top, bottom, height = 58, 34, 48, 340
+    right = svg.WIDTH - (74 if lr else 16)
+    base_y = height - bottom
+    sx, sy, body = svg.xy_axes(left, right, top, base_y, x_lo, x_hi,
+                               svg.nice_ticks(0, max(p[1] for p in train + evals) * 1.05 or 1.0, 5))
+    if lr:
+        lr_ticks = svg.nice_ticks(0, max(p[1] for p in lr) or 1.0, 4)
+        sl = lambda v: base_y - v / lr_ticks[-1] * (base_y - top)  # noqa: E731
+        for t in lr_ticks:
+            body.append(svg.text(right + 8, sl(t), svg.tick_label(t), fill=LR_COLOUR, size=12))
+        body.append(svg.polyline([(sx(s), sl(v)) for s, v, _ in _thin(lr)], LR_COLOUR, 1.5, "2 4",
+                                 cls="series lr"))
+        body.append(svg.vertical_text(svg.WIDTH - 8, (top + base_y) / 2, "learning rate", angle=90,
+                                      fill=LR_COLOUR))
+    if train:
+        body.append(svg.polyline([(sx(s), sy(v)) for s, v, _ in _thin(train)], TRAIN_COLOUR, 2,
+                                 cls="series train"))
+        for s, v, ep in _thin(train, 120):
+            body.append(f'<circle class="hover" cx="{svg.coord(sx(s))}" cy="{svg.coord(sy(v))}" r="4" '
+                        f'fill="{TRAIN_COLOUR}" fill-opacity="{1 if len(train) < 3 else 0}">'
+                        f'<title>step {_fmt_int(s)}{_epoch_note(ep)}: train loss {v:.4f}</title></circle>')
+    if evals:
+        body.append(svg.polyline([(sx(s), sy(v)) for s, v, _ in evals], EVAL_COLOUR, 2, cls="series eval"))
+        for s, v, ep in _thin(evals, 120):
+            body.append(f'<circle cx="{svg.coord(sx(s))}" cy="{svg.coord(sy(v))}" r="4" fill="{EVAL_COLOUR}">'
+                        f'<title>step {_fmt_int(s)}{_epoch_note(ep)}: eval loss {v:.4f}</title></circle>')
+    body.append(svg.line(left, base_y, right, base_y, svg.AXIS))
+    body.append(svg.text((left + right) / 2, height - 12, "step", anchor="middle"))
+    body.append(svg.vertical_text(16, (top + base_y) / 2, "loss"))
+    keys = [(name, colour, kind) for name, colour, kind, pts in (
+        ("train loss", TRAIN_COLOUR, "line", train), ("eval loss", EVAL_COLOUR, "dot", evals),
+        ("learning rate", LR_COLOUR, "dash", lr)) if pts]
+    body += svg.legend(keys, right, 12)
+    return svg.svg("chart-loss", height, body, "Training and evaluation loss by step")
+
+
+def _thin(points: Sequence[tuple], limit: int = 600) -> list[tuple]:
+    """At most ``limit`` evenly spaced points, the last always kept: a long run's curve stays
+    a few kilobytes and looks the same at page width."""
+    if len(points) <= limit:
+        return list(points)
+    every = math.ceil(len(points) / limit)
+    out = list(points[::every])
+    if out[-1] is not points[-1]:
+        out.append(points[-1])
+    return out
+
+
+def _epoch_note(epoch: Any) -> str:
+    return f" (epoch {_fmt_epoch(epoch)})" if _finite(epoch) else ""
 
 
 def _pass_rate_chart(tests: Sequence[Mapping[str, Any]], rate: float | None,
                      base_rate: float | None, has_base: bool) -> str:
-    import plotly.graph_objects as go
+    from llmspec.runtime.reports import svg
 
     groups: list[tuple[str, list[Mapping[str, Any]]]] = [("all tests", list(tests))]
     for tag in sorted({str(tag) for t in tests for tag in t.get("tags") or []}):
         groups.append((f"tag: {tag}", [t for t in tests if tag in (t.get("tags") or [])]))
-    labels, tuned, tuned_text, base, base_text = [], [], [], [], []
-    for label, members in groups:
-        labels.append(_pl(label))
+    bar_h = 18
+    group_h = (2 * bar_h + 4 if has_base else bar_h) + 16
+    top, bottom = 30, 44
+    left = min(260, 24 + svg.CHAR_W * max(len(label) for label, _ in groups))
+    right = svg.WIDTH - 110  # room for "100% (12/12)" outside the longest bar
+    plot_w = right - left
+    height = top + group_h * len(groups) + bottom
+    axis_y = top + group_h * len(groups)
+    body: list[str] = []
+    for pct in range(0, 101, 20):
+        x = left + plot_w * pct / 100
+        body.append(svg.line(x, top, x, axis_y, svg.GRID))
+        body.append(svg.text(x, axis_y + 14, f"{pct}%", anchor="middle", fill=svg.MUTED, size=12))
+    body.append(svg.text(left + plot_w / 2, axis_y + 34, "tests passed", anchor="middle"))
+    for i, (label, members) in enumerate(groups):
+        y = top + i * group_h + 8
         n = len(members)
         ok = sum(bool(t.get("passed")) for t in members)
-        r = ok / n if n else (rate or 0.0)
-        tuned.append(r)
-        tuned_text.append(f"{_fmt_pct(r)} ({ok}/{n})" if n else _fmt_pct(r))
-        b_ok = sum(bool((t.get("base") or {}).get("passed")) for t in members)
-        br = b_ok / n if n else (base_rate or 0.0)
-        base.append(br)
-        base_text.append(f"{_fmt_pct(br)} ({b_ok}/{n})" if n else _fmt_pct(br))
-    fig = go.Figure()
-    # On a reversed axis the first trace of a group is drawn on top: fine-tuned above base.
-    fig.add_bar(name="fine-tuned", y=labels, x=tuned, orientation="h", text=tuned_text,
-                marker_color=TUNED_COLOUR, hovertemplate="fine-tuned: %{text}<extra></extra>")
-    if has_base:
-        fig.add_bar(name="base model", y=labels, x=base, orientation="h", text=base_text,
-                    marker_color=BASE_COLOUR, hovertemplate="base: %{text}<extra></extra>")
-    fig.update_traces(textposition="outside", cliponaxis=False)
-    fig.update_layout(barmode="group", height=90 + (52 if has_base else 32) * len(groups),
-                      margin={"l": 10, "r": 80, "t": 10, "b": 40}, bargap=0.25,
-                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right",
-                              "yanchor": "bottom", "traceorder": "normal"})
-    fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="tests passed")
-    fig.update_yaxes(autorange="reversed", automargin=True)
-    return _figure_html(fig, "chart-pass-rate")
+        bars = [("fine-tuned", ok / n if n else (rate or 0.0), ok, TUNED_COLOUR)]
+        if has_base:
+            b_ok = sum(bool((t.get("base") or {}).get("passed")) for t in members)
+            bars.append(("base", b_ok / n if n else (base_rate or 0.0), b_ok, BASE_COLOUR))
+        mid = y + (len(bars) * (bar_h + 4) - 4) / 2
+        body.append(svg.text(left - 12, mid, label, anchor="end"))
+        for j, (who, r, k, colour) in enumerate(bars):
+            by = y + j * (bar_h + 4)
+            shown = f"{_fmt_pct(r)} ({k}/{n})" if n else _fmt_pct(r)
+            body.append(svg.rect(left, by, plot_w * r, bar_h, colour, f"{who}: {shown}"))
+            body.append(svg.text(left + plot_w * r + 6, by + bar_h / 2, shown, size=12))
+    body.append(svg.line(left, top, left, axis_y, svg.AXIS))
+    keys = [("fine-tuned", TUNED_COLOUR, "box")] + ([("base model", BASE_COLOUR, "box")] if has_base else [])
+    body += svg.legend(keys, svg.WIDTH - 14, 12)
+    return svg.svg("chart-pass-rate", height, body,
+                   "Pass rate, fine-tuned vs base model" if has_base else "Pass rate")
 
 
 # --------------------------------------------------------------------------- formatting
-
-def _pl(text: Any) -> str:
-    """Escape text for a plotly label: plotly renders <b>, <br>, <a href> and entities."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
 
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
@@ -498,6 +568,21 @@ def _fmt_num(x: Any) -> str:
     return f"{x:.4g}" if abs(x) < 1000 else f"{x:,.1f}"
 
 
+def _gate_value(gate: Mapping[str, Any]) -> str:
+    """A rate gate's value as a percentage (83.3%, not 0.8333); a loss as a number."""
+    name = str(gate.get("name") or "")
+    if name.startswith(("pass_rate", "beats_baseline")):
+        return _fmt_pct(gate.get("value"))
+    return _fmt_num(gate.get("value"))
+
+
+def _fmt_epoch(x: Any) -> str | None:
+    """Epochs as a reader counts them: 0.06, 1.5, 3 (the Trainer reports 0.05658)."""
+    if not _finite(x):
+        return None
+    return f"{x:.2f}".rstrip("0").rstrip(".") if x < 10 else f"{x:,.1f}".removesuffix(".0")
+
+
 def _fmt_pct(x: Any) -> str:
     if x is None or not _finite(x):
         return "–"
@@ -526,6 +611,18 @@ def format_date(value: Any) -> str:
     tz = dt.strftime("%Z") or ""
     return dt.strftime("%Y-%m-%d %H:%M") + (f" {'UTC' if tz in ('UTC', 'UTC+00:00') else tz}"
                                             if tz else "")
+
+
+def _marked(text: Any, match: Any, limit: int) -> list[tuple[str, bool]]:
+    """``text`` as (piece, highlighted) parts: the span ``match`` = [start, end] marked."""
+    text = str(text)
+    try:
+        start, end = (int(match[0]), int(match[1])) if match else (0, 0)
+    except (TypeError, ValueError, IndexError):
+        start = end = 0
+    if not 0 <= start < end <= len(text) or end > limit:
+        return [(_clip(text, limit), False)]
+    return [(text[:start], False), (text[start:end], True), (_clip(text[end:], limit - end), False)]
 
 
 def _clip(text: Any, limit: int) -> str:
@@ -574,6 +671,9 @@ h3 { font-size: 16px; margin: 22px 0 6px; }
 h3 .fmt { color: var(--muted); font-weight: 400; font-size: 14px; }
 p.lead { color: var(--muted); margin: 0 0 10px; }
 .chart { margin: 8px 0 4px; }
+.chart svg { display: block; width: 100%; height: auto; overflow: visible; }
+.chart svg rect.bar:hover, .chart svg circle:hover { opacity: .8; }
+.chart svg circle.hover:hover { fill-opacity: 1; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 16px; margin: 10px 0 0; font-size: 13px; }
 .legend .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
 table { border-collapse: collapse; width: 100%; font-size: 14px; margin: 6px 0 10px; }
@@ -585,6 +685,7 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monosp
 pre { margin: 0; white-space: pre-wrap; word-break: break-word; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; line-height: 1.45; }
 pre.sample { background: var(--soft); border: 1px solid var(--line); border-radius: 4px; padding: 4px 8px; margin: 2px 0 6px; max-height: 9em; overflow: auto; }
 .samples .origin { font-size: 12px; color: var(--muted); }
+mark { background: #ffe08a; color: inherit; border-radius: 2px; padding: 0 1px; }
 .facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; align-content: start; margin: 8px 0 12px; font-size: 14px; }
 .facts dt { color: var(--muted); }
 .facts dd { margin: 0; word-break: break-word; }
@@ -617,7 +718,7 @@ a { color: var(--accent); }
   body { background: #fff; font-size: 12px; }
   header.top { background: #fff; color: var(--fg); border-bottom: 2px solid var(--fg); }
   header.top .run, header.top .meta, header.top .explain { color: var(--muted); }
-  nav, .modebar-container { display: none !important; }
+  nav { display: none !important; }
   main { padding: 0; max-width: none; }
   section, .card { border: none; padding: 0; }
   section { break-before: auto; }
@@ -636,10 +737,6 @@ _TEMPLATE = """<!DOCTYPE html>
 <meta name="generator" content="llmspec">
 <title>{{ v.project }} · {{ v.run }} · {{ v.outcome.label }}</title>
 <style>{{ css }}</style>
-{% if plotlyjs %}
-<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>
-<script>{{ plotlyjs }}</script>
-{% endif %}
 </head>
 <body>
 <header class="top"><div class="inner">
@@ -677,17 +774,21 @@ _TEMPLATE = """<!DOCTYPE html>
     <tbody>
     {% for r in s.rules %}
       <tr><td><code>{{ r.rule }}</code></td><td class="num">{{ r.count }}</td><td class="num">{{ r.share }}</td>
-        <td class="samples">{% for x in r.samples %}<div class="origin">{{ x.origin }}{% if x.detail %} · {{ x.detail }}{% endif %}</div><pre class="sample">{{ x.text }}</pre>{% else %}<span class="muted">no samples kept</span>{% endfor %}</td></tr>
+        <td class="samples">{% for x in r.samples %}<div class="origin">{{ x.origin }}{% if x.detail %} · {{ x.detail }}{% endif %}</div><pre class="sample">{% for piece, hit in x.parts %}{% if hit %}<mark>{{ piece }}</mark>{% else %}{{ piece }}{% endif %}{% endfor %}</pre>{% else %}<span class="muted">no samples kept</span>{% endfor %}</td></tr>
     {% endfor %}
     </tbody>
   </table>
   {% else %}<p class="muted">No rows rejected.</p>{% endif %}
+  {% if s.idle_rules %}<p class="muted idle">Rejected nothing: {% for rule in s.idle_rules %}<code>{{ rule }}</code>{{ ", " if not loop.last }}{% endfor %}.</p>{% endif %}
   <div class="split">
     {% if s.modified %}
     <div><div class="label-sm">Rows modified</div>
       <table><thead><tr><th>Rule</th><th class="num">Rows changed</th></tr></thead><tbody>
       {% for rule, n in s.modified %}<tr><td><code>{{ rule }}</code></td><td class="num">{{ n }}</td></tr>{% endfor %}
-      </tbody></table></div>
+      </tbody></table>
+      {% if s.idle_modifiers %}<div class="muted idle">Changed nothing: {% for rule in s.idle_modifiers %}<code>{{ rule }}</code>{{ ", " if not loop.last }}{% endfor %}.</div>{% endif %}</div>
+    {% elif s.idle_modifiers %}
+    <div><div class="label-sm">Rows modified</div><div class="muted idle">None: {% for rule in s.idle_modifiers %}<code>{{ rule }}</code>{{ ", " if not loop.last }}{% endfor %} changed nothing.</div></div>
     {% endif %}
     {% if s.profile %}
     <div><div class="label-sm">Profile of kept rows</div>
@@ -717,7 +818,11 @@ _TEMPLATE = """<!DOCTYPE html>
   {% endif %}
   {% if v.dataset.examples %}
   <h3>Rendered examples</h3>
-  <p class="lead">Exactly what the model trains on, chat template included.</p>
+  {% if v.dataset.chat_template %}
+  <p class="lead">The training records as llmspec writes them for Axolotl, one <code>role: text</code> line per turn; Axolotl wraps each turn in the chat template ({{ v.dataset.chat_template }}) when it tokenizes them.</p>
+  {% else %}
+  <p class="lead">What the model trains on, as written for Axolotl.</p>
+  {% endif %}
   {% for e in v.dataset.examples %}
   <details class="example"{% if loop.first %} open{% endif %}><summary>{{ e.source or "example" }}{% if e.origin %} · {{ e.origin }}{% endif %}</summary><pre>{{ e.rendered }}</pre></details>
   {% endfor %}
@@ -830,6 +935,43 @@ _TEMPLATE = """<!DOCTYPE html>
   {% endfor %}
   {% endif %}
   {% endif %}
+{% if v.comparison %}
+{% set c = v.comparison %}
+<section id="previous">
+  <h2>Since the previous run</h2>
+  <p class="lead">Compared with run <code>{{ c.run }}</code>{% if c.created %} ({{ c.created }}){% endif %}{% if c.outcome %}, {{ c.outcome|lower }}{% endif %}.</p>
+  {% if c.pass_rate %}
+  <dl class="facts"><dt>Pass rate</dt><dd>{{ c.pass_rate.before }} → <strong>{{ c.pass_rate.now }}</strong>{% if c.pass_rate.delta %} <span class="pill {{ c.pass_rate.tone }}">{{ c.pass_rate.delta }}</span>{% endif %}</dd></dl>
+  {% endif %}
+  <table class="test-changes"><tbody>
+    <tr><th>Now passing</th><td>{% for n in c.fixed %}<code>{{ n }}</code>{{ ", " if not loop.last }}{% else %}<span class="muted">none</span>{% endfor %}</td></tr>
+    <tr><th>Now failing</th><td>{% for n in c.broken %}<code>{{ n }}</code>{{ ", " if not loop.last }}{% else %}<span class="muted">none</span>{% endfor %}</td></tr>
+    {% if c.added %}<tr><th>New tests</th><td>{% for n in c.added %}<code>{{ n }}</code>{{ ", " if not loop.last }}{% endfor %}</td></tr>{% endif %}
+    {% if c.removed %}<tr><th>Removed tests</th><td>{% for n in c.removed %}<code>{{ n }}</code>{{ ", " if not loop.last }}{% endfor %}</td></tr>{% endif %}
+    <tr><th>Same result</th><td>{{ c.unchanged }} tests</td></tr>
+  </tbody></table>
+  {% if c.sources %}
+  <h3>Data funnel changes</h3>
+  <table class="funnel-changes">
+    <thead><tr><th>Source</th><th class="num">Rows in</th><th class="num">Kept</th><th>Rejections that changed</th></tr></thead>
+    <tbody>
+    {% for s in c.sources %}
+      <tr><td><code>{{ s.source }}</code>{% if s.status != "kept" %} <span class="tag">{{ s.status }}</span>{% endif %}</td><td class="num">{{ s.rows_in }}</td><td class="num">{{ s.kept }}</td>
+        <td>{% for rule, change in s.rules %}<code>{{ rule }}</code> {{ change }}{{ "; " if not loop.last }}{% else %}<span class="muted">–</span>{% endfor %}</td></tr>
+    {% endfor %}
+    </tbody>
+  </table>
+  {% elif c.sources_same %}<p class="muted">The data funnel is unchanged: same rows in, kept and rejected per rule.</p>{% endif %}
+</section>
+{% endif %}
+
+{% if v.usage %}
+<section id="use">
+  <h2>Use this model</h2>
+  <p class="lead">From the project's folder; <a href="#artifacts">Files</a> lists where the model is. More in llmspec's docs/after-promotion.md.</p>
+  <table class="usage"><tbody>
+  {% for what, cmd in v.usage %}<tr><th>{{ what }}</th><td><pre class="cmd">{{ cmd }}</pre></td></tr>{% endfor %}
+  </tbody></table>
 </section>
 {% endif %}
 

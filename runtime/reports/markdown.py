@@ -14,6 +14,7 @@ from llmspec.runtime.engine.atomic import write_text_atomic
 
 from .failures import failed_assertions, failed_tests
 from .html import format_date
+from .usage import usage_commands
 
 _ICON = {"promoted": "✅", "gates_failed": "❌", "failed": "💥", "built": "📦"}
 _LABEL = {"promoted": "promoted", "gates_failed": "gates failed, not promoted",
@@ -33,9 +34,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     """The Markdown summary of a RunReport dict; absent sections are left out."""
     lines = _header(report)
     for part in (_acceptance(report.get("acceptance")), _retention(report.get("acceptance")),
+                 _comparison(report.get("comparison")),
                  _funnel(report.get("sources")),
                  _dataset(report.get("dataset")), _training(report.get("training")),
-                 _artifacts(report.get("artifacts"))):
+                 _use(report), _artifacts(report.get("artifacts"))):
         if part:
             lines += ["", *part]
     return "\n".join(lines).rstrip() + "\n"
@@ -124,6 +126,25 @@ def _retention(acc: Mapping[str, Any] | None) -> list[str]:
 def _one(value: Any, limit: int = 120) -> str:
     text = " ".join(str(value or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+def _comparison(cmp: Mapping[str, Any] | None) -> list[str]:
+    if not cmp:
+        return []
+    lines = [f"### Since run `{_code(cmp.get('run') or '')}`", ""]
+    rate = cmp.get("pass_rate") or {}
+    if rate:
+        lines.append(f"- Pass rate: {_pct(rate.get('before'))} → **{_pct(rate.get('now'))}**")
+    tests = cmp.get("tests") or {}
+    for key, label in (("fixed", "Now passing"), ("broken", "Now failing"), ("added", "New tests"),
+                       ("removed", "Removed tests")):
+        if tests.get(key):
+            lines.append(f"- {label}: " + ", ".join(f"`{_code(n)}`" for n in tests[key]))
+    for s in cmp.get("sources") or []:
+        if s.get("changed"):
+            (in_b, in_a), (kept_b, kept_a) = s["rows_in"], s["rows_kept"]
+            rules = "; ".join(f"{_cell(r['rule'])} {r['before']:,} → {r['now']:,}" for r in s.get("rules") or [])
+            lines.append(f"- Source {_text(s['source'])}: rows in {in_b:,} → {in_a:,}, kept {kept_b:,} → {kept_a:,}"
+                         + (f" ({rules})" if rules else ""))
+    return lines if len(lines) > 2 else lines + ["- No change in pass rate, tests or data funnel."]
 
 
 def _funnel(sources: Mapping[str, Any] | None) -> list[str]:
@@ -136,7 +157,7 @@ def _funnel(sources: Mapping[str, Any] | None) -> list[str]:
         rows_in, kept = int(src.get("rows_in") or 0), int(src.get("rows_kept") or 0)
         total_in, total_kept = total_in + rows_in, total_kept + kept
         rejected = sorted((src.get("rejected") or {}).items(), key=lambda kv: -kv[1])
-        detail = ", ".join(f"{_cell(rule)} {n:,}" for rule, n in rejected) or "none"
+        detail = ", ".join(f"{_cell(rule)} {n:,}" for rule, n in rejected if n) or "none"
         share = f" ({100 * kept / rows_in:.1f}%)" if rows_in else ""
         fmt = f" ({_cell(src['format'])})" if src.get("format") else ""
         lines.append(f"| {_cell(name)}{fmt} | {rows_in:,} | {detail} | {kept:,}{share} |")
@@ -181,6 +202,17 @@ def _training(tr: Mapping[str, Any] | None) -> list[str]:
                f"{_num(final.get('tokens_per_second'))} tokens/s"
                if final.get("tokens_per_second") is not None else ""]
     return [f"**Training:** {head}", "", " · ".join(f for f in figures if f)]
+
+
+def _use(report: Mapping[str, Any]) -> list[str]:
+    # As the HTML report: a run that trained a model, whatever its gates said.
+    commands = usage_commands(report) if report.get("outcome") in ("promoted", "built", "gates_failed") else []
+    if not commands:
+        return []
+    lines = ["### Use this model", ""]
+    for what, command in commands:
+        lines += [f"- {_text(what)}: `{_code(command, 400)}`"]
+    return lines
 
 
 def _artifacts(art: Mapping[str, Any] | None) -> list[str]:

@@ -17,7 +17,9 @@ from .failures import failed_assertions, failed_gates, failed_tests
 _OUTCOME = {"promoted": ("green", "promoted"),
             "gates_failed": ("red", "gates failed: not promoted"),
             "failed": ("red", "run failed"),
-            "built": ("cyan", "built (no acceptance gates)")}
+            "built": ("cyan", "built (no acceptance gates)"),
+            "retest_passed": ("green", "tests re-run: every error gate passes"),
+            "retest_failed": ("red", "tests re-run: an error gate fails")}
 MAX_FAILED_TESTS = 10          # more than this and the rest are counted: the report has them all
 GOT_CHARS = 80
 _REPORT_FILES = (("report_html", "HTML report"), ("report_md", "Markdown summary"),

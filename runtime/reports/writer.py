@@ -14,16 +14,38 @@ def dataset_report(stage_dir: Path, loaded: LoadedSpec, examples: int = 3) -> di
     ds = json.loads((stage_dir / "dataset.json").read_text())
     lengths: list[int] = []
     rendered: list[dict] = []
+    chat = False
     with open(stage_dir / ds["train_path"], encoding="utf-8") as fh:
         for line in fh:
             record = json.loads(line)
+            chat = chat or "messages" in record
             text = _record_text(record)
             lengths.append(max(1, len(text) // 4))  # chars/4: the report's stated approximation
             if len(rendered) < examples:
                 rendered.append({"source": record.get("source", ""), "origin": "", "rendered": text})
+    template = loaded.spec.base_model.chat_template
+    basis = "chars/4"
+    exact = _measured_lengths(stage_dir / ds.get("origins_path", "origins.jsonl"))
+    if exact is not None and len(exact) == len(lengths):
+        # the dataset stage measured every example as Axolotl tokenizes it: no approximation
+        lengths, basis = exact, "axolotl"
     return {"style": loaded.spec.format.style, "train": ds["train_size"], "eval": ds["eval_size"],
+            # Chat records are shown as role: text; Axolotl applies this template when it tokenizes.
+            "chat_template": (template or "the tokenizer's own") if chat else None,
             "leakage_removed": ds["leakage_removed"], "rejected": ds.get("rejected", {}),
-            "token_lengths": lengths, "token_lengths_basis": "chars/4", "examples": rendered}
+            "token_lengths": lengths, "token_lengths_basis": basis, "examples": rendered,
+            "tokens": ds.get("tokens")}
+
+
+def _measured_lengths(origins: Path) -> list[int] | None:
+    """The train examples' token counts the dataset stage wrote beside their origins, if any."""
+    try:
+        with open(origins, encoding="utf-8") as fh:
+            lines = [json.loads(line) for line in fh if line.strip()]
+    except (OSError, ValueError):
+        return None
+    counts = [o.get("tokens") for o in lines if o.get("split") == "train"]
+    return counts if counts and all(isinstance(n, int) for n in counts) else None
 
 
 def _record_text(record: dict) -> str:
@@ -53,6 +75,11 @@ def write_reports(report: dict[str, Any], run_dir: Path, *, final_dir: Path) -> 
         artifacts["log"] = str(final_dir / "train" / "train.log")
         artifacts["model"] = str(final_dir / "train" / report.get("training", {}).get("model", "output"))
     report["artifacts"] = artifacts
+    from llmspec.runtime.reports.compare import compare_runs, previous_report
+
+    previous = previous_report(final_dir.parent, final_dir.name)
+    if previous is not None:
+        report["comparison"] = compare_runs(report, previous)
     write_markdown_report(report, run_dir / "report.md")
     write_html_report(report, run_dir / "report.html")
     return artifacts

@@ -88,7 +88,6 @@ def read_source(name: str, spec, base_dir: Path, *, env: Mapping[str, str] | Non
 
     # Plain objects with `columns` (not a spec model) read as a contract without an extra policy.
     contract = parse_contract(spec.contract if hasattr(spec, "contract") else getattr(spec, "columns", None))
-    extra_policy = getattr(spec, "extra_policy", "warn")
     if spec.format == "postgres":
         import os
 
@@ -107,6 +106,13 @@ def read_source(name: str, spec, base_dir: Path, *, env: Mapping[str, str] | Non
             parts = [mod.read_file(p, shown, spec, contract) for p, shown in zip(paths, files)]
             part = Part(concat_rows([p.rows for p in parts], name), concat_rejects(p.rejected for p in parts),
                         sum(p.units for p in parts))
+    return finish_part(name, spec, part, contract, files)
+
+
+def finish_part(name: str, spec, part: Part, contract, files: list[str]) -> SourceBatch:
+    """A reader's part as a ``SourceBatch``: origins last, undeclared keys counted (or rejected
+    under ``extra: reject``), units accounted for. A whole source, or one batch of one."""
+    extra_policy = getattr(spec, "extra_policy", "warn")
     rows = with_origin_last(part.rows)
     rejected = concat_rejects([part.rejected])
     extra: dict[str, int] = {}
@@ -124,4 +130,4 @@ def read_source(name: str, spec, base_dir: Path, *, env: Mapping[str, str] | Non
                        extra_columns=extra if extra_policy != "ignore" else {})
 
 
-__all__ = ["SourceBatch", "read_source", "source_files"]
+__all__ = ["SourceBatch", "finish_part", "read_source", "source_files"]

@@ -30,9 +30,9 @@ def read_bytes(path: Path, shown: str) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise data_error(f"{shown}: no such file", shown, code="missing-file") from None
+        raise data_error(f"{shown}: no such file", shown, code="file-not-found") from None
     except OSError as exc:
-        raise data_error(f"{shown}: cannot read ({exc.strerror or exc})", shown, code="unreadable") from None
+        raise data_error(f"{shown}: cannot read ({exc.strerror or exc})", shown, code="file-unreadable") from None
 
 
 # Leading bytes of binary files people point text sources at, and the format that reads them.
@@ -54,6 +54,12 @@ def refuse_binary(data: bytes, shown: str, fmt: str) -> None:
         what, reader = "binary (it holds NUL bytes)", None
     hint = f"read it with `format: {reader}`" if reader else "text formats read text files only"
     raise data_error(f"{shown} is {what}, not {fmt} text", shown, code="binary-file", hint=hint)
+
+
+def strip_bom(data: bytes) -> bytes:
+    """The bytes without a leading UTF-8 byte order mark: every text reader ignores one, so a
+    file saved by Windows Notepad never costs its first row."""
+    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
 
 
 def rejects(rule: str, details: Sequence[str], origins: Sequence[str],
@@ -150,4 +156,4 @@ def fail_if_nothing_readable(part_units: int, good: int, bad: "pl.DataFrame", sh
         first = bad.row(0, named=True)
         raise data_error(
             f"{shown}: not one of its {part_units} {unit}{'s' * (part_units != 1)} could be read "
-            f"({first['_origin']}: {first['_detail']}); is it really {fmt}?", shown, code="unreadable")
+            f"({first['_origin']}: {first['_detail']}); is it really {fmt}?", shown, code="wrong-format")

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from llmspec.runtime.engine.columns import column  # data names are never patterns
 from ._common import data_error
 
 if TYPE_CHECKING:
@@ -41,6 +43,9 @@ _LEAF_LINES = 8
 _WS = b" \t\r\n"
 
 _local = threading.local()
+# A \uD800-\uDFFF escape: paired (an emoji written as ASCII) or alone, which no UTF-8 text can
+# hold and Polars silently turns into "\x00". Lines holding one are checked with `json`.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def _record_bad_utf8(exc: UnicodeDecodeError):
@@ -142,7 +147,7 @@ def _fast(data: bytes) -> Parsed | None:
     import numpy as np
     import polars as pl
 
-    if not data or data.isspace() or not _valid_utf8(data):
+    if not data or data.isspace() or not _valid_utf8(data) or _SURROGATE_ESCAPE.search(data):
         return None
     try:
         frame = read_buffer(data)
@@ -196,6 +201,14 @@ def parse(data: bytes, shown: str) -> Parsed:
         why = _json_detail(raw)
         if why is not None:
             status[i], details[i] = 2, why
+
+    hits = [m.start() for m in _SURROGATE_ESCAPE.finditer(data)]
+    for i in sorted(set(np.searchsorted(starts, hits, side="right").tolist())) if hits else []:
+        i -= 1
+        if status[i] == 0:
+            why = _json_detail(data[starts[i]:ends[i]])
+            if why is not None:
+                status[i], details[i] = 2, why
 
     if not data.isascii():
         for i in _bad_utf8_lines(data, starts, ends):
@@ -437,14 +450,15 @@ def value_kinds(frame: "pl.DataFrame", buffer: bytes, columns: list[str]) -> dic
     """
     import polars as pl
 
-    text_cols = [c for c in columns if c in frame.columns and frame.schema[c] == pl.String]
+    schema = frame.schema  # built anew on every access: once, not once per column
+    text_cols = [c for c in columns if schema.get(c) == pl.String]
     if not text_cols or not frame.height:
         return {}
     suspects = frame.select(
-        [pl.col(c).str.contains(_NUMBER).fill_null(False).alias(f"{c}:num") for c in text_cols]
-        + [pl.col(c).is_in(["true", "false"]).fill_null(False).alias(f"{c}:bool") for c in text_cols]
-        + [pl.col(c).str.starts_with("[").fill_null(False).alias(f"{c}:list") for c in text_cols]
-        + [pl.col(c).str.starts_with("{").fill_null(False).alias(f"{c}:object") for c in text_cols]
+        [column(c).str.contains(_NUMBER).fill_null(False).alias(f"{c}:num") for c in text_cols]
+        + [column(c).is_in(["true", "false"]).fill_null(False).alias(f"{c}:bool") for c in text_cols]
+        + [column(c).str.starts_with("[").fill_null(False).alias(f"{c}:list") for c in text_cols]
+        + [column(c).str.starts_with("{").fill_null(False).alias(f"{c}:object") for c in text_cols]
     )
     probes = {
         "int": ("num", pl.Int64), "float": ("num", pl.Float64), "bool": ("bool", pl.Boolean),
@@ -459,13 +473,13 @@ def value_kinds(frame: "pl.DataFrame", buffer: bytes, columns: list[str]) -> dic
         if probe.height != frame.height:
             continue
         for c in cols:
-            found.setdefault(c, {})[kind] = probe[c].is_not_null()
+            found.setdefault(c, {})[kind] = probe[c].alias("value").is_not_null()
     out = {}
     for c in text_cols:
         hits = found.get(c)
         if not hits:
             continue
-        expr = pl.when(pl.col(c).is_null()).then(pl.lit("null"))
+        expr = pl.when(column(c).is_null()).then(pl.lit("null"))
         for kind in ("int", "float", "bool", "list", "object"):
             if kind in hits:
                 expr = expr.when(pl.lit(hits[kind])).then(pl.lit(kind))
@@ -484,7 +498,8 @@ def check_contract(frame: "pl.DataFrame", buffer: bytes, contract, shown: str):
     checked = [c.name for c in contract if c.type != "json"]
     kinds = value_kinds(frame, buffer, checked)
     # A column mixing 1 and 2.5 is read as floats; only re-reading it as integers tells 1 from 1.0.
-    floats = [c.name for c in contract if c.type == "int" and frame.schema[c.name].is_float()]
+    schema = frame.schema
+    floats = [c.name for c in contract if c.type == "int" and schema[c.name].is_float()]
     if floats and frame.height:
         probe = pl.read_ndjson(buffer, schema={c: pl.Int64 for c in floats}, ignore_errors=True)
         if probe.height == frame.height:
@@ -494,8 +509,9 @@ def check_contract(frame: "pl.DataFrame", buffer: bytes, contract, shown: str):
                     .when(pl.lit(probe[c]).is_not_null()).then(pl.lit("int"))
                     .otherwise(pl.lit("float"))).to_series()
     good, bad = check_frame(frame, contract, parse_strings=False, kinds=kinds)
+    good_schema = good.schema
     for c in contract:
-        if c.type == "list" and good.schema[c.name] == pl.String and good.height:
+        if c.type == "list" and good_schema[c.name] == pl.String and good.height:
             # Arrays widened to JSON text (the column also held other types in rejected rows).
             try:
                 good = good.with_columns(good[c.name].str.json_decode(infer_schema_length=None))

@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
+from llmspec.runtime.engine.columns import column  # data names are never patterns
 from llmspec.spec.errors import did_you_mean
 
 from ._common import data_error
@@ -236,10 +237,11 @@ def check_frame(df: "pl.DataFrame", contract: Sequence[Column], *, parse_strings
             {"_detail": [], "_origin": []}, schema={"_detail": pl.String, "_origin": pl.String})
     frame = df.with_columns(pl.Series(f"__kind_{c}", s) for c, s in kinds.items())
     problems = []
+    schema = df.schema  # built anew on every access: once, not once per column
     for col in contract:
-        value = pl.col(col.name)
-        dtype = df.schema[col.name]
-        kind = pl.col(f"__kind_{col.name}") if col.name in kinds else pl.lit(dtype_kind(dtype))
+        value = column(col.name)
+        dtype = schema[col.name]
+        kind = column(f"__kind_{col.name}") if col.name in kinds else pl.lit(dtype_kind(dtype))
         is_text = dtype == pl.String
         if col.type == "json":
             ok = pl.lit(True)
@@ -269,9 +271,10 @@ def _conversions(df: "pl.DataFrame", contract: Sequence[Column], kinds) -> list[
     import polars as pl
 
     out = []
+    schema = df.schema
     for col in contract:
-        dtype = df.schema[col.name]
-        value = pl.col(col.name)
+        dtype = schema[col.name]
+        value = column(col.name)
         if col.type in ("json", "list"):
             continue
         if dtype == pl.Null:

@@ -1,4 +1,5 @@
-"""CSV (or any one-character delimiter), RFC 4180 quoting, UTF-8 (a BOM is ignored).
+"""CSV (or any one-character delimiter), RFC 4180 quoting, UTF-8 (a BOM is ignored; a line
+break inside a quoted value is "\n" whether the file ends its lines with "\r\n" or "\n").
 
 Columns: the header's names (``header: true``); without a header the contract's names in
 order, else ``column_1``, ``column_2``, ... Every value is text: CSV has no types, so a
@@ -75,7 +76,7 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
         if names is None and spec.header:
             if err or bad_text:
                 raise data_error(f"{shown}: the header line cannot be read ({err or 'not valid UTF-8'})", shown,
-                                 code="unreadable", line=first)
+                                 code="wrong-format", line=first)
             names = _header_names(fields, shown, first)
             width = len(names)
             continue
@@ -97,6 +98,10 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
     frame = pl.DataFrame(rows, schema={n: pl.String for n in names}, orient="row")
     # CSV cannot tell an empty value from a missing one; both are null.
     frame = frame.with_columns(pl.nth(i).replace("", None) for i in range(frame.width))
+    if "\r" in text:
+        # A quoted value spanning lines keeps the file's line ending; text and markdown sources
+        # read "\r\n" as "\n", and so does CSV, so one export reads alike from Windows and Unix.
+        frame = frame.with_columns(pl.nth(i).str.replace_all("\r\n", "\n", literal=True) for i in range(frame.width))
     frame = frame.with_columns(origins(f"{shown}:", row_lines))
     rejected = rejects("corrupt", [w for _, _, w in bad], [f"{shown}:{a}" for a, _, _ in bad], _raws(text, bad))
     fail_if_nothing_readable(units, frame.height, rejected, shown, "record", "CSV with this delimiter")

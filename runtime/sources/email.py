@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from ._common import Part, concat_rejects, contract_rejects, read_bytes, rejects
+from ._common import Part, concat_rejects, contract_rejects, data_error, read_bytes, rejects, strip_bom
 from ._mailtext import html_to_text, split_reply
 
 _IDS = re.compile(r"<[^<>\s]+>")
@@ -297,8 +297,9 @@ def read_files(files: list[tuple[Path, str]], spec, contract) -> Part:
     bad_raw: list[bytes] = []
     order = 0
     for path, shown in files:
-        data = read_bytes(path, shown)
+        data = strip_bom(read_bytes(path, shown))
         units = split_mbox(data) if spec.format == "mbox" else [data]
+        failed_before = len(bad_why)
         for n, raw in enumerate(units, start=1):
             order += 1
             try:
@@ -312,6 +313,11 @@ def read_files(files: list[tuple[Path, str]], spec, contract) -> Part:
                 bad_why.append(f"undecodable email: {type(exc).__name__}: {str(exc)[:80]}")
                 bad_origin.append(f"{shown}:msg {n}" if spec.format == "mbox" else shown)
                 bad_raw.append(raw)
+        if spec.format == "mbox" and units and len(bad_why) - failed_before == len(units):
+            # As JSONL and CSV do: a file in which not one message reads is not an mbox at all.
+            raise data_error(f"{shown}: not one of its {len(units)} message{'s' * (len(units) != 1)} could be read "
+                             f"({bad_origin[failed_before]}: {bad_why[failed_before]}); is it really mbox?", shown,
+                             code="wrong-format")
     assign_threads(msgs)
     corrupt = rejects("corrupt", bad_why, bad_origin, bad_raw)
     if spec.pairing is not None:

@@ -35,9 +35,9 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
     try:
         doc = json.loads(text)
     except RecursionError:
-        raise data_error(f"{shown}: not readable as JSON (nested too deeply)", shown, code="unreadable") from None
+        raise data_error(f"{shown}: not readable as JSON (nested too deeply)", shown, code="wrong-format") from None
     except ValueError as exc:
-        raise data_error(f"{shown}: not readable as JSON: {exc.msg}", shown, code="unreadable",
+        raise data_error(f"{shown}: not readable as JSON: {exc.msg}", shown, code="wrong-format",
                          line=exc.lineno) from None
     pointer = ""
     if spec.records:

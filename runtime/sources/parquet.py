@@ -18,12 +18,12 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
     from .contract import add_absent, check_frame, require_columns
 
     if not path.is_file():
-        raise data_error(f"{shown}: no such file", shown, code="missing-file")
+        raise data_error(f"{shown}: no such file", shown, code="file-not-found")
     try:
         frame = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise data_error(f"{shown}: not readable as Parquet ({first})", shown, code="unreadable") from None
+        raise data_error(f"{shown}: not readable as Parquet ({first})", shown, code="wrong-format") from None
     units = frame.height
     frame = frame.drop("_origin", strict=False).with_columns(origins(f"{shown}:row ", range(1, units + 1)))
     if not contract:

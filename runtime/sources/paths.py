@@ -40,7 +40,7 @@ def _check_relative(pattern: str) -> None:
     # outside the project whatever called it.
     if p.is_absolute() or (len(pattern) > 1 and pattern[1] == ":") or ".." in p.parts:
         raise _error(f"path {pattern!r} must be relative to the spec's folder and stay inside it", pattern,
-                     "unsafe-path", "data paths are relative to the spec's folder and stay inside it")
+                     "path-escape", "data paths are relative to the spec's folder and stay inside it")
 
 
 def _inside(real: Path, root: Path) -> bool:
@@ -54,7 +54,7 @@ def check_inside(path: Path, base_dir: Path, shown: str) -> Path:
     try:
         real = Path(path).resolve(strict=True)
     except FileNotFoundError:
-        raise _error(f"{shown}: no such file", shown, "missing-file") from None
+        raise _error(f"{shown}: no such file", shown, "file-not-found") from None
     except (OSError, RuntimeError) as exc:  # a link loop
         raise _error(f"{shown}: cannot be resolved ({getattr(exc, 'strerror', None) or exc})", shown,
                      "unsafe-path") from None
@@ -168,7 +168,7 @@ def resolve_files(pattern: str, base_dir: Path, fmt: str, *, must_exist: bool = 
         elif not os.path.lexists(path) and not must_exist:
             return []
         elif not os.path.lexists(path):
-            raise _error(f"{pattern}: no such file (looked in {base_dir})", pattern, "missing-file")
+            raise _error(f"{pattern}: no such file (looked in {base_dir})", pattern, "file-not-found")
         else:
             return [check_inside(path, base_dir, pattern)]
     prefix, pat = _split_glob(pattern)
@@ -182,7 +182,7 @@ def resolve_files(pattern: str, base_dir: Path, fmt: str, *, must_exist: bool = 
         check_inside(path, base_dir, shown)
         unique.setdefault(path.resolve(), (path, shown))  # a file linked twice is read once
     if not unique and must_exist:
-        raise _error(f"{pattern}: no files match (looked in {base_dir})", pattern, "missing-file")
+        raise _error(f"{pattern}: no files match (looked in {base_dir})", pattern, "file-not-found")
     return sorted((p for p, _ in unique.values()), key=lambda p: p.relative_to(base_dir).as_posix())
 
 

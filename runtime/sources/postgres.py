@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 from typing import Mapping
-from urllib.parse import unquote, urlsplit
 
 from ._common import Part, concat_rejects, contract_rejects, data_error
+from .secrets import scrub, secrets_of
 from .tabular import frame_from_rows
 
 _ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -38,28 +38,12 @@ def resolve_url(url: str, env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def secrets_of(url: str) -> list[str]:
-    """Every form in which the URL's secret parts could show up in a message."""
-    found = {url}
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        password = None
-    if password:
-        found |= {password, unquote(password)}
-    for m in re.finditer(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", url):
-        found.add(m.group(1).strip("'"))
-    return sorted((s for s in found if s), key=len, reverse=True)
-
-
-def scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
-
-
 def read(name: str, spec, contract, env: Mapping[str, str]) -> Part:
+    from llmspec.spec.sql import read_only_problem
+
+    problem = read_only_problem(spec.query)
+    if problem:  # validate refuses it; checked again for callers that skip validation
+        raise data_error(f"{name}: the query {problem}", code="unsafe-query")
     url = resolve_url(spec.url, env, name)
     secrets = secrets_of(url)
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from llmspec.runtime.engine.columns import column  # data names are never patterns
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -35,10 +37,11 @@ def profile_frame(df: "pl.DataFrame", text_columns: list[str] | None = None) -> 
     import polars as pl
 
     data_cols = [c for c in df.columns if not c.startswith("_")]
+    schema = df.schema  # built anew on every access: once, not once per column
     if text_columns is None:
-        text_columns = [c for c in data_cols if df.schema[c] == pl.String]
+        text_columns = [c for c in data_cols if schema[c] == pl.String]
     else:
-        text_columns = [c for c in text_columns if c in df.columns]
+        text_columns = [c for c in text_columns if c in schema]
     # Work on positional names: data column names such as "*" or "^a$" mean something to pl.col.
     names = {c: f"c{i}" for i, c in enumerate(df.columns)}
     df = df.rename(names)
@@ -53,23 +56,24 @@ def profile_frame(df: "pl.DataFrame", text_columns: list[str] | None = None) -> 
 def _profile(df: "pl.DataFrame", data_cols: list[str], text_columns: list[str]) -> dict:
     import polars as pl
 
+    schema = df.schema  # built anew on every access: once, not once per column
     n = df.height
     out: dict = {
         "rows": n,
-        "columns": {c: str(df.schema[c]) for c in data_cols},
-        "nulls": {c: int(v) for c, v in df.select(data_cols).null_count().row(0, named=True).items()}
+        "columns": {c: str(schema[c]) for c in data_cols},
+        "nulls": {c: int(v) for c, v in df.select(column(c) for c in data_cols).null_count().row(0, named=True).items()}
         if data_cols and n else {c: 0 for c in data_cols},
         "tokens_estimate": "chars/4",
         "text": {},
     }
     if text_columns and n:
-        lengths = df.select(pl.col(c).str.len_chars().alias(c) for c in text_columns)
+        lengths = df.select(column(c).str.len_chars().alias(c) for c in text_columns)
         for c in text_columns:
             chars = lengths[c]
             out["text"][c] = {"chars": _stats(chars), "tokens": _stats((chars / 4).ceil().cast(pl.Int64))}
         odd = pl.any_horizontal(
-            (pl.col(c).str.contains(_BROKEN).fill_null(False))
-            | (pl.col(c).str.count_matches(_ODD).fill_null(0) > pl.col(c).str.len_chars().fill_null(0) * _ODD_SHARE)
+            (column(c).str.contains(_BROKEN).fill_null(False))
+            | (column(c).str.count_matches(_ODD).fill_null(0) > column(c).str.len_chars().fill_null(0) * _ODD_SHARE)
             for c in text_columns
         )
         non_text = int(df.select(odd.sum()).item())
@@ -89,9 +93,67 @@ def _duplicates(df: "pl.DataFrame", cols: list[str]) -> int:
     if not cols or df.height == 0:
         return 0
     try:
-        unique = df.select(cols).n_unique()
+        unique = df.select(column(c) for c in cols).n_unique()
     except pl.exceptions.PolarsError:
         # Some nested types cannot be compared directly; their text form can.
-        unique = df.select(pl.col(c).cast(pl.String) if df.schema[c] == pl.Null else pl.col(c)
-                           for c in cols).select(pl.struct(cols).hash()).n_unique()
+        schema = df.schema
+        unique = df.select(column(c).cast(pl.String) if schema[c] == pl.Null else column(c)
+                           for c in cols).select(pl.struct(column(c) for c in cols).hash()).n_unique()
     return df.height - unique
+
+
+class ProfileParts:
+    """``profile_frame`` of rows seen batch by batch: per row only the text lengths and one
+    64-bit hash (for duplicates) are kept, not the rows. Duplicates are counted by hash (two
+    distinct rows sharing one: odds ~ n^2 / 2^65)."""
+
+    def __init__(self) -> None:
+        self.frames: list = []  # per batch: lengths of the text columns + __h
+        self.nulls: dict[str, int] = {}
+        self.columns: dict[str, str] = {}
+        self.text: list[str] | None = None
+        self.non_text = 0
+        self.rows = 0
+
+    def add(self, df: "pl.DataFrame") -> None:
+        import polars as pl
+
+        data_cols = [c for c in df.columns if not c.startswith("_")]
+        if self.text is None:
+            self.text = [c for c in data_cols if df.schema[c] == pl.String]
+            self.columns = {c: str(df.schema[c]) for c in data_cols}
+        names = {c: f"c{i}" for i, c in enumerate(df.columns)}
+        d = df.rename(names)
+        text = [names[c] for c in self.text if c in names and d.schema[names[c]] == pl.String]
+        for c, v in d.select([names[c] for c in data_cols]).null_count().row(0, named=True).items():
+            orig = next(k for k, n in names.items() if n == c)
+            self.nulls[orig] = self.nulls.get(orig, 0) + int(v)
+        if text:
+            odd = pl.any_horizontal(
+                (pl.col(c).str.contains(_BROKEN).fill_null(False))
+                | (pl.col(c).str.count_matches(_ODD).fill_null(0) > pl.col(c).str.len_chars().fill_null(0) * _ODD_SHARE)
+                for c in text)
+            self.non_text += int(d.select(odd.sum()).item())
+        cols = [names[c] for c in data_cols]
+        part = d.select([pl.col(names[c]).str.len_chars().alias(c) for c in self.text if names.get(c) in text]
+                        + ([pl.struct(cols).hash(0).alias("__h")] if cols else []))
+        self.frames.append(part)
+        self.rows += df.height
+
+    def result(self) -> dict:
+        import polars as pl
+
+        n = self.rows
+        out: dict = {"rows": n, "columns": dict(self.columns), "nulls": dict(self.nulls) if n else
+                     {c: 0 for c in self.columns}, "tokens_estimate": "chars/4", "text": {}}
+        every = pl.concat(self.frames, how="diagonal_relaxed") if self.frames else pl.DataFrame()
+        if n:
+            for c in self.text or []:
+                chars = every.get_column(c) if c in every.columns else pl.Series([], dtype=pl.UInt32)
+                out["text"][c] = {"chars": _stats(chars), "tokens": _stats((chars / 4).ceil().cast(pl.Int64))}
+        out["non_text_rows"] = self.non_text
+        out["non_text_rate"] = self.non_text / n if n else 0.0
+        dups = n - every.get_column("__h").n_unique() if n and "__h" in every.columns else 0
+        out["duplicate_rows"] = dups
+        out["duplicate_rate"] = dups / n if n else 0.0
+        return out

@@ -45,13 +45,13 @@ def _reads_only(action: int, arg1, arg2, _db, _trigger) -> int:
 
 def read_file(path: Path, shown: str, spec, contract) -> Part:
     if not path.is_file():
-        raise data_error(f"{shown}: no such file", shown, code="missing-file")
+        raise data_error(f"{shown}: no such file", shown, code="file-not-found")
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     error = None
     try:
         con = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:
-        raise data_error(f"{shown}: cannot open as SQLite ({exc})", shown, code="unreadable") from None
+        raise data_error(f"{shown}: cannot open as SQLite ({exc})", shown, code="wrong-format") from None
     try:
         con.text_factory = _text
         con.execute("PRAGMA query_only = ON")
@@ -68,7 +68,7 @@ def read_file(path: Path, shown: str, spec, contract) -> Part:
         unreadable = "file is not a database" in error or "malformed" in error
         denied = "not authorized" in error or "authorization denied" in error
         raise data_error(f"{shown}: {'not readable as SQLite' if unreadable else 'query failed'} ({error})",
-                         shown, code="unreadable" if unreadable else "query-failed",
+                         shown, code="wrong-format" if unreadable else "query-failed",
                          hint="a source's query only reads: one SELECT, no ATTACH, PRAGMA, VACUUM or writes"
                          if denied else None)
     if not names:

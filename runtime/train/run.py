@@ -29,7 +29,9 @@ from llmspec.runtime.engine.atomic import write_json_atomic
 from llmspec.runtime.train.config_file import write_training_config
 
 PLUGIN = "llmspec.runtime.train.axolotl_plugin.LlmspecPlugin"
-_TQDM = re.compile(r"(\d+)/(\d+) \[")
+# The Trainer's own bars (training, evaluation) carry no description; dataset maps do
+# ("Tokenizing Prompts: 100%|...| 11/11 [") and must not be read as training steps.
+TRAINER_BAR = re.compile(r"^\s*\d+%\|[^|]*\|\s*(\d+)/(\d+) \[")
 _LOG_DICT = re.compile(r"\{[^{}]*'(?:loss|eval_loss|train_loss)'[^{}]*\}")
 
 
@@ -77,14 +79,15 @@ def check_training_config(loaded: LoadedSpec, *, work: Path | None = None) -> li
 
 
 @contextmanager
-def quiet_native_stderr():
-    """Silence what importing Axolotl's stack prints straight to fd 2 (torchao's missing CUDA
-    kernels, torch's deprecation lines): noise in a plan, and our diagnostics come back as data."""
+def quiet_native_stderr(log_path: Path | None = None):
+    """Send what importing Axolotl's stack prints straight to fd 2 (torchao's missing CUDA
+    kernels, torch's deprecation lines) to ``log_path`` (appended), or nowhere: noise on the
+    user's terminal, and our diagnostics come back as data."""
     sys.stderr.flush()
     saved = os.dup(2)
     try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
+        with open(log_path or os.devnull, "a", encoding="utf-8") as sink:
+            os.dup2(sink.fileno(), 2)
             yield
     finally:
         sys.stderr.flush()
@@ -117,10 +120,12 @@ def datasets_cache(work: Path) -> Path:
 
 
 def expected_steps(train_examples: int, training) -> int:
+    """The optimizer steps Axolotl will run: its own formula, ceil(examples x epochs / batch)
+    (not epochs x ceil(examples / batch), which said 304 where the Trainer ran 301). With sample
+    packing (CUDA) Axolotl estimates from packing efficiency; the Trainer's count then wins."""
     gpus = training.hw.gpus if training.hw.type == "cuda" else 1
     per_step = training.batch.micro * training.batch.accumulate * gpus
-    steps_per_epoch = max(1, math.ceil(train_examples / per_step))
-    return training.max_steps or steps_per_epoch * training.epochs
+    return training.max_steps or max(1, math.ceil(train_examples * training.epochs / per_step))
 
 
 def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str,
@@ -140,7 +145,9 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
                                       format_plan=fmt_plan, hardware=hardware)
     from llmspec.runtime.train.axolotl_check import validate_axolotl_config
 
-    problems = [d for d in validate_axolotl_config(compiled, loaded.locate) if d.severity == "error"]
+    work.mkdir(parents=True, exist_ok=True)
+    with quiet_native_stderr(work / "train.log"):
+        problems = [d for d in validate_axolotl_config(compiled, loaded.locate) if d.severity == "error"]
     if problems:
         raise TrainingError(problems)
     # Seeded adapter init and per-step metrics (see axolotl_plugin.py).
@@ -155,6 +162,8 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     out_dir = Path(compiled.config["output_dir"])
 
     run_env = {**env, **compiled.env}  # compiled.env: the offline, no-telemetry variables
+    # A pipe makes the child's stdout block-buffered: the Trainer's loss lines would arrive at exit.
+    run_env["PYTHONUNBUFFERED"] = "1"
     # `datasets` copies the training rows into its cache (~/.cache/huggingface/datasets by
     # default), where they would outlive the project's state folder: keep the copy inside it.
     run_env["HF_DATASETS_CACHE"] = str(datasets_cache(work))
@@ -168,8 +177,11 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
         # Trainer writes trainer_state.json last, so a checkpoint without it was cut short.
         if not (ckpt / "trainer_state.json").exists():
             shutil.rmtree(ckpt, ignore_errors=True)
-    resumed = any(out_dir.glob("checkpoint-*"))
-    progress("train-start", {"total_steps": total, "resumed": resumed, "command": " ".join(cmd)})
+    resumed_step = max((int(c.name.rsplit("-", 1)[1]) for c in out_dir.glob("checkpoint-*")
+                        if c.name.rsplit("-", 1)[1].isdigit()), default=0)
+    resumed = resumed_step > 0
+    progress("train-start", {"total_steps": total, "resumed": resumed, "resumed_step": resumed_step,
+                             "command": " ".join(cmd)})
 
     history: list[dict[str, float]] = []
     final: dict[str, float] = {}
@@ -186,12 +198,15 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
                 hint="install the training extra: pip install 'llmspec-tune[train]' (make setup does)")) from None
         try:
             assert proc.stdout is not None
-            step_seen = 0
+            step_seen = resumed_step  # a resumed run counts on from its checkpoint, not from 0
             for line in proc.stdout:
                 log.write(line)
-                for done, of in _TQDM.findall(line):
-                    if abs(int(of) - total) <= max(3, total // 10):
-                        total = int(of)  # the Trainer's own count wins over our estimate
+                for done, of in TRAINER_BAR.findall(line):
+                    if int(of) != total and abs(int(of) - total) <= max(3, total // 10):
+                        # The Trainer's count wins: Axolotl drops examples longer than sequence_len
+                        # (and estimates when packing), which the estimate cannot know. Said once.
+                        progress("train-total", {"total_steps": int(of), "estimated": total})
+                        total = int(of)
                     if int(of) == total and int(done) > step_seen:
                         step_seen = int(done)
                         progress("train-step", {"step": step_seen, "total_steps": total, "loss": None,
@@ -236,6 +251,8 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
         "config_path": "axolotl.yaml", "log_path": "train.log",
     }
     write_json_atomic(work / "training.json", summary)
+    progress("train-step", {"step": summary["steps"], "total_steps": total,
+                            "loss": losses[-1] if losses else None, "eval_loss": evals[-1] if evals else None})
     rel_out = out_dir.relative_to(work).as_posix() if out_dir.is_relative_to(work) else str(out_dir)
     return {"model": rel_out, "adapter": is_adapter, "base_model_path": model_path,
             "final_loss": summary["final"]["train_loss"], "eval_loss": summary["final"]["eval_loss"],

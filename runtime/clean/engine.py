@@ -1,0 +1,192 @@
+"""The batched cleaning engine: a source's rows go through the plan one batch at a time.
+
+Per batch the per-row rules run as ``run.py`` defines them (``modify_batch``/``reject_batch``);
+an exact or fingerprint dedupe checks the batch against ``SeenKeys`` (hashes of the keys seen
+so far, not rows). A MinHash dedupe is a barrier: the batches reaching it are spilled (kept in
+memory when there is no spill folder), ``NearStage`` finds the groups, and the rules after it
+run in a second pass over the spilled batches. Kept rows and rejects go to a sink batch by batch.
+
+Every row carries ``__ord``, its position in the source, so each stage decides by rows, not by
+batches: the batch size never changes which rows are kept or why (tested).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from llmspec.compiler.cleaning import CleaningPlan, CleaningStep
+
+
+def is_barrier(step: "CleaningStep") -> bool:
+    return step.kind == "dedupe" and step.args["method"] == "minhash"
+
+
+def segments(plan: "CleaningPlan") -> list[tuple[list["CleaningStep"], "CleaningStep | None"]]:
+    """The plan cut at its MinHash rules: (steps before, the barrier or None for the last)."""
+    out, cur = [], []
+    for step in plan.steps:
+        if is_barrier(step):
+            out.append((cur, step))
+            cur = []
+        else:
+            cur.append(step)
+    out.append((cur, None))
+    return out
+
+
+class Spill:
+    """Batches that wait for a barrier: parquet files in ``folder``, or a list without one."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.items: list[Any] = []
+
+    def put(self, df: "pl.DataFrame") -> None:
+        if self.folder is None:
+            self.items.append(df)
+            return
+        path = self.folder / f"spill-{id(self)}-{len(self.items)}.parquet"
+        df.write_parquet(path, compression="lz4")
+        self.items.append(path)
+
+    def __iter__(self) -> Iterator["pl.DataFrame"]:
+        import polars as pl
+
+        for item in self.items:
+            yield item if self.folder is None else pl.read_parquet(item)
+
+    def drain(self) -> Iterator["pl.DataFrame"]:
+        """Each batch once more, deleting its file after it is read."""
+        import polars as pl
+
+        items, self.items = self.items, []
+        for item in items:
+            if self.folder is None:
+                yield item
+            else:
+                df = pl.read_parquet(item)
+                item.unlink(missing_ok=True)
+                yield df
+
+
+class Engine:
+    """Runs ``plan`` over batches (``SourceBatch``es: rows with ``_origin``, reader rejects)."""
+
+    def __init__(self, plan: "CleaningPlan", sink, *, count_tokens: Callable | None = None,
+                 progress: Callable | None = None, spill_dir: Path | None = None):
+        self.plan, self.sink = plan, sink
+        self.count_tokens, self.progress = count_tokens, progress
+        self.spill_dir = spill_dir
+        self.rows_in = self.rows_kept = 0
+        self.modified = {s.reason: 0 for s in plan.steps if s.action == "modify"}
+        self.notes: list[str] = []
+        self.seconds: dict[str, float] = {}
+        self.seen: dict[int, Any] = {}
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self, batches: Iterable[Any]) -> None:
+        if self.spill_dir is None:
+            self._run(batches, None)
+            return
+        with tempfile.TemporaryDirectory(prefix="llmspec-clean-", dir=self.spill_dir) as tmp:
+            self._run(batches, Path(tmp))
+
+    def _run(self, batches: Iterable[Any], folder: Path | None) -> None:
+        stream = self._tagged(batches)
+        total = len(self.plan.steps)
+        done = 0
+        for steps, barrier in segments(self.plan):
+            if barrier is None:
+                for df in stream:
+                    df = self._apply(df, steps, done, total)
+                    self.rows_kept += df.height
+                    self.sink.kept(df)
+                break
+            from llmspec.runtime.clean.near_stage import NearStage
+
+            spill, stage = Spill(folder), NearStage(barrier, folder)
+            for df in stream:
+                df = self._apply(df, steps, done, total)
+                t0 = time.perf_counter()
+                stage.add(df)
+                self._time(barrier.reason, t0)
+                spill.put(df)
+            self.seen.clear()  # dedupe state of the rules before the barrier: no longer needed
+            t0 = time.perf_counter()
+            found = stage.finish(iter(spill))
+            self._time(barrier.reason, t0)
+            done += len(steps) + 1
+            stream = self._after_barrier(spill, found, barrier)
+        if self.progress:
+            self.progress(self._step_progress(self.rows_kept, "done", total, total))
+
+    def _after_barrier(self, spill: Spill, found, barrier) -> Iterator["pl.DataFrame"]:
+        from llmspec.runtime.clean.near_stage import reject
+
+        for df in spill.drain():
+            t0 = time.perf_counter()
+            df, gone = reject(df, found, barrier.reason)
+            self._time(barrier.reason, t0)
+            self.sink.rejects(barrier.reason, gone)
+            yield df
+
+    def _tagged(self, batches: Iterable[Any]) -> Iterator["pl.DataFrame"]:
+        """Rows with ``__ord``; reader rejects straight to the sink."""
+        import polars as pl
+
+        for batch in batches:
+            self.rows_in += int(batch.rows_in)
+            if batch.rejected is not None and batch.rejected.height:
+                self.sink.reader_rejects(batch.rejected)
+            df = batch.rows
+            if df.height == 0 and not df.width:
+                continue
+            df = df.rechunk().with_columns(
+                (pl.int_range(pl.len(), dtype=pl.UInt64) + self._next_ord(df.height)).alias("__ord"))
+            yield df
+
+    _ord = 0
+
+    def _next_ord(self, n: int) -> int:
+        first = self._ord
+        self._ord += n
+        return first
+
+    def _apply(self, df: "pl.DataFrame", steps: list["CleaningStep"], done: int, total: int) -> "pl.DataFrame":
+        from llmspec.runtime.clean.run import modify_batch, reject_batch
+        from llmspec.runtime.clean.seen import SeenKeys, split_duplicates
+
+        for k, step in enumerate(steps):
+            if self.progress:
+                self.progress(self._step_progress(df.height, step.reason, done + k, total))
+            t0 = time.perf_counter()
+            if step.action == "modify":
+                df, n = modify_batch(df, step)
+                self.modified[step.reason] += n
+            elif step.kind == "dedupe":
+                seen = self.seen.setdefault(step.index, SeenKeys())
+                df, gone = split_duplicates(df, step, seen)
+                self.sink.rejects(step.reason, gone)
+            else:
+                df, gone, note = reject_batch(df, step, self.count_tokens)
+                self.sink.rejects(step.reason, gone)
+                if note and note not in self.notes:
+                    self.notes.append(note)
+            self._time(step.reason, t0)
+        return df
+
+    def _time(self, reason: str, t0: float) -> None:
+        self.seconds[reason] = self.seconds.get(reason, 0.0) + time.perf_counter() - t0
+
+    @staticmethod
+    def _step_progress(rows: int, reason: str, done: int, total: int):
+        from llmspec.runtime.clean.run import StepProgress
+
+        return StepProgress(rows, reason, done, total)

@@ -1,0 +1,156 @@
+"""MinHash dedupe over many batches, staged like datatrove's (signatures -> buckets -> clusters ->
+filter), so no stage holds every row's text or signature at once:
+
+1. ``band_keys`` per batch: each row's band keys from its one-permutation sketch (``BandSketch``;
+   classic MinHash signatures from rensa past 8 rows per band, where the sketch loses recall),
+   16 bytes or so a band and row, written to the spill folder;
+2. ``candidates``: band by band, the rows whose key another row shares (one band's keys of
+   every row in memory at a time: 8 bytes a row);
+3. ``groups``: ``minhash_groups`` (estimates, exact Jaccard, connected components) on the
+   candidates' texts only, in source order (4% of the 400k-ticket bench);
+4. per batch again, a candidate grouped under an earlier row is rejected (``reject``).
+
+Every stage is a function of rows, not of batches: the same rows give the same groups whatever
+the batch size, locally or on Ray (``ray_engine``), which calls these same functions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Mapping
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from llmspec.compiler.cleaning import CleaningStep
+
+
+def step_texts(df: "pl.DataFrame", step: "CleaningStep") -> "pl.Series":
+    from llmspec.runtime.clean.dedupe import minhash_text
+
+    return df.select(minhash_text(step, df.schema).alias("t")).get_column("t")
+
+
+def band_keys(texts: "pl.Series", a: Mapping) -> tuple["np.ndarray", "np.ndarray"]:
+    """(rows with shingles, their band keys: bands x rows u64) of one batch's texts."""
+    import numpy as np
+
+    from llmspec.runtime.clean.dedupe import candidate_sketch, shingle_hashes
+
+    bands, rows = a["bands"], a["rows_per_band"]
+    seed = a["seed"] % 2 ** 63
+    flat, counts = shingle_hashes(texts, unit=a["unit"], ngram=a["ngram"], seed=seed)
+    live = np.flatnonzero(counts > 0)
+    lens = counts[live]
+    if not len(live):
+        return live, np.zeros((bands, 0), np.uint64)
+    return live, candidate_sketch(flat, lens, bands, rows, seed).keys
+
+
+def candidates(bands: int, load) -> "np.ndarray":
+    """Positions (in the order rows were added) of rows sharing a band key with another row.
+    ``load(b)`` gives band b's keys of every row, one band at a time."""
+    import numpy as np
+    import polars as pl
+
+    hit = None
+    for b in range(bands):
+        keys = load(b)
+        dup = pl.Series(keys).is_duplicated().to_numpy()
+        hit = dup if hit is None else (hit | dup)
+    return np.flatnonzero(hit) if hit is not None else np.zeros(0, np.int64)
+
+
+def groups(cand: "pl.DataFrame", a: Mapping) -> "pl.DataFrame":
+    """``cand``: __ord, _origin, __text of the candidate rows in source order. Returns __ord,
+    _duplicate_of, _detail of the rows grouped under an earlier one."""
+    import numpy as np
+    import polars as pl
+
+    from llmspec.runtime.clean.dedupe import minhash_groups
+
+    empty = pl.DataFrame(schema={"__ord": pl.UInt64, "_duplicate_of": pl.String, "_detail": pl.String})
+    if cand.height < 2:
+        return empty
+    root, jac = minhash_groups(cand.get_column("__text"), threshold=a["threshold"], ngram=a["ngram"],
+                               unit=a["unit"], permutations=a["permutations"], seed=a["seed"],
+                               layout=(a["bands"], a["rows_per_band"]), candidates=True)
+    dups = np.flatnonzero(root != np.arange(len(root)))
+    if not len(dups):
+        return empty
+    kept = cand.get_column("_origin").gather(root[dups])
+    j = pl.Series(np.round(jac[dups], 2))
+    chain = pl.Series(jac[dups] < a["threshold"])
+    shingle = f"{a['unit']} {a['ngram']}-grams"
+    detail = pl.select(pl.format("near duplicate of {} (Jaccard {} on {}{})", kept, j.cast(pl.String), pl.lit(shingle),
+                                 pl.when(chain).then(pl.lit(", linked through similar rows")).otherwise(pl.lit(""))
+                                 )).to_series()
+    return pl.DataFrame({"__ord": cand.get_column("__ord").gather(dups).cast(pl.UInt64),
+                         "_duplicate_of": kept.cast(pl.String), "_detail": detail.cast(pl.String)})
+
+
+def reject(df: "pl.DataFrame", found: "pl.DataFrame", reason: str) -> tuple["pl.DataFrame", "pl.DataFrame"]:
+    """(rows kept, rows ``found`` names, with _rule, _detail, _duplicate_of) of one batch."""
+    import polars as pl
+
+    if found.height == 0 or df.height == 0:
+        return df, df.head(0)
+    hit = df.select(pl.col("__ord").is_in(found.get_column("__ord").implode())).to_series()
+    if not hit.any():
+        return df, df.head(0)
+    gone = df.filter(hit).join(found, on="__ord", how="left", maintain_order="left").with_columns(
+        pl.lit(reason).alias("_rule"))
+    return df.filter(~hit), gone
+
+
+class NearStage:
+    """Steps 1-3 for one MinHash rule, local: band keys of each batch kept in memory or, with a
+    spill folder, in one .npy file per batch (memory-mapped back one band at a time)."""
+
+    def __init__(self, step: "CleaningStep", spill_dir=None):
+        self.step = step
+        self.a = step.args
+        self.spill = spill_dir
+        self.parts: list = []  # per batch: (ords of rows with shingles, keys or the .npy path)
+
+    def add(self, df: "pl.DataFrame") -> None:
+        import numpy as np
+
+        live, keys = band_keys(step_texts(df, self.step), self.a)
+        ords = df.get_column("__ord").to_numpy()[live]
+        if self.spill is not None:
+            path = self.spill / f"near-{id(self)}-{len(self.parts)}.npy"
+            np.save(path, keys)
+            self.parts.append((ords, path))
+        else:
+            self.parts.append((ords, keys))
+
+    def _band(self, b: int) -> "np.ndarray":
+        import numpy as np
+
+        out = [np.load(k, mmap_mode="r")[b] if not isinstance(k, np.ndarray) else k[b] for _, k in self.parts]
+        return np.concatenate(out) if out else np.zeros(0, np.uint64)
+
+    def finish(self, batches: Iterable["pl.DataFrame"]) -> "pl.DataFrame":
+        """Groups of the candidates; ``batches`` gives the rows added, again, in order."""
+        import numpy as np
+        import polars as pl
+
+        if not self.parts:
+            return groups(pl.DataFrame(), self.a)
+        ords = np.concatenate([o for o, _ in self.parts])
+        pos = candidates(self.a["bands"], self._band)
+        for _, k in self.parts:
+            if not isinstance(k, np.ndarray):
+                k.unlink(missing_ok=True)
+        self.parts = []
+        want = pl.Series(ords[pos].astype(np.uint64)).implode()
+        picked = []
+        for df in batches:
+            sub = df.filter(pl.col("__ord").is_in(want))
+            if sub.height:
+                picked.append(sub.select(pl.col("__ord").cast(pl.UInt64), "_origin",
+                                         step_texts(sub, self.step).alias("__text")))
+        cand = pl.concat(picked) if picked else pl.DataFrame(
+            schema={"__ord": pl.UInt64, "_origin": pl.String, "__text": pl.String})
+        return groups(cand, self.a)

@@ -1,0 +1,138 @@
+"""The batched engine: the batch size never changes which rows are kept, how, or why."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from llmspec.compiler.cleaning import compile_cleaning
+from llmspec.runtime.clean.run import clean_batches, clean_to_files, run_cleaning
+from llmspec.runtime.clean.seen import SeenKeys
+from llmspec.runtime.sources import read_source
+from llmspec.runtime.sources.stream import iter_source
+from llmspec.spec.load import load_spec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from make_dirty_tickets import write  # noqa: E402
+
+RULES = """\
+quality:
+  rules:
+    - drop_corrupt: {columns: [subject, body, reply]}
+    - normalize: {columns: [subject, body, reply]}
+    - require: {columns: [body, reply]}
+    - reject_matching: {name: placeholder, column: reply, ignore_case: true, patterns: ['^(n/a|todo|tbd|-+|\\\\.+|lorem ipsum.*)$']}
+    - redact_pii: {columns: [subject, body, reply]}
+    - dedupe: {name: exact_dup, columns: [subject, body, reply], method: exact}
+    - dedupe: {name: near_dup, columns: [body, reply], method: minhash, threshold: 0.8, ngram: 3}
+    - length: {name: short, column: body, min_chars: 150}
+    - dedupe: {name: near_reply, columns: [reply], method: minhash, threshold: 0.5, ngram: 2, unit: word}
+    - dedupe: {name: same_subject, columns: [subject], method: fingerprint}
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("batches")
+    write(root / "data" / "tickets.jsonl", 6000, seed=11)
+    (root / "llmspec.yaml").write_text(
+        "llmspec: 1\nproject: batches\nbase_model: {id: builtin:tiny}\n"
+        "sources:\n  tickets: {path: data/tickets.jsonl, format: jsonl}\n" + RULES
+        + "format:\n  style: chat\n  map:\n    tickets: {user: body, assistant: reply}\n")
+    return root
+
+
+def _whole(project: Path):
+    loaded = load_spec(project / "llmspec.yaml")
+    src = loaded.spec.sources["tickets"]
+    batch = read_source("tickets", src, loaded.base_dir)
+    plan = compile_cleaning(loaded.spec.quality, "tickets", dict(batch.rows.schema))
+    return loaded, src, plan, run_cleaning(batch, plan)
+
+
+@pytest.mark.parametrize("rows", [250, 997])
+def test_batch_size_does_not_change_kept_rows_rejects_or_counts(project, tmp_path, rows):
+    loaded, src, plan, whole = _whole(project)
+    # every rule fires, and the dedupes find rows across batches, not only inside one
+    assert all(whole.rejected[r] > 0 for r in ("corrupt", "exact_dup", "near_dup", "short", "same_subject",
+                                               "near_reply"))
+    res = clean_to_files(iter_source("tickets", src, loaded.base_dir, batch_rows=rows), plan,
+                         tmp_path / "kept.parquet", tmp_path / "rejects.parquet", profile=True)
+    assert (res.rows_in, res.rows_kept, res.rejected, res.modified) == \
+        (whole.rows_in, whole.rows_kept, whole.rejected, whole.modified)
+    assert pl.read_parquet(tmp_path / "kept.parquet").equals(whole.kept)
+    assert pl.read_parquet(tmp_path / "rejects.parquet").equals(whole.rejects)
+    # in memory, batch by batch, likewise
+    again = clean_batches(iter_source("tickets", src, loaded.base_dir, batch_rows=rows), plan)
+    assert again.kept.equals(whole.kept) and again.rejects.equals(whole.rejects)
+
+
+def test_duplicates_across_batches_name_the_row_kept_in_an_earlier_batch(project):
+    loaded, src, plan, whole = _whole(project)
+    res = clean_batches(iter_source("tickets", src, loaded.base_dir, batch_rows=300), plan)
+    line = lambda c: pl.col(c).str.extract(r":(\d+)$").cast(pl.Int64)  # noqa: E731
+    dups = res.rejects.filter(pl.col("_rule").is_in(["exact_dup", "near_dup"])).select(
+        line("_origin").alias("row"), line("_duplicate_of").alias("of"))
+    assert dups.height and (dups["of"] < dups["row"]).all()
+    assert ((dups["row"] - 1) // 300 != (dups["of"] - 1) // 300).sum() > dups.height // 2
+
+
+def test_streamed_profile_equals_the_whole_frame_profile(project, tmp_path):
+    from llmspec.runtime.sources.profile import profile_frame
+
+    loaded, src, plan, whole = _whole(project)
+    res = clean_to_files(iter_source("tickets", src, loaded.base_dir, batch_rows=400), plan,
+                         tmp_path / "k.parquet", None, profile=True)
+    assert res.profile == profile_frame(whole.kept.drop("_origin"))
+    assert not (tmp_path / "rejects.parquet").exists()
+
+
+def test_expectations_counted_over_batches_match_the_whole_source(project):
+    from llmspec.runtime.sources.expect import Tally, check_expectations
+    from llmspec.spec.models import ExpectSpec
+
+    loaded = load_spec(project / "llmspec.yaml")
+    src = loaded.spec.sources["tickets"].model_copy(update={"expect": ExpectSpec(
+        min_rows=10_000, max_null_fraction=0.001, max_corrupt_fraction=0.001)})
+    tally = Tally("tickets")
+    for _ in tally.watch(iter_source("tickets", src, loaded.base_dir, batch_rows=500)):
+        pass
+    got = [(d.code, d.message) for d in check_expectations(tally, src)]
+    want = [(d.code, d.message) for d in check_expectations(read_source("tickets", src, loaded.base_dir), src)]
+    assert got == want and len(got) == 3
+
+
+def test_seen_keys_hold_hashes_in_merged_runs():
+    import numpy as np
+
+    seen = SeenKeys()
+    rng = np.random.default_rng(0)
+    h = rng.integers(0, 2**63, size=(5000, 2), dtype=np.uint64)
+    for lo in range(0, 5000, 700):
+        seen.add(h[lo:lo + 700, 0], h[lo:lo + 700, 1], pl.Series([f"r{i}" for i in range(lo, min(lo + 700, 5000))]))
+    assert len(seen) == 5000 and len(seen.runs) <= 4  # merged like a binary counter
+    got = seen.find(h[[0, 4999, 2500], 0], h[[0, 4999, 2500], 1]).to_list()
+    assert got == ["r0", "r4999", "r2500"]
+    # the first hash alone is not enough
+    assert seen.find(h[[7], 0], h[[8], 1]).to_list() == [None]
+
+
+def test_llmspec_clean_out_writes_what_run_cleaning_returns(project, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from llmspec.commands.clean import clean_command
+
+    proj = tmp_path / "p"
+    shutil.copytree(project, proj)
+    spec = proj / "llmspec.yaml"
+    spec.write_text(spec.read_text() + "execution: {batch_rows: 700}\n")
+    r = CliRunner().invoke(clean_command, [str(spec), "--json", "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    _, _, _, whole = _whole(project)
+    assert pl.read_parquet(tmp_path / "out" / "tickets.parquet").equals(whole.kept)
+    assert pl.read_parquet(tmp_path / "out" / "tickets.rejects.parquet").equals(whole.rejects)
