@@ -935,6 +935,9 @@ _TEMPLATE = """<!DOCTYPE html>
   {% endfor %}
   {% endif %}
   {% endif %}
+</section>
+{% endif %}
+
 {% if v.comparison %}
 {% set c = v.comparison %}
 <section id="previous">
