@@ -258,8 +258,10 @@ def _print_summary(plan: dict[str, Any], out: Path) -> None:
     click.echo(f"  acceptance.json      {plan['acceptance_tests']} test(s)")
     tok = est["tokens"]
     approx = "" if tok["method"] == "tokenizer" else " (approx: chars/4)"
-    click.echo(f"  tokens               train {tok['train']}{approx}, mean {tok['mean_per_example']}/example, "
-               f"{tok['over_sequence_len']} over sequence_len")
+    measured = ds.get("tokens") or {}
+    fit = (f"{measured.get('truncated', 0)} truncated to fit, {ds['rejected'].get('too_long', 0)} rejected as "
+           "too_long (as Axolotl tokenizes)" if measured else f"{tok['over_sequence_len']} over sequence_len")
+    click.echo(f"  tokens               train {tok['train']}{approx}, mean {tok['mean_per_example']}/example, {fit}")
     steps = est["steps"]
     click.echo(f"  steps                {steps['per_epoch']}/epoch, {steps['total']} total "
                f"(effective batch {steps['effective_batch']})")

@@ -6,14 +6,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from llmspec.spec.errors import LlmspecError
+
 from llmspec.runtime.serve.target import RunModel
 
 
 def run_report(run: RunModel) -> dict[str, Any]:
+    from llmspec.runtime.engine.artifacts import RunReport, load
+
     try:
-        return json.loads((run.run_dir / "report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+        return load(RunReport, run.run_dir / "report.json").model_dump(mode="json")
+    except LlmspecError:
+        return {}  # the card is written from what the report holds; a damaged one only shortens it
 
 
 def model_card(run: RunModel, *, fmt: str, project: str, parity: dict[str, Any] | None, version: str) -> str:

@@ -99,7 +99,9 @@ def _run_record(state_dir: Path, run_id: str | None, display: str) -> tuple[str,
         known = sorted(p.name for p in (state_dir / "runs").glob("*") if (p / "manifest.json").exists())
         raise _error("unknown-run", f"there is no complete run '{run_id}'", str(state_dir / "runs"),
                      hint="runs: " + (", ".join(known[-5:]) or "none"))
-    return run_id, json.loads(manifest_path.read_text(encoding="utf-8"))
+    from llmspec.runtime.engine.artifacts import RunManifest, load
+
+    return run_id, load(RunManifest, manifest_path).model_dump(mode="json")
 
 
 def resolve_run(loaded: LoadedSpec, run_id: str | None = None) -> RunModel:
@@ -114,7 +116,7 @@ def resolve_run(loaded: LoadedSpec, run_id: str | None = None) -> RunModel:
     model_dir = train_dir / "output"
     adapter = (model_dir / "adapter_config.json").is_file()
     if not adapter and not (model_dir / "config.json").is_file():
-        raise _error("model-missing", f"run '{run_id}' has no saved model in {model_dir}", str(model_dir),
+        raise _error("model-not-found", f"run '{run_id}' has no saved model in {model_dir}", str(model_dir),
                      hint="the stage folder was removed; run `llmspec apply` to train again")
     from llmspec.runtime.train.run import resolve_model
 
