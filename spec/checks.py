@@ -363,7 +363,7 @@ def _check_retention(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) 
         return
     if replay.from_base_model:
         if replay.prompts.startswith("builtin:") and replay.prompts not in BUILTIN_PROMPT_SETS:
-            yield Diagnostic("unknown-prompts", f"there is no built-in prompt set '{replay.prompts}'",
+            yield Diagnostic("unknown-suite", f"there is no built-in prompt set '{replay.prompts}'",
                              at(("training", "replay", "prompts")),
                              hint=did_you_mean(replay.prompts, BUILTIN_PROMPT_SETS)
                              or f"built-in: {', '.join(BUILTIN_PROMPT_SETS)}")

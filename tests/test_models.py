@@ -46,7 +46,7 @@ def test_unknown_builtin_suggests_the_known_ones():
     with pytest.raises(LlmspecError) as info:
         resolve.describe("builtin:smollm2", Path("."))
     d = info.value.diagnostics[0]
-    assert d.code == "unknown-builtin-model" and "smollm2-135m-instruct" in d.hint
+    assert d.code == "unknown-builtin" and "smollm2-135m-instruct" in d.hint
 
 
 def test_missing_package_is_a_clear_error(monkeypatch):

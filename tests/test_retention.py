@@ -140,7 +140,7 @@ def test_retention_defaults_and_off_switch(tmp_path):
     ("acceptance:\n  retention: {max_drop_by_tag: {fact: 0.1}}\n", "unknown-tag"),
     ("acceptance:\n  retention: {suite: ../outside.jsonl}\n", "path-escape"),
     ("training:\n  replay: {from: nope}\n", "unknown-source"),
-    ("training:\n  replay: {from: base_model, prompts: builtin:nope}\n", "unknown-prompts"),
+    ("training:\n  replay: {from: base_model, prompts: builtin:nope}\n", "unknown-suite"),
     ("training:\n  replay: {from: base_model, fraction: 1.5}\n", None),
 ])
 def test_spec_errors(tmp_path, extra, code):

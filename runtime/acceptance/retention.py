@@ -34,7 +34,7 @@ def builtin_file(name: str) -> Path:
     """The packaged file behind a ``builtin:`` suite or prompt set."""
     table = {**BUILTIN_SUITES, **BUILTIN_PROMPTS}
     if name not in table:
-        raise SpecError(Diagnostic("unknown-builtin-suite", f"there is no built-in suite '{name}'",
+        raise SpecError(Diagnostic("unknown-suite", f"there is no built-in suite '{name}'",
                                    hint=f"built-in: {', '.join(table)}"))
     return Path(str(resources.files("llmspec.runtime.acceptance") / "suites" / table[name]))
 

@@ -73,7 +73,7 @@ def check_header(path: Path) -> None:
     except FileNotFoundError:
         raise _error("model-not-found", "GGUF file does not exist", path) from None
     except OSError as exc:
-        raise _error("gguf-unreadable", f"cannot read the GGUF file: {exc.strerror or exc}", path) from None
+        raise _error("file-unreadable", f"cannot read the GGUF file: {exc.strerror or exc}", path) from None
     if magic != GGUF_MAGIC:
         raise _error("gguf-corrupt", "not a GGUF file (it does not start with the GGUF magic bytes)", path,
                      hint="base_model.id ending in .gguf must name a GGUF model file")

@@ -59,7 +59,7 @@ def describe(model_id: str, base_dir: Path, *, revision: str | None = None, cach
             path = gguf.builtin_gguf()
             return BaseModelRef(model_id, "gguf", path, _gguf_fingerprint(cache.hash(path)))
         raise LlmspecError(Diagnostic(
-            "unknown-builtin-model", f"unknown built-in model '{model_id}'", pos,
+            "unknown-builtin", f"unknown built-in model '{model_id}'", pos,
             hint=did_you_mean(model_id, list(BUILTIN_MODELS)) or f"built-in models: {', '.join(BUILTIN_MODELS)}"))
     local = (base_dir / model_id).expanduser()
     if gguf.is_gguf_id(model_id):

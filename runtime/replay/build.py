@@ -41,7 +41,7 @@ def load_prompts(prompts: str, base_dir: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(Diagnostic("missing-file", f"training.replay.prompts: {prompts} does not exist",
+        raise SpecError(Diagnostic("file-not-found", f"training.replay.prompts: {prompts} does not exist",
                                    Pos(prompts), hint="paths are relative to the spec's folder")) from None
     out = []
     for lineno, line in enumerate(text.splitlines(), start=1):
