@@ -24,13 +24,14 @@ def _suite():
     return load_retention_suite("builtin:general-v1", Path("."), system="You are helpful.", max_new_tokens=48)
 
 
-def test_general_suite_has_100_tagged_prompts_over_every_area():
+def test_general_suite_is_tagged_by_area():
+    # Only prompts SmolLM2-135M-Instruct was run on and passed (greedy) are kept: see
+    # tests/test_general_suite.py, which runs a sample of them on the model.
     tests = _suite()
-    assert len(tests) >= 100
-    tags = {t.tags[0] for t in tests}
-    assert tags == set(GENERAL_SUITE_TAGS)
-    for tag in GENERAL_SUITE_TAGS:
-        assert sum(t.tags == (tag,) for t in tests) >= 10, tag
+    assert len(tests) >= 20
+    assert all(len(t.tags) == 1 and t.tags[0] in GENERAL_SUITE_TAGS for t in tests)
+    assert len({t.tags[0] for t in tests}) >= 4
+    assert len({t.name for t in tests}) == len(tests)
     assert all(t.system == "You are helpful." and t.max_new_tokens for t in tests)
 
 
