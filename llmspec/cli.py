@@ -24,6 +24,10 @@ _COMMANDS = {
     "apply": ("llmspec.commands.apply:apply_command", "Run the stale stages: clean, dataset, train, test, promote."),
     "status": ("llmspec.commands.status:status_command", "The promoted run, the last run, fresh and stale stages."),
     "test": ("llmspec.commands.test:test_command", "Re-run acceptance tests on the promoted (or a given) run."),
+    "chat": ("llmspec.commands.chat:chat_command", "Chat with the promoted model in the terminal, or get one answer."),
+    "export": ("llmspec.commands.export:export_command", "Export the promoted model: adapter, merged weights or Ollama."),
+    "serve": ("llmspec.commands.serve:serve_command", "Serve the promoted model over an OpenAI-compatible HTTP API."),
+    "feedback": ("llmspec.commands.feedback:feedback_command", "Review ratings and corrections posted to `llmspec serve`."),
     "init": ("llmspec.commands.init:init_command", "Scaffold a new project."),
     "recipes": ("llmspec.commands.init:recipes_command", "List the built-in recipes."),
 }

@@ -417,3 +417,17 @@ def test_hostile_json_is_a_located_error(tmp_path, text):
     with pytest.raises(StateError) as info:
         State.load(tmp_path)
     assert info.value.first.code == "state-corrupt" and info.value.first.pos.path == str(path)
+
+
+def test_a_damaged_stage_config_shows_the_plan_by_fingerprints_with_a_warning(tmp_path, monkeypatch, capsys):
+    # Configs in state.json serve the field-by-field diff only (Hypothesis found `rules: null`
+    # crashing it); the fingerprints still decide what is rebuilt.
+    spec = make_project(tmp_path)
+    write_built_state(spec)
+    path = tmp_path / ".llmspec/state.json"
+    data = json.loads(path.read_text())
+    data["stages"]["clean.qa"]["config"]["rules"] = None
+    path.write_text(json.dumps(data))
+    rc, out, err = run_cli(monkeypatch, capsys, "plan", spec)
+    assert rc == 0, err
+    assert f"{path}: warning[state-corrupt]" in err and "6 unchanged" in out

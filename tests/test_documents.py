@@ -219,3 +219,47 @@ def test_clean_command_exits_nonzero_on_empty_source(tmp_path: Path):
     spec.write_text(spec.read_text().replace("{format: markdown, path: docs}",
                                              "{format: markdown, path: docs, expect: {min_rows: 0}}"))
     assert CliRunner().invoke(cli, ["clean", str(spec)]).exit_code == 0
+
+
+def test_docs_project_from_html_and_pdf_compiles_clean_and_token_exact(tmp_path: Path, monkeypatch):
+    """The issue's finish line without the training: HTML and PDF documentation become chat
+    examples with no markup or navigation in them, and the compiled plan's counts are exact."""
+    pytest.importorskip("axolotl")
+    import json
+
+    from llmspec.commands.compile import compile_project
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "refunds.html").write_text(PAGE, encoding="utf-8")
+    (tmp_path / "manuals").mkdir()
+    _pdf(tmp_path / "manuals" / "widget.pdf", ["Installing the widget.\nPlug it in and wait.", None,
+                                               "Cleaning the widget.\n" + "Use a dry cloth. " * 60])
+    spec = tmp_path / "llmspec.yaml"
+    spec.write_text("""llmspec: 1
+project: docs
+base_model: {id: builtin:tiny}
+sources:
+  site: {format: html, path: site}
+  manuals: {format: pdf, path: manuals}
+format:
+  style: chat
+  too_long: truncate
+  map:
+    site: {user: "{{ title }}: {{ heading }}", assistant: text}
+    manuals: {user: "{{ title }}, page {{ page }}", assistant: text}
+split: {eval_fraction: 0.0}
+training: {hardware: cpu, sequence_len: 128, batch: {micro: 1, accumulate: 1}, epochs: 1}
+""", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    plan = compile_project(spec, tmp_path / "out", n_examples=0)
+    assert plan["clean"]["manuals"]["rows_in"] == 3 and plan["clean"]["manuals"]["rows_kept"] == 2
+    records = [json.loads(x) for x in (tmp_path / "out" / "data" / "train.jsonl").read_text().splitlines()]
+    text = json.dumps(records)
+    for junk in ("NAVIGATION-LINK", "TRACKING-CODE", "SIDEBAR-AD", "FOOTER-COPYRIGHT", "<p>", "<script"):
+        assert junk not in text
+    assert len(records) == 3 + 2 and plan["dataset"]["per_source"]["manuals"]["truncated"] == 1
+    tokens = plan["estimates"]["tokens"]
+    assert tokens["method"] == "tokenizer" and tokens["max_per_example"] <= 128
+    assert plan["estimates"]["examples"]["train"] == 5 and plan["estimates"]["steps"]["per_epoch"] == 5
+    origins = (tmp_path / "out" / "data" / "origins.jsonl").read_text()
+    assert "manuals/widget.pdf#page=3" in origins and "site/refunds.html#policy" in origins

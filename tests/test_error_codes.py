@@ -25,6 +25,8 @@ CODE_PARAMS = {"code", "error_code"}
 # Codes that reach a Diagnostic through data flow a call-site scan cannot follow: each is
 # checked to still be written, as a literal, in the file named here.
 THROUGH_DATA = {"absolute-path": "spec/checks.py", "path-escape": "spec/checks.py"}
+# Calls whose `code` is not a diagnostic: the serving API's error codes are OpenAI's protocol.
+NOT_DIAGNOSTICS = {"ApiError"}
 
 
 def _strings(node: ast.AST) -> list[str] | None:
@@ -110,6 +112,8 @@ def raised_codes() -> tuple[dict[str, list[str]], list[str]]:
             if not isinstance(node, ast.Call):
                 continue
             where = f"{rel}:{node.lineno}"
+            if _callee(node) in NOT_DIAGNOSTICS:
+                continue
             exprs = [k.value for k in node.keywords if k.arg in CODE_PARAMS]
             name = _callee(node)
             slot = local[path][name] if name in local[path] else shared.get(name)

@@ -377,3 +377,19 @@ def test_apply_ends_with_the_short_summary(report: dict, tmp_path: Path) -> None
                              run_dir=tmp_path)
     _finish(Console(file=buf, no_color=True, width=100), result)
     assert "FAILED refund-window: contains expected '30 days'" in buf.getvalue()
+
+
+def test_use_this_model_section_names_the_runs_commands():
+    from llmspec.runtime.reports.html import render_html
+    from llmspec.runtime.reports.markdown import render_markdown
+
+    report = {"outcome": "promoted", "run": "20260101-000000-abc", "spec_path": "bots/my spec.yaml",
+              "project": "bot", "artifacts": {"model": ".llmspec/stages/train-1/output"}}
+    md, page = render_markdown(report), render_html(report)
+    for text in (md, page):
+        assert "Use this model" in text
+        assert "llmspec serve 'bots/my spec.yaml' --run 20260101-000000-abc" in text.replace("&#39;", "'")
+        assert "--format merged --out exports/20260101-000000-abc-merged" in text
+        assert "llmspec test 'bots/my spec.yaml' --endpoint http://127.0.0.1:8000" in text.replace("&#39;", "'")
+    no_model = {**report, "artifacts": {}}
+    assert "Use this model" not in render_markdown(no_model) and "Use this model" not in render_html(no_model)

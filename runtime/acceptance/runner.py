@@ -28,7 +28,7 @@ from llmspec.spec.errors import Diagnostic, LlmspecError, Pos
 
 from .assertions import TestOutcome, evaluate_test
 from .junit import JUnitCase, case_from_outcome
-from .suite import SuiteTest
+from llmspec.compiler.acceptance import SuiteTest
 
 Device = Literal["cpu", "cuda", "auto"]
 PromptFormat = Literal["chat", "alpaca", "completion"]
@@ -356,7 +356,83 @@ def _first_line(exc: BaseException) -> str:
 
 # --------------------------------------------------------------------------- the model at work
 
-class LoadedModel:
+class Answerer:
+    """Answers and judges a suite. Subclasses say how a conversation becomes a prompt
+    (``render``) and how prompts become answers (``generate``): a model loaded here
+    (``LoadedModel``) or a deployed endpoint (``runtime.acceptance.endpoint``), so both are
+    judged by the same code."""
+
+    label: str = "model"
+
+    def render(self, conversation: list[dict[str, str]]) -> Any:
+        raise NotImplementedError
+
+    def generate(self, prompts: Sequence[Any], max_new_tokens: int) -> list[str]:
+        raise NotImplementedError
+
+    def perplexity_fn(self, conversation: list[dict[str, str]]) -> Callable[[str, str], float] | None:
+        """The perplexity assertion's scorer for one test, or None when this model cannot
+        score a reference answer (the assertion then reports it could not be evaluated)."""
+        return None
+
+    def threads(self):
+        return nullcontext()
+
+    def run(self, tests: Sequence[SuiteTest], *, default_max_new_tokens: int = 64,
+            batch_size: int | None = None, progress: Callable[[], None] | None = None
+            ) -> list[TestRun]:
+        """Answer and judge every test; results in the order of ``tests``."""
+        size = batch_size or self.default_batch()
+        rendered = [self.render(t.conversation()) for t in tests]
+        with self.threads():
+            return self._run(tests, rendered, default_max_new_tokens, size, progress)
+
+    def default_batch(self) -> int:
+        return CPU_BATCH
+
+    def _run(self, tests: Sequence[SuiteTest], rendered: list[Any],
+             default_max_new_tokens: int, size: int, progress: Callable[[], None] | None
+             ) -> list[TestRun]:
+        budget = [t.max_new_tokens or default_max_new_tokens for t in tests]
+        # Batches of one token budget and similar prompt lengths waste the least padding.
+        groups: dict[int, list[int]] = {}
+        for i in sorted(range(len(tests)), key=lambda i: len(rendered[i])):
+            groups.setdefault(budget[i], []).append(i)
+        runs: dict[int, TestRun] = {}
+        for tokens, members in sorted(groups.items()):
+            for start in range(0, len(members), size):
+                batch = members[start:start + size]
+                runs.update(self._run_batch(tests, rendered, tokens, batch))
+                if progress:
+                    for _ in batch:
+                        progress()
+        return [runs[i] for i in range(len(tests))]
+
+    def _run_batch(self, tests: Sequence[SuiteTest], rendered: list[Any],
+                   max_new_tokens: int, batch: list[int]) -> dict[int, TestRun]:
+        started = time.perf_counter()
+        try:
+            outputs = self.generate([rendered[i] for i in batch], max_new_tokens)
+        except LlmspecError:
+            raise
+        except Exception as exc:
+            raise _error("generate", f"{self.label} failed to answer test "
+                         f"{tests[batch[0]].name!r}: {type(exc).__name__}: {_first_line(exc)}"
+                         ) from None
+        share = (time.perf_counter() - started) / len(batch)
+        runs = {}
+        for i, output in zip(batch, outputs):
+            test = tests[i]
+            t0 = time.perf_counter()
+            outcome = evaluate_test(test.expectations, output, prompt=test.display_prompt,
+                                    perplexity_fn=self.perplexity_fn(test.conversation()))
+            runs[i] = TestRun(name=test.name, prompt=test.display_prompt, output=output,
+                              outcome=outcome, duration=share + time.perf_counter() - t0,
+                              tags=tuple(test.tags))
+        return runs
+
+
+class LoadedModel(Answerer):
     """A model and its tokenizer on a device, answering prompts greedily."""
 
     def __init__(self, model: Any, tokenizer: Any, device: str, *, label: str,
@@ -411,6 +487,17 @@ class LoadedModel:
 
     def generate(self, prompts: Sequence[list[int]], max_new_tokens: int) -> list[str]:
         """Greedy answers to already-rendered prompts, left-padded into one batch."""
+        return [self.decode(ids) for ids in self.generate_ids(prompts, max_new_tokens)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def generate_ids(self, prompts: Sequence[list[int]], max_new_tokens: int, *,
+                     temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
+                     streamer: Any = None) -> list[list[int]]:
+        """Answer token ids (cut before the first stop token) for already-rendered prompts,
+        left-padded into one batch. Temperature 0 is greedy decoding. ``streamer`` is a
+        transformers streamer; it sees the whole batch's tokens step by step."""
         import torch
         from transformers import GenerationConfig
 
@@ -422,16 +509,22 @@ class LoadedModel:
             ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
             mask[row, width - len(p):] = 1
         # A fresh config, not the model's: a hub generation_config.json often turns sampling on.
-        config = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
-                                  eos_token_id=list(self.stop_ids), pad_token_id=self.pad_id)
+        sample = temperature > 0
+        config = GenerationConfig(do_sample=sample, num_beams=1, max_new_tokens=max_new_tokens,
+                                  eos_token_id=list(self.stop_ids), pad_token_id=self.pad_id,
+                                  **({"temperature": temperature, "top_p": top_p, "top_k": 0}
+                                     if sample else {}))
+        if sample and seed is not None:
+            torch.manual_seed(seed)
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids.to(self.device),
                                       attention_mask=mask.to(self.device),
-                                      generation_config=config)
+                                      generation_config=config,
+                                      **({"streamer": streamer} if streamer is not None else {}))
         answers = []
         for row in out[:, width:].tolist():
             cut = next((i for i, t in enumerate(row) if t in self.stop_ids), len(row))
-            answers.append(self.tokenizer.decode(row[:cut], skip_special_tokens=True))
+            answers.append(row[:cut])
         return answers
 
     def perplexity(self, conversation: list[dict[str, str]], reference: str) -> float:
@@ -450,60 +543,14 @@ class LoadedModel:
             loss = self.model(input_ids=ids, labels=labels).loss
         return math.exp(float(loss))
 
-    def run(self, tests: Sequence[SuiteTest], *, default_max_new_tokens: int = 64,
-            batch_size: int | None = None, progress: Callable[[], None] | None = None
-            ) -> list[TestRun]:
-        """Answer and judge every test; results in the order of ``tests``."""
-        size = batch_size or (CUDA_BATCH if self.device == "cuda" else CPU_BATCH)
-        rendered = [self.render(t.conversation()) for t in tests]
-        with self._threads():
-            return self._run(tests, rendered, default_max_new_tokens, size, progress)
+    def default_batch(self) -> int:
+        return CUDA_BATCH if self.device == "cuda" else CPU_BATCH
 
-    def _run(self, tests: Sequence[SuiteTest], rendered: list[list[int]],
-             default_max_new_tokens: int, size: int, progress: Callable[[], None] | None
-             ) -> list[TestRun]:
-        budget = [t.max_new_tokens or default_max_new_tokens for t in tests]
-        # Batches of one token budget and similar prompt lengths waste the least padding.
-        groups: dict[int, list[int]] = {}
-        for i in sorted(range(len(tests)), key=lambda i: len(rendered[i])):
-            groups.setdefault(budget[i], []).append(i)
-        runs: dict[int, TestRun] = {}
-        for tokens, members in sorted(groups.items()):
-            for start in range(0, len(members), size):
-                batch = members[start:start + size]
-                runs.update(self._run_batch(tests, rendered, tokens, batch))
-                if progress:
-                    for _ in batch:
-                        progress()
-        return [runs[i] for i in range(len(tests))]
-
-    def _run_batch(self, tests: Sequence[SuiteTest], rendered: list[list[int]],
-                   max_new_tokens: int, batch: list[int]) -> dict[int, TestRun]:
-        started = time.perf_counter()
-        try:
-            outputs = self.generate([rendered[i] for i in batch], max_new_tokens)
-        except LlmspecError:
-            raise
-        except Exception as exc:
-            raise _error("generate", f"{self.label} failed to answer test "
-                         f"{tests[batch[0]].name!r}: {type(exc).__name__}: {_first_line(exc)}"
-                         ) from None
-        share = (time.perf_counter() - started) / len(batch)
-        runs = {}
-        for i, output in zip(batch, outputs):
-            test = tests[i]
-            t0 = time.perf_counter()
-            conversation = test.conversation()
-            outcome = evaluate_test(
-                test.expectations, output, prompt=test.display_prompt,
-                perplexity_fn=lambda _prompt, ref, conv=conversation: self.perplexity(conv, ref))
-            runs[i] = TestRun(name=test.name, prompt=test.display_prompt, output=output,
-                              outcome=outcome, duration=share + time.perf_counter() - t0,
-                              tags=tuple(test.tags))
-        return runs
+    def perplexity_fn(self, conversation: list[dict[str, str]]) -> Callable[[str, str], float]:
+        return lambda _prompt, reference: self.perplexity(conversation, reference)
 
     @contextmanager
-    def _threads(self) -> Iterator[None]:
+    def threads(self) -> Iterator[None]:
         import torch
 
         small = sum(p.numel() for p in self.model.parameters()) < SMALL_MODEL_PARAMS
@@ -557,6 +604,6 @@ def _stop_ids(tokenizer: Any, model: Any) -> tuple[int, ...]:
     return tuple(ids)
 
 
-__all__ = ["AcceptanceResult", "Device", "LoadedModel", "ModelRef", "OFFLINE_ENV", "Progress",
+__all__ = ["AcceptanceResult", "Answerer", "Device", "LoadedModel", "ModelRef", "OFFLINE_ENV", "Progress",
            "PromptFormat", "TestRun", "junit_cases", "load_model", "offline_environment",
            "prompt_format_for_style", "run_acceptance", "run_suite"]

@@ -14,10 +14,14 @@ from llmspec.runtime.engine.atomic import write_text_atomic
 
 from .failures import failed_assertions, failed_tests
 from .html import format_date
+from .usage import usage_commands
 
-_ICON = {"promoted": "✅", "gates_failed": "❌", "failed": "💥", "built": "📦"}
+_ICON = {"promoted": "✅", "gates_failed": "❌", "failed": "💥", "built": "📦",
+         "retest_passed": "✅", "retest_failed": "❌"}
 _LABEL = {"promoted": "promoted", "gates_failed": "gates failed, not promoted",
-          "failed": "run failed", "built": "built (no gates)"}
+          "failed": "run failed", "built": "built (no gates)",
+          "retest_passed": "tests re-run, every error gate passes",
+          "retest_failed": "tests re-run, an error gate fails"}
 MAX_FAILED_TESTS = 10
 CELL_CHARS = 80
 
@@ -35,7 +39,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for part in (_acceptance(report.get("acceptance")), _comparison(report.get("comparison")),
                  _funnel(report.get("sources")),
                  _dataset(report.get("dataset")), _training(report.get("training")),
-                 _artifacts(report.get("artifacts"))):
+                 _use(report), _artifacts(report.get("artifacts"))):
         if part:
             lines += ["", *part]
     return "\n".join(lines).rstrip() + "\n"
@@ -170,6 +174,17 @@ def _training(tr: Mapping[str, Any] | None) -> list[str]:
                f"{_num(final.get('tokens_per_second'))} tokens/s"
                if final.get("tokens_per_second") is not None else ""]
     return [f"**Training:** {head}", "", " · ".join(f for f in figures if f)]
+
+
+def _use(report: Mapping[str, Any]) -> list[str]:
+    # As the HTML report: a run that trained a model, whatever its gates said.
+    commands = usage_commands(report) if report.get("outcome") in ("promoted", "built", "gates_failed") else []
+    if not commands:
+        return []
+    lines = ["### Use this model", ""]
+    for what, command in commands:
+        lines += [f"- {_text(what)}: `{_code(command, 400)}`"]
+    return lines
 
 
 def _artifacts(art: Mapping[str, Any] | None) -> list[str]:

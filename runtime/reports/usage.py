@@ -10,9 +10,12 @@ from typing import Any, Mapping
 
 # (what it is for, command template). Keep in step with docs/after-promotion.md.
 COMMANDS: tuple[tuple[str, str], ...] = (
-    ("Talk to the model in the terminal", "llmspec chat {spec} --run {run}"),
-    ("Serve it behind an OpenAI-compatible HTTP API", "llmspec serve {spec} --run {run}"),
-    ("Export it (adapter, merged weights, Ollama or GGUF)", "llmspec export {spec} --run {run}"),
+    ("Talk to the model in the terminal (--compare shows the base model's answer too)",
+     "llmspec chat {spec} --run {run}"),
+    ("Serve it behind an OpenAI-compatible HTTP API (127.0.0.1:8000)", "llmspec serve {spec} --run {run}"),
+    ("Run the acceptance tests against the served copy", "llmspec test {spec} --endpoint http://127.0.0.1:8000"),
+    ("Export merged weights, checked for parity (or --format adapter | ollama)",
+     "llmspec export {spec} --run {run} --format merged --out {out}"),
     ("Re-run its acceptance tests (e.g. after changing them)", "llmspec test {spec} --run {run}"),
 )
 
@@ -23,7 +26,8 @@ def usage_commands(report: Mapping[str, Any]) -> list[tuple[str, str]]:
     if not (artifacts.get("model") and report.get("run") and report.get("spec_path")):
         return []
     spec, run = _quote(str(report["spec_path"])), _quote(str(report["run"]))
-    return [(what, template.format(spec=spec, run=run)) for what, template in COMMANDS]
+    out = _quote(f"exports/{report['run']}-merged")
+    return [(what, template.format(spec=spec, run=run, out=out)) for what, template in COMMANDS]
 
 
 def _quote(arg: str) -> str:

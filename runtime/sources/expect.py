@@ -60,7 +60,8 @@ def check_expectations(batch, spec) -> list[Diagnostic]:
     batch = _tally(batch)
     name = batch.name
     n = batch.height
-    if n == 0 and (exp is None or exp.min_rows is None):
+    # A feedback source starts empty (nothing served or corrected yet): that is its normal state.
+    if n == 0 and (exp is None or exp.min_rows is None) and getattr(spec, "format", None) != "feedback":
         # Nothing to train on is never what a source is for, unless the spec says it may happen.
         return [Diagnostic("source-empty", f"{name}: the source yielded 0 rows ({batch.rows_in} units read)",
                            hint=(_rejected_hint(batch) or "no file held a readable unit") +

@@ -10,7 +10,8 @@ by markdownify (headings as ``#``, lists, tables, code fences); heading permalin
 (``#``, a pilcrow) are dropped. Chosen over trafilatura by ``bench/document_readers.py`` on
 30 Node.js API pages scored against the markdown they were built from: word precision 0.986
 vs 0.983, word recall 0.875 vs 0.817, headings kept 0.999 vs 0.886 (``split: heading`` needs
-them); trafilatura was about 25% cheaper in CPU (100 vs 134 ms a page), which matters less.
+them); trafilatura was about 30% cheaper in CPU (98-104 vs 136-144 ms a page, 3 runs), which
+matters less than the headings.
 ``title`` is the first ``<h1>``, else ``<title>``, else the file name.
 """
 

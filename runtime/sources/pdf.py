@@ -15,7 +15,8 @@ Text comes from PDFium (pypdfium2) line by line, put in reading order by ``readi
 in /usr/share/doc and a generated two-column page drawn right column first: pypdf and plain
 PDFium follow the drawing order (right column first), pdfminer.six's layout analysis
 interleaves the two columns line by line, PDFium + XY-cut reads them in order; it is also
-the fastest of the three by about 10x.
+the cheapest of the three: 4 ms of CPU a page against 14 (pypdf) and 25-27 (pdfminer.six) on
+the 53 pages of /usr/share/doc's PDFs (3 runs).
 """
 
 from __future__ import annotations

@@ -71,12 +71,7 @@ def _profile(df: "pl.DataFrame", data_cols: list[str], text_columns: list[str]) 
         for c in text_columns:
             chars = lengths[c]
             out["text"][c] = {"chars": _stats(chars), "tokens": _stats((chars / 4).ceil().cast(pl.Int64))}
-        odd = pl.any_horizontal(
-            (column(c).str.contains(_BROKEN).fill_null(False))
-            | (column(c).str.count_matches(_ODD).fill_null(0) > column(c).str.len_chars().fill_null(0) * _ODD_SHARE)
-            for c in text_columns
-        )
-        non_text = int(df.select(odd.sum()).item())
+        non_text = int(df.select(_looks_binary(text_columns).sum()).item())
     else:
         non_text = 0
     out["non_text_rows"] = non_text
@@ -84,6 +79,17 @@ def _profile(df: "pl.DataFrame", data_cols: list[str], text_columns: list[str]) 
     out["duplicate_rows"] = _duplicates(df, data_cols)
     out["duplicate_rate"] = out["duplicate_rows"] / n if n else 0.0
     return out
+
+
+def _looks_binary(text_columns: list[str]) -> "pl.Expr":
+    """Per row: some text column holds broken characters or mostly odd code points."""
+    import polars as pl
+
+    return pl.any_horizontal(
+        (column(c).str.contains(_BROKEN).fill_null(False))
+        | (column(c).str.count_matches(_ODD).fill_null(0) > column(c).str.len_chars().fill_null(0) * _ODD_SHARE)
+        for c in text_columns
+    )
 
 
 def _duplicates(df: "pl.DataFrame", cols: list[str]) -> int:
@@ -131,11 +137,7 @@ class ProfileParts:
             orig = back[c]
             self.nulls[orig] = self.nulls.get(orig, 0) + int(v)
         if text:
-            odd = pl.any_horizontal(
-                (pl.col(c).str.contains(_BROKEN).fill_null(False))
-                | (pl.col(c).str.count_matches(_ODD).fill_null(0) > pl.col(c).str.len_chars().fill_null(0) * _ODD_SHARE)
-                for c in text)
-            self.non_text += int(d.select(odd.sum()).item())
+            self.non_text += int(d.select(_looks_binary(text).sum()).item())
         cols = [names[c] for c in data_cols]
         text_set = set(text)  # membership per column: a set, not a list (10,000 columns)
         part = d.select([pl.col(names[c]).str.len_chars().alias(c) for c in self.text if names.get(c) in text_set]
