@@ -66,5 +66,7 @@ def plan_notes(spec: ProjectSpec) -> list[str]:
     if replay is not None:
         origin = (f"the base model's answers to {replay.prompts}" if replay.from_base_model
                   else f"source '{replay.from_}'")
-        lines.append(f"Replay: {replay.fraction:.0%} of the training set from {origin}")
+        # The replay stage and its mixing (runtime/replay) are not yet wired into the executable plan.
+        lines.append(f"Replay: {replay.fraction:.0%} of the training set from {origin} is NOT applied yet: "
+                     "this llmspec does not run the replay stage")
     return lines

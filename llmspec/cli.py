@@ -27,6 +27,7 @@ _COMMANDS = {
     "chat": ("llmspec.commands.chat:chat_command", "Chat with the promoted model in the terminal, or get one answer."),
     "export": ("llmspec.commands.export:export_command", "Export the promoted model: adapter, merged weights or Ollama."),
     "serve": ("llmspec.commands.serve:serve_command", "Serve the promoted model over an OpenAI-compatible HTTP API."),
+    "feedback": ("llmspec.commands.feedback:feedback_command", "Review ratings and corrections posted to `llmspec serve`."),
     "init": ("llmspec.commands.init:init_command", "Scaffold a new project."),
     "recipes": ("llmspec.commands.init:recipes_command", "List the built-in recipes."),
 }

@@ -251,13 +251,26 @@ class PostgresSource(_SourceBase):
     query: str = Field(min_length=1, description="A read-only SELECT.")
 
 
+class FeedbackSource(_SourceBase):
+    """What `llmspec serve` logged and people rated: one row per exchange with feedback. Columns:
+    prompt (the user's last message), answer (the correction, or the answer itself for a thumbs-up),
+    rejected (what the model said), system, messages (JSON), exchange_id, run."""
+
+    format: Literal["feedback"]
+    store: str | None = Field(
+        None, description="The store `serve.log.store` writes: `${env:NAME}` holding a PostgreSQL URL; "
+        "default: `.llmspec/feedback.sqlite` beside the spec.", examples=["${env:FEEDBACK_DB_URL}"])
+    include_up: bool = Field(False, description="Thumbs-up answers become examples too (corrections always do).")
+
+
 SourceSpec = Annotated[
     Union[JsonlSource, JsonSource, CsvSource, ParquetSource, TextSource, MarkdownSource,
-          HtmlSource, PdfSource, DocxSource, MboxSource, EmlSource, SqliteSource, PostgresSource],
+          HtmlSource, PdfSource, DocxSource, MboxSource, EmlSource, SqliteSource, PostgresSource, FeedbackSource],
     Field(discriminator="format"),
 ]
 
-SOURCE_FORMATS = ("jsonl", "json", "csv", "parquet", "text", "markdown", "html", "pdf", "docx", "mbox", "eml", "sqlite", "postgres")
+SOURCE_FORMATS = ("jsonl", "json", "csv", "parquet", "text", "markdown", "html", "pdf", "docx", "mbox", "eml", "sqlite", "postgres",
+                  "feedback")
 
 # Columns that readers without a declared contract always produce (used to check templates).
 EMAIL_COLUMNS = ("message_id", "thread_id", "in_reply_to", "sender", "to", "subject", "date", "body",
@@ -762,7 +775,9 @@ class AcceptanceSpec(StrictModel):
     baseline: Literal["base_model", "none"] = "base_model"
     max_new_tokens: int = Field(64, ge=1, le=4096)
     tests: list[TestCase] = Field(default_factory=list)
-    tests_from: str | None = Field(None, description="A JSONL file of tests ({name, prompt, expect, tags}).")
+    tests_from: str | None = Field(None, description="A JSONL file of tests ({name, prompt, expect, tags}), or "
+                                   "`feedback`: every correction people posted to `llmspec serve` becomes a test "
+                                   "that the answer be similar to the correction.")
     holdout: HoldoutSpec | None = None
     gates: AcceptanceGates = Field(default_factory=AcceptanceGates)
     retention: RetentionSpec | bool = Field(
@@ -792,6 +807,21 @@ class ExecutionSpec(StrictModel):
         "state (hashes), not the source.")
 
 
+class ServeLogSpec(StrictModel):
+    enabled: bool = Field(True, description="Record every exchange `llmspec serve` answers (for feedback).")
+    store: str | None = Field(
+        None, description="`${env:NAME}` holding a PostgreSQL URL; default: `.llmspec/feedback.sqlite`.",
+        examples=["${env:FEEDBACK_DB_URL}"])
+    redact: bool = Field(False, description="Apply the spec's `redact_pii` rules (all PII kinds when it has "
+                         "none) to messages and answers before they are stored.")
+
+
+class ServeSpec(StrictModel):
+    """How `llmspec serve` runs: what it logs."""
+
+    log: ServeLogSpec = Field(default_factory=ServeLogSpec)
+
+
 class ProjectSpec(StrictModel):
     """An llmspec project: one file covering the whole fine-tuning job."""
 
@@ -817,6 +847,7 @@ class ProjectSpec(StrictModel):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     acceptance: AcceptanceSpec = Field(default_factory=AcceptanceSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec, description="Where cleaning runs.")
+    serve: ServeSpec = Field(default_factory=ServeSpec)
 
 
 TOP_LEVEL_KEYS = tuple(ProjectSpec.model_fields)

@@ -48,3 +48,12 @@ def test_a_retest_summary_names_its_verdict() -> None:
                       Console(file=buf, no_color=True, width=120))
         first = buf.getvalue().splitlines()[0]
         assert words in first and "unknown" not in first
+
+
+def test_a_retest_markdown_summary_names_its_verdict() -> None:
+    from llmspec.runtime.reports.markdown import render_markdown
+
+    report = sample_report()
+    md = render_markdown({"acceptance": report["acceptance"], "run": "r", "outcome": "retest_failed"})
+    assert "tests re-run, an error gate fails" in md.splitlines()[0]
+    assert "unknown" not in md.splitlines()[0]

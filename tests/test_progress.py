@@ -35,8 +35,10 @@ def test_pipe_prints_a_line_every_interval_even_when_axolotl_is_silent() -> None
     lines = LINE.findall(out)
     assert len(lines) >= 5, out
     assert {total for _, total, _, _ in lines} == {"301"}
-    assert lines[0][0] == "0" and "time left unknown" in lines[0][3]
-    mid = [rest for step, _, _, rest in lines if step in ("10", "20", "30")]
+    assert lines[0][0] == "0" and "Axolotl is starting" in lines[0][3]
+    # The pace is known from the second step seen on: the launch time does not count.
+    assert all("loss 1.9" in rest for step, _, _, rest in lines if step == "10"), out
+    mid = [rest for step, _, _, rest in lines if step in ("20", "30")]
     assert mid and all("loss 1." in r and re.search(r"\d+ (s|min \d\d s) left", r) for r in mid), out
     assert lines[-1][:3] == ("301", "301", "100") and lines[-1][3].endswith("done")
     assert "training: 301 steps" in out

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from llmspec import api
-from llmspec.compiler.plan import build_plan
 from llmspec.runtime.replay.build import mix_into_dataset, replay_count, trim_answer
 
 
@@ -68,68 +66,3 @@ def test_a_cut_off_answer_ends_at_its_last_sentence():
     assert trim_answer("no sentence end here", complete=False) is None
     assert trim_answer("  Whole answer  ", complete=True) == "Whole answer"
     assert trim_answer("   ", complete=True) is None
-
-
-SPEC = """\
-llmspec: 1
-project: replay-fp
-base_model: {id: ./model}
-sources:
-  qa: {path: data/qa.jsonl, format: jsonl, columns: {question: str, answer: str}}
-format:
-  style: chat
-  map: {qa: {user: question, assistant: answer}}
-training:
-  replay: {from: base_model, prompts: prompts.jsonl, fraction: 0.2}
-"""
-
-
-def _fingerprints(project: Path) -> dict[str, str]:
-    loaded = api.load_spec(project / "llmspec.yaml")
-    plan = build_plan(loaded.spec, spec_path="llmspec.yaml", source_files={"qa": {}},
-                      base_model_fingerprint=api.base_model_fingerprint(loaded), input_hashes=api.input_hashes(loaded))
-    return plan.fingerprints
-
-
-def test_replay_stage_follows_its_prompts_and_the_base_model(tmp_path):
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data/qa.jsonl").write_text('{"question": "q", "answer": "a"}\n')
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model/config.json").write_text("{}")
-    (tmp_path / "model/model.safetensors").write_bytes(b"w1")
-    (tmp_path / "prompts.jsonl").write_text('{"prompt": "What is the capital of Peru?"}\n')
-    (tmp_path / "llmspec.yaml").write_text(SPEC)
-    first = _fingerprints(tmp_path)
-    assert "replay" in first and _fingerprints(tmp_path) == first  # stable: reused when unchanged
-
-    (tmp_path / "prompts.jsonl").write_text('{"prompt": "What is the capital of Chile?"}\n')
-    edited = _fingerprints(tmp_path)
-    assert edited["replay"] != first["replay"] and edited["dataset"] != first["dataset"]
-    assert edited["sources.qa"] == first["sources.qa"]
-
-    (tmp_path / "prompts.jsonl").write_text('{"prompt": "What is the capital of Peru?"}\n')
-    assert _fingerprints(tmp_path) == first
-    (tmp_path / "model/model.safetensors").write_bytes(b"w2")  # new weights, same size
-    other = _fingerprints(tmp_path)
-    assert other["replay"] != first["replay"] and other["train"] != first["train"]
-
-
-def test_no_replay_stage_without_replay(tmp_path):
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data/qa.jsonl").write_text('{"question": "q", "answer": "a"}\n')
-    (tmp_path / "llmspec.yaml").write_text(SPEC.replace("./model", "builtin:tiny").split("training:")[0])
-    fps = _fingerprints(tmp_path)
-    assert "replay" not in fps and "model" not in fps
-
-
-def test_tiny_plan_says_retention_is_off(tmp_path):
-    from llmspec.compiler.retention import plan_notes
-
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data/qa.jsonl").write_text('{"question": "q", "answer": "a"}\n')
-    (tmp_path / "llmspec.yaml").write_text(SPEC.replace("./model", "builtin:tiny").split("training:")[0])
-    loaded = api.load_spec(tmp_path / "llmspec.yaml")
-    plan = build_plan(loaded.spec, spec_path="llmspec.yaml", source_files={"qa": {}})
-    assert plan.stage("acceptance").config["retention"]["enabled"] is False
-    assert plan_notes(loaded.spec)[0] == ("Retention: off (builtin:tiny is not a pretrained model: it knows "
-                                          "nothing to retain)")

@@ -167,5 +167,10 @@ def test_numbers_read_as_people_write_them() -> None:
     html = render_html(report)
     assert "<dt>Epochs</dt><dd>0.06</dd>" in html and "0.05658" not in html
     gates = html.split('<table class="gates">')[1].split("</table>")[0]
-    assert "83.3%" in gates and "0.8333" not in gates
-    assert "0.8341" in gates  # eval_loss stays a number
+    rows = {re.search(r"<code>([^<]+)</code>", r).group(1): r for r in gates.split("<tr")[1:]
+            if "<code>" in r}
+    assert '<td class="num">83.3%</td>' in rows["pass_rate"]
+    assert '<td class="num">50%</td>' in rows["pass_rate_by_tag:refunds"]
+    assert '<td class="num">0.8341</td>' in rows["eval_loss"]  # a loss stays a number
+    report["acceptance"]["gates"][3]["value"] = 6  # beats_baseline: a count of tests
+    assert "600%" not in render_html(report)

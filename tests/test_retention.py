@@ -58,7 +58,7 @@ def _run(name: str, passed_text: str, test) -> TestRun:
 
 
 def _result(tuned_fail: set[int], base_fail: set[int] = frozenset()) -> RetentionResult:
-    from llmspec.runtime.acceptance.suite import SuiteTest
+    from llmspec.compiler.acceptance import SuiteTest
     from llmspec.runtime.acceptance.assertions import parse_expectations
 
     tests = [SuiteTest(name=f"t{i}", prompt=f"q{i}", expectations=tuple(parse_expectations([{"contains": "ok"}])),
@@ -212,3 +212,13 @@ def test_junit_has_a_retention_testsuite(tmp_path):
     failed = [c for c in ret.findall("testcase") if c.find("failure") is not None]
     assert [c.get("name") for c in failed] == ["t0"] and failed[0].get("classname") == "retention.facts"
     assert root.get("tests") == "20"
+
+
+def test_tiny_plan_says_retention_is_off_and_a_real_model_plan_says_on(tmp_path):
+    from llmspec.compiler.plan import build_plan
+
+    for model, word in (("builtin:tiny", "off"), ("builtin:smollm2-135m-instruct", "on")):
+        loaded = _check(tmp_path, SPEC.replace("MODEL", model))
+        plan = build_plan(loaded.spec, spec_path=str(tmp_path / "llmspec.yaml"), source_files={"qa": {}})
+        assert plan.stage("acceptance").config["retention"]["enabled"] is (word == "on")
+        assert any(n.startswith(f"retention: {word} (") for n in plan.notes), plan.notes

@@ -44,17 +44,28 @@ class _TrainingState:
     def __init__(self, total: int, start_step: int):
         self.total = total
         self.step = start_step
-        self.start_step = start_step  # a resumed run's first step: ETA counts only this run's pace
         self.started = time.monotonic()
+        # The pace is measured from the first step seen, not from the launch: Axolotl spends its
+        # first minute loading and tokenizing, which would make every early ETA far too long.
+        self.first: tuple[float, int] | None = None
         self.loss: float | None = None
         self.eval_loss: float | None = None
 
+    def advance(self, step: int) -> None:
+        if step > self.step and self.first is None:
+            self.first = (time.monotonic(), step)
+        self.step = max(self.step, step)
+
     def line(self) -> str:
-        done = max(0, self.step - self.start_step)
-        elapsed = time.monotonic() - self.started
-        eta = (self.total - self.step) * elapsed / done if done else None
         pct = 100 * self.step / self.total if self.total else 0.0
-        parts = [f"  training: step {self.step}/{self.total} ({pct:.0f}%)"]
+        head = f"  training: step {self.step}/{self.total} ({pct:.0f}%)"
+        if self.first is None:
+            waited = int(time.monotonic() - self.started)
+            return f"{head}, Axolotl is starting (loading the model, tokenizing), {waited} s so far"
+        since, first_step = self.first
+        done = self.step - first_step
+        eta = (self.total - self.step) * (time.monotonic() - since) / done if done > 0 else None
+        parts = [head]
         if self.loss is not None:
             parts.append(f"loss {self.loss:.4f}")
         if self.eval_loss is not None:
@@ -120,7 +131,7 @@ class ApplyProgress:
             state = self._training
             if state is not None:
                 state.total = data["total_steps"]
-                state.step = max(state.step, min(data["step"], data["total_steps"]))
+                state.advance(min(data["step"], data["total_steps"]))
                 if data.get("loss") is not None:
                     state.loss = data["loss"]
                 if data.get("eval_loss") is not None:

@@ -78,9 +78,26 @@ def serve_command(spec: Path, run_id: str | None, host: str, port: int, api_key_
     def ready(url: str) -> None:
         click.echo(f"Listening on {url}  (OpenAI base_url: {url}/v1; Ctrl-C or SIGTERM to stop)", err=True)
 
+    log = _interaction_log(loaded)
     serve_transformers(run, model_name=name, host=host, port=port, api_key=api_key, max_batch=max_batch,
-                       max_queue=max_queue, max_tokens=max_tokens, max_body=max_body, on_ready=ready)
+                       max_queue=max_queue, max_tokens=max_tokens, max_body=max_body, on_ready=ready, log=log)
     click.echo("Stopped: every request in flight was answered.", err=True)
+
+
+def _interaction_log(loaded):
+    """The log `serve.log` asks for (None when it is turned off)."""
+    settings = loaded.spec.serve.log
+    if not settings.enabled:
+        click.echo("Interaction log: off (serve.log.enabled: false); POST /v1/feedback answers 404.", err=True)
+        return None
+    from llmspec.runtime.feedback.location import store_target
+    from llmspec.runtime.feedback.log import InteractionLog, redactor
+    from llmspec.runtime.feedback.store import FeedbackStore
+
+    store = FeedbackStore.open(store_target(loaded.base_dir, settings.store))
+    click.echo(f"Interaction log: {store.where}{' (PII redacted)' if settings.redact else ''}; "
+               "feedback: POST /v1/feedback", err=True)
+    return InteractionLog(store, redactor(loaded.spec.quality) if settings.redact else None)
 
 
 def _cuda_visible() -> bool:

@@ -24,7 +24,7 @@ from llmspec.spec.errors import Diagnostic, SpecError
 
 from .junit import JUnitCase, case_from_outcome, classname_for
 from .runner import ModelRef, PromptFormat, TestRun, load_model, shares_weights
-from .suite import SuiteTest, load_tests_file
+from llmspec.compiler.acceptance import SuiteTest, load_tests_file
 
 BUILTIN_SUITES = {"builtin:general-v1": "general-v1.jsonl"}
 BUILTIN_PROMPTS = {"builtin:general-replay-v1": "general-replay-v1.jsonl"}

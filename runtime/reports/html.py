@@ -184,7 +184,8 @@ def _comparison_view(cmp: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "outcome": OUTCOMES.get(str(cmp.get("outcome") or ""), (str(cmp.get("outcome") or ""),))[0],
         "pass_rate": None if not rate else {
             "before": _fmt_pct(rate.get("before")), "now": _fmt_pct(rate.get("now")),
-            "delta": "" if delta is None else f"{'+' if delta >= 0 else '−'}{abs(100 * delta):.1f} points",
+            "delta": "" if delta is None else ("no change" if abs(delta) < 5e-4 else
+                                               f"{'+' if delta > 0 else '−'}{abs(100 * delta):.1f} points"),
             "tone": "neutral" if not delta else ("ok" if delta > 0 else "bad")},
         "fixed": [str(n) for n in tests.get("fixed") or []],
         "broken": [str(n) for n in tests.get("broken") or []],
@@ -569,9 +570,10 @@ def _fmt_num(x: Any) -> str:
 
 
 def _gate_value(gate: Mapping[str, Any]) -> str:
-    """A rate gate's value as a percentage (83.3%, not 0.8333); a loss as a number."""
+    """A pass-rate gate's value as a percentage (83.3%, not 0.8333); others (a loss, a test
+    count) as numbers."""
     name = str(gate.get("name") or "")
-    if name.startswith(("pass_rate", "beats_baseline")):
+    if name.startswith("pass_rate"):
         return _fmt_pct(gate.get("value"))
     return _fmt_num(gate.get("value"))
 

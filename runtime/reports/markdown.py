@@ -16,9 +16,12 @@ from .failures import failed_assertions, failed_tests
 from .html import format_date
 from .usage import usage_commands
 
-_ICON = {"promoted": "✅", "gates_failed": "❌", "failed": "💥", "built": "📦"}
+_ICON = {"promoted": "✅", "gates_failed": "❌", "failed": "💥", "built": "📦",
+         "retest_passed": "✅", "retest_failed": "❌"}
 _LABEL = {"promoted": "promoted", "gates_failed": "gates failed, not promoted",
-          "failed": "run failed", "built": "built (no gates)"}
+          "failed": "run failed", "built": "built (no gates)",
+          "retest_passed": "tests re-run, every error gate passes",
+          "retest_failed": "tests re-run, an error gate fails"}
 MAX_FAILED_TESTS = 10
 CELL_CHARS = 80
 

@@ -17,14 +17,14 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from llmspec.spec.errors import LlmspecError
 
 from .batcher import Batcher, Generation, QueueFull
-from .openai_api import ChatRequest, CompletionRequest
+from .openai_api import ChatRequest, CompletionRequest, FeedbackRequest
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,10 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
-def create_app(batcher: Batcher, model: Any, settings: ServeSettings,
-               on_exchange: Callable[[dict[str, Any]], None] | None = None):
+def create_app(batcher: Batcher, model: Any, settings: ServeSettings, log: Any = None):
     """The FastAPI app. ``model``: the ``LoadedModel`` whose tokenizer renders prompts.
-    ``on_exchange(record)`` is called after each answered request (the interaction log)."""
+    ``log``: the interaction log (``runtime.feedback.log.InteractionLog``) every answered
+    exchange is written to, and POST /v1/feedback writes ratings to; None turns both off."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -134,12 +134,13 @@ def create_app(batcher: Batcher, model: Any, settings: ServeSettings,
         return {"prompt_tokens": len(gen.prompt_ids), "completion_tokens": len(gen.ids),
                 "total_tokens": len(gen.prompt_ids) + len(gen.ids)}
 
-    def record(rid: str, kind: str, conversation, gen: Generation, started: float) -> None:
-        if on_exchange is not None:
-            on_exchange({"id": rid, "kind": kind, "run": settings.run, "messages": conversation,
-                         "answer": gen.text, "latency_s": time.perf_counter() - started,
-                         "prompt_tokens": len(gen.prompt_ids), "completion_tokens": len(gen.ids),
-                         "finish_reason": gen.finish_reason})
+    async def record(rid: str, kind: str, conversation, gen: Generation, started: float) -> None:
+        if log is not None:
+            # SQLite or PostgreSQL I/O off the event loop; the store serialises its writes.
+            await asyncio.to_thread(log.log_exchange, {
+                "id": rid, "kind": kind, "run": settings.run, "messages": conversation, "answer": gen.text,
+                "latency_s": time.perf_counter() - started, "prompt_tokens": len(gen.prompt_ids),
+                "completion_tokens": len(gen.ids), "finish_reason": gen.finish_reason})
 
     @app.get("/health")
     async def health():
@@ -195,13 +196,13 @@ def create_app(batcher: Batcher, model: Any, settings: ServeSettings,
                         yield chunk({}, gen.finish_reason)
                         if body.stream_options and body.stream_options.include_usage:
                             yield chunk({}, None, usage(gen))
-                        record(rid, "chat", conversation, gen, started)
+                        await record(rid, "chat", conversation, gen, started)
                         break
                 yield "data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
         await wait(gen)
-        record(rid, "chat", conversation, gen, started)
+        await record(rid, "chat", conversation, gen, started)
         return JSONResponse({"id": rid, "object": "chat.completion", "created": created,
                              "model": settings.model_name,
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": gen.text},
@@ -241,17 +242,32 @@ def create_app(batcher: Batcher, model: Any, settings: ServeSettings,
                         break
                     else:
                         yield chunk("", gen.finish_reason)
-                        record(rid, "completion", [{"role": "user", "content": prompts[0]}], gen, started)
+                        await record(rid, "completion", [{"role": "user", "content": prompts[0]}], gen, started)
                         break
                 yield "data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
         await wait(gen)
-        record(rid, "completion", [{"role": "user", "content": prompts[0]}], gen, started)
+        await record(rid, "completion", [{"role": "user", "content": prompts[0]}], gen, started)
         return JSONResponse({"id": rid, "object": "text_completion", "created": created,
                              "model": settings.model_name,
                              "choices": [{"index": 0, "text": gen.text, "finish_reason": gen.finish_reason,
                                           "logprobs": None}],
                              "usage": usage(gen)}, headers=headers)
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request):
+        authorize(request)
+        body: FeedbackRequest = await parse(request, FeedbackRequest)
+        if log is None:
+            raise ApiError(404, "this server keeps no interaction log (serve.log.enabled: false), so it "
+                           "takes no feedback", code="logging_disabled")
+        if body.rating is None and not body.correction and not body.note:
+            raise ApiError(400, "give a rating (up or down), a correction or a note", param="rating")
+        found = await asyncio.to_thread(log.add_feedback, body.id, rating=body.rating,
+                                        correction=body.correction, note=body.note)
+        if not found:
+            raise ApiError(404, f"no exchange has the id '{body.id}'", param="id", code="unknown_id")
+        return {"id": body.id, "object": "feedback", "status": "recorded"}
 
     return app

@@ -77,3 +77,12 @@ class CompletionRequest(_Sampling):
     def budget(self) -> int | None:
         return self.max_tokens
 
+
+
+class FeedbackRequest(_Loose):
+    """POST /v1/feedback: a verdict on an answered exchange (its response ``id``)."""
+
+    id: str = Field(min_length=1, max_length=200)
+    rating: Literal["up", "down"] | None = None
+    correction: str | None = Field(None, max_length=100_000)
+    note: str | None = Field(None, max_length=10_000)

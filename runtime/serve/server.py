@@ -58,8 +58,9 @@ def run_vllm(cmd: list[str], api_key_env: str | None) -> None:
 
 def serve_transformers(run: RunModel, *, model_name: str, host: str, port: int, api_key: str | None,
                        max_batch: int, max_queue: int, max_tokens: int, max_body: int,
-                       on_ready: Callable[[str], None], on_exchange: Callable[[dict[str, Any]], None] | None = None,
-                       on_shutdown: Callable[[], None] | None = None, device: str = "auto") -> None:
+                       on_ready: Callable[[str], None], log: Any = None, device: str = "auto") -> None:
+    """Serve with transformers in this process until SIGTERM/SIGINT. ``log``: the interaction
+    log (``runtime.feedback.log.InteractionLog``) or None."""
     import contextlib
 
     import uvicorn
@@ -72,15 +73,15 @@ def serve_transformers(run: RunModel, *, model_name: str, host: str, port: int, 
     batcher = Batcher(model, max_batch=max_batch, max_queue=max_queue)
     settings = ServeSettings(model_name=model_name, run=run.run, system=run.system, api_key=api_key,
                              max_body=max_body, max_tokens=max_tokens)
-    app = create_app(batcher, model, settings, on_exchange=on_exchange)
+    app = create_app(batcher, model, settings, log=log)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         on_ready(f"http://{host}:{sock.getsockname()[1]}")
         yield
         batcher.close()
-        if on_shutdown is not None:
-            on_shutdown()
+        if log is not None:
+            log.close()
 
     app.router.lifespan_context = lifespan
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ._common import Part, concat_rejects, concat_rows, data_error, display, with_origin_last
-from .paths import resolve_files
+from llmspec.spec.paths import resolve_files
 
 if TYPE_CHECKING:
     import polars as pl
@@ -50,9 +50,14 @@ def source_files(spec, base_dir: Path) -> list[Path]:
     """The files a file-based source reads (globs expanded, sorted); [] for postgres, and []
     when nothing matches (``read_source`` raises for that). No reading. Paths that are
     absolute or leave ``base_dir`` raise ``DataError``."""
-    if spec.format == "postgres":
+    if spec.format in ("postgres", "feedback"):
         return []
-    return resolve_files(spec.path, Path(base_dir), spec.format, must_exist=False)
+    files = resolve_files(spec.path, Path(base_dir), spec.format, must_exist=False)
+    if spec.format == "sqlite":
+        # Rows committed in WAL mode live in the -wal file until a checkpoint: the reader sees
+        # them, so the fingerprint must too.
+        files = files + [w for f in files for w in (f.with_name(f.name + "-wal"),) if w.is_file()]
+    return files
 
 
 def _reader(fmt: str):
@@ -81,6 +86,15 @@ def _reader(fmt: str):
     return mod
 
 
+def source_spec(data: Mapping[str, Any]):
+    """A source's typed config from its plain form in a Plan (``SourceSpec``, by its format)."""
+    from pydantic import TypeAdapter
+
+    from llmspec.spec.models import SourceSpec
+
+    return TypeAdapter(SourceSpec).validate_python(dict(data), strict=False)
+
+
 def read_source(name: str, spec, base_dir: Path, *, env: Mapping[str, str] | None = None) -> SourceBatch:
     """Read one source. ``base_dir`` is the spec file's folder; ``env`` resolves ``${env:NAME}``
     (defaults to the process environment)."""
@@ -95,6 +109,11 @@ def read_source(name: str, spec, base_dir: Path, *, env: Mapping[str, str] | Non
 
         part = postgres.read(name, spec, contract, os.environ if env is None else env)
         files: list[str] = []
+    elif spec.format == "feedback":
+        from . import feedback
+
+        part = feedback.read(name, spec, contract, Path(base_dir), env)
+        files = []
     else:
         base_dir = Path(base_dir)
         paths = resolve_files(spec.path, base_dir, spec.format)

@@ -1,0 +1,160 @@
+"""The loop from production: `llmspec serve` logs what it answered, people post ratings and
+corrections, `plan` shows the rebuild, `apply` trains on the corrections, and the corrected case
+is an acceptance test the next model passes. Real openai client, real Axolotl, builtin:tiny."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from deploy_project import REPO, Server, llmspec
+
+openai = pytest.importorskip("openai")
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("feedback")]
+
+SPEC = """\
+llmspec: 1
+project: loop-bot
+base_model: {id: builtin:tiny}
+sources:
+  tickets:
+    path: data/tickets.jsonl
+    format: jsonl
+    columns: {question: str, answer: str, product: "str?"}
+  fb: {format: feedback}
+quality:
+  rules:
+    - require: {columns: [question, answer], sources: [tickets]}
+format:
+  style: chat
+  system: You are Acme's support assistant.
+  map:
+    tickets: {user: question, assistant: answer}
+    fb: {user: prompt, assistant: answer}
+split: {eval_fraction: 0.0}
+training:
+  method: lora
+  learning_rate: 0.01
+  max_steps: 60
+  sequence_len: 128
+  batch: {micro: 8, accumulate: 1}
+  hardware: cpu
+serve:
+  log: {redact: true}
+acceptance:
+  max_new_tokens: 24
+  tests_from: feedback
+  tests:
+    - {name: answers-something, prompt: How do I reset my router?, expect: [{max_chars: 2000}]}
+"""
+
+QUESTION = "What does the blinking orange light on the hub mean?"
+CORRECTION = "The hub lost its internet connection. Restart the router, then the hub."
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("loop")
+    (tmp / "data").mkdir()
+    lines = (REPO / "examples/support-bot/data/tickets.jsonl").read_bytes().splitlines(keepends=True)
+    # Three tickets and the corrections: builtin:tiny learns a one-off correction in 60 CPU steps
+    # only when it is not one example among many (measured: 8 tickets, 40 steps did not).
+    good = [line for line in lines if b"\"question\"" in line and b"\"answer\"" in line][:3]
+    (tmp / "data/tickets.jsonl").write_bytes(b"".join(good))
+    (tmp / "llmspec.yaml").write_text(SPEC)
+    llmspec(["apply", "llmspec.yaml", "--yes"], tmp)
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def served(project):
+    srv = Server(project)
+    yield srv
+    srv.stop()
+
+
+def store_counts(project) -> tuple[int, int]:
+    with sqlite3.connect(project / ".llmspec/feedback.sqlite") as db:
+        return (db.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0],
+                db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
+
+
+def post_feedback(srv, **body) -> httpx.Response:
+    return httpx.post(srv.base_url + "/feedback", json=body, timeout=60)
+
+
+def test_exchanges_are_logged_with_their_id_and_feedback_is_taken(project, served):
+    client = openai.OpenAI(base_url=served.base_url, api_key="none", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="loop-bot", messages=[{"role": "user", "content": "Mail me at jane@example.com: is my order late?"}],
+        max_tokens=8)
+    reply = raw.parse()
+    assert raw.headers["x-request-id"] == reply.id
+    with sqlite3.connect(project / ".llmspec/feedback.sqlite") as db:
+        messages, answer, run = db.execute("SELECT messages, answer, run FROM exchanges WHERE id = ?",
+                                           (reply.id,)).fetchone()
+    assert "jane@example.com" not in messages and "<EMAIL>" in messages  # serve.log.redact
+    assert answer == reply.choices[0].message.content.replace("jane@example.com", "<EMAIL>")
+    assert json.loads(messages)[0] == {"role": "system", "content": "You are Acme's support assistant."}
+    state = json.loads((project / ".llmspec/state.json").read_text())
+    assert run == state["promoted"]["run"]
+    assert post_feedback(served, id=reply.id, rating="up").json()["status"] == "recorded"
+    assert post_feedback(served, id="chatcmpl-unknown", rating="up").status_code == 404
+    assert post_feedback(served, id=reply.id, rating="meh").status_code == 400
+    assert post_feedback(served, id=reply.id).status_code == 400
+
+
+def test_concurrent_requests_and_feedback_lose_no_record(project, served):
+    client = openai.OpenAI(base_url=served.base_url, api_key="none", max_retries=0)
+    before = store_counts(project)
+
+    def exchange(i):
+        reply = client.chat.completions.create(model="loop-bot", max_tokens=4,
+                                               messages=[{"role": "user", "content": f"Question {i}?"}])
+        return post_feedback(served, id=reply.id, rating="down", note=f"n{i}").status_code
+
+    with ThreadPoolExecutor(24) as pool:
+        codes = list(pool.map(exchange, range(40)))
+    assert codes == [200] * 40
+    after = store_counts(project)
+    assert (after[0] - before[0], after[1] - before[1]) == (40, 40)
+
+
+def test_correction_is_planned_trained_and_tested(project, served):
+    client = openai.OpenAI(base_url=served.base_url, api_key="none", max_retries=0)
+    reply = client.chat.completions.create(model="loop-bot", messages=[{"role": "user", "content": QUESTION}],
+                                           max_tokens=24)
+    assert post_feedback(served, id=reply.id, rating="down", correction=CORRECTION).status_code == 200
+
+    listed = llmspec(["feedback", "llmspec.yaml", "list", "--rating", "corrected", "--json"], project).stdout
+    assert [json.loads(line)["correction"] for line in listed.splitlines()] == [CORRECTION]
+    shown = llmspec(["feedback", "llmspec.yaml", "show", reply.id], project).stdout
+    assert QUESTION in shown and CORRECTION in shown
+    exported = project / "feedback.jsonl"
+    llmspec(["feedback", "llmspec.yaml", "export", "--rating", "down", "--out", str(exported)], project)
+    assert len(exported.read_text().splitlines()) == 41
+
+    plan = llmspec(["plan", "llmspec.yaml", "--detailed-exitcode"], project, check=False)
+    assert plan.returncode == 2 and "sources.fb" in plan.stdout and "retrain" in plan.stdout
+    llmspec(["apply", "llmspec.yaml", "--yes"], project, check=False)
+    state = json.loads((project / ".llmspec/state.json").read_text())
+    run = state["runs"][-1]["run"]
+    report = json.loads((project / ".llmspec/runs" / run / "report.json").read_text())
+    fb = report["sources"]["fb"]
+    # 1 correction kept; 40 thumbs-down without a correction and 1 thumbs-up (include_up off) rejected
+    assert fb["rows_in"] == 42 and fb["rows_kept"] == 1
+    assert fb["rejected"]["feedback"] == 41
+    tests = {t["name"]: t for t in report["acceptance"]["tests"]}
+    corrected = tests[f"feedback:{reply.id}"]
+    assert corrected["passed"], corrected["output"]
+
+    assert llmspec(["plan", "llmspec.yaml", "--detailed-exitcode"], project, check=False).returncode == 0
+    client.chat.completions.create(model="loop-bot", messages=[{"role": "user", "content": "Hello?"}], max_tokens=4)
+    # An exchange without feedback gives nothing new to learn: nothing to rebuild.
+    assert llmspec(["plan", "llmspec.yaml", "--detailed-exitcode"], project, check=False).returncode == 0
