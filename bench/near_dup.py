@@ -241,16 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--thresholds", default="0.7,0.85")
     ap.add_argument("--repeat", type=int, default=3, help="runs per method; the median is reported")
     ap.add_argument("--only", choices=["planted", "gpteacher"], help="one corpus only")
+    ap.add_argument("--gpteacher", type=Path, default=GPTEACHER, help=f"the real corpus (default {GPTEACHER})")
     args = ap.parse_args(argv)
     thresholds = [float(x) for x in args.thresholds.split(",")]
     if args.only != "gpteacher":
         report("planted one-word edits", normalise(planted(args.docs, args.planted)), thresholds, args.repeat)
-    if args.only != "planted" and not GPTEACHER.exists():
-        print(f"\n(skipped the real corpus: {GPTEACHER} is absent)")
+    if args.only != "planted" and not args.gpteacher.exists():
+        print(f"\n(skipped the real corpus: {args.gpteacher} is absent)")
     elif args.only != "planted":
-        records = json.loads(GPTEACHER.read_text())
+        records = json.loads(args.gpteacher.read_text())
         texts = [" ".join(str(r.get(k) or "") for k in ("instruction", "input", "output")) for r in records]
-        report(f"gpteacher-toolformer ({GPTEACHER})", normalise(texts), thresholds, args.repeat)
+        report(f"gpteacher-toolformer ({args.gpteacher})", normalise(texts), thresholds, args.repeat)
     return 0
 
 

@@ -32,6 +32,8 @@ from .environment import OFFLINE_ENV
 SpecPath = tuple
 
 AXOLOTL_VERSION = "0.19.0"
+# Imported by Axolotl inside the training process, by name: the compiler never imports it.
+PLUGIN = "llmspec.runtime.train.axolotl_plugin.LlmspecPlugin"
 CONFIG_FILE = "axolotl.yaml"
 
 LORA_KERNEL_KEYS = ("lora_mlp_kernel", "lora_qkv_kernel", "lora_o_kernel", "lora_embedding_kernel")
@@ -97,6 +99,35 @@ class CompiledTraining:
             "config_path": str(self.config_path), "files": sorted(self.files),
             "hardware": self.hardware, "gpus": self.gpus, "strategy": self.strategy,
         }
+
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything, file contents included: what the Plan's train stage carries."""
+        return {**self.to_dict(), "files": dict(sorted(self.files.items()))}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "CompiledTraining":
+        return cls(config=d["config"], launcher=list(d["launcher"]), env=dict(d["env"]),
+                   origins={k: tuple(v) for k, v in d["origins"].items()}, config_path=Path(d["config_path"]),
+                   files=dict(d.get("files", {})), hardware=d.get("hardware", "cpu"), gpus=d.get("gpus", 1),
+                   strategy=d.get("strategy", "ddp"))
+
+    def materialize(self, folders: dict[str, str]) -> "CompiledTraining":
+        """A copy with the ``${name}`` placeholders replaced by real folders (absolute paths)."""
+        def sub(value: Any) -> Any:
+            if isinstance(value, str):
+                for name, folder in folders.items():
+                    value = value.replace("${" + name + "}", folder)
+                return value
+            if isinstance(value, list):
+                return [sub(v) for v in value]
+            if isinstance(value, dict):
+                return {k: sub(v) for k, v in value.items()}
+            return value
+        return CompiledTraining(config=sub(self.config), launcher=sub(self.launcher), env=dict(self.env),
+                                origins=dict(self.origins), config_path=Path(sub(str(self.config_path))),
+                                files={sub(k): v for k, v in self.files.items()}, hardware=self.hardware,
+                                gpus=self.gpus, strategy=self.strategy)
 
 
 def ordered(config: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +208,7 @@ def compile_axolotl_config(
     """
     t = spec.training
     hw = t.hw
-    run_dir = Path(run_dir).absolute()
+    run_dir = Path(run_dir) if str(run_dir).startswith("${") else Path(run_dir).absolute()
     gpus = hw.gpus if hardware == "cuda" else 1
     strategy = hw.strategy if hardware == "cuda" and gpus > 1 else "ddp"
     cfg: dict[str, Any] = {}
@@ -190,7 +221,7 @@ def compile_axolotl_config(
 
     # model
     put("base_model", model_path, ("base_model", "id"))
-    if spec.base_model.revision and not Path(model_path).exists():
+    if spec.base_model.revision and not model_path.startswith("${") and not Path(model_path).exists():
         put("revision_of_model", spec.base_model.revision, ("base_model", "revision"))
     if tokenizer_path or spec.base_model.tokenizer:
         put("tokenizer_config", tokenizer_path or spec.base_model.tokenizer, ("base_model", "tokenizer"))
@@ -200,10 +231,10 @@ def compile_axolotl_config(
 
     # data
     entry = {**format_plan.axolotl_dataset, "ds_type": "json", "split": "train"}
-    put("datasets", [{"path": str(Path(dataset["train"]).absolute()), **entry}], ("format", "style"))
+    put("datasets", [{"path": _abs(dataset["train"]), **entry}], ("format", "style"))
     has_eval = bool(dataset.get("eval"))
     if has_eval:
-        put("test_datasets", [{"path": str(Path(dataset["eval"]).absolute()), **entry}], ("split", "eval_fraction"))
+        put("test_datasets", [{"path": _abs(dataset["eval"]), **entry}], ("split", "eval_fraction"))
     # We split ourselves (deterministic, leakage-checked); Axolotl must not split again.
     put("val_set_size", 0.0, ("split", "eval_fraction"))
     put("dataset_prepared_path", str(run_dir / "prepared"), ("training",))
@@ -302,6 +333,11 @@ def compile_axolotl_config(
     # The escape hatch, merged last: the user's word is final, and Axolotl validates it.
     for key, value in t.axolotl.items():
         put(key, value, ("training", "axolotl", key))
+    # Seeded adapter init and per-step metrics (runtime/train/axolotl_plugin.py), beside the user's plugins.
+    put("plugins", list(cfg.get("plugins") or []) + [PLUGIN], origins.get("plugins", ("training",)))
+    # Resume is what makes a killed apply cheap: Axolotl picks up the newest checkpoint itself.
+    if "auto_resume_from_checkpoints" not in cfg:
+        put("auto_resume_from_checkpoints", True, ("training",))
 
     config_path = run_dir / CONFIG_FILE
     return CompiledTraining(
@@ -317,6 +353,11 @@ def compile_axolotl_config(
     )
 
 
+def _abs(path: str) -> str:
+    # A ${...} placeholder stays as it is: the runtime substitutes an absolute folder.
+    return path if path.startswith("${") else str(Path(path).absolute())
+
+
 def launch_command(config_path: Path, hardware: Hardware, gpus: int) -> list[str]:
     """Axolotl's own CLI; for several GPUs its accelerate launcher with the process count.
 
@@ -330,6 +371,6 @@ def launch_command(config_path: Path, hardware: Hardware, gpus: int) -> list[str
 
 
 __all__ = [
-    "AXOLOTL_VERSION", "CONFIG_FILE", "CompiledTraining", "DEEPSPEED_CONFIGS", "OFFLINE_ENV",
+    "AXOLOTL_VERSION", "CONFIG_FILE", "PLUGIN", "CompiledTraining", "DEEPSPEED_CONFIGS", "OFFLINE_ENV",
     "compile_axolotl_config", "decoder_layer_class", "dump_yaml", "launch_command", "resolve_hardware",
 ]

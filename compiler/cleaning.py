@@ -11,11 +11,13 @@ happens: checksum validation of PII candidates (``runtime/clean/pii.py``), token
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from llmspec.spec.errors import Diagnostic, Pos, SpecError, did_you_mean
+from llmspec.spec.checks import LANGUAGE_HINT, LANGUAGE_REFUSAL
 from llmspec.spec.models import QualitySpec, rule_args, rule_kind
 from llmspec.spec.regex import RegexNotPortable, rust_syntax
 
@@ -29,19 +31,6 @@ MODIFYING = frozenset({"normalize", "fill", "redact_pii", "replace_matching", "s
 TEXT_DEFAULT = frozenset({"drop_corrupt", "normalize", "redact_pii"})
 ORIGIN = "_origin"
 
-# Measured here (langdetect 1.0.9, fixed seed, 2 shared cores): 3.7 ms per short text
-# (~270 rows/s; ~25 min for 400k rows) and confidently wrong on short support texts
-# ("Refund issued." -> de 0.99999, "yes" -> tr 0.99999), so min_confidence cannot guard it.
-LANGUAGE_REFUSAL = (
-    "the `language` rule is not available: the only offline detector installed (langdetect) was "
-    "measured at 3.7 ms per row (~270 rows/s, about 25 minutes for 400k rows) and labels short "
-    "texts wrongly with near-certain confidence ('Refund issued.' -> German 0.99999, 'yes' -> "
-    "Turkish 0.99999), so it would silently drop good rows"
-)
-LANGUAGE_HINT = (
-    "remove the rule; to drop other scripts use reject_matching with a Unicode range, "
-    "e.g. patterns: ['[\\u0400-\\u04FF]'] for Cyrillic or ['[\\u4E00-\\u9FFF]'] for Han"
-)
 
 
 # ----------------------------------------------------------------------------- plan data
@@ -100,49 +89,79 @@ def rule_reasons(rules: Sequence[Any]) -> list[str]:
     return out
 
 
-def compile_cleaning(quality: QualitySpec, source: str, columns: Sequence[str] | Mapping[str, Any], *,
-                     locate: Callable[[tuple], Pos] | None = None) -> CleaningPlan:
-    """The ordered cleaning steps for one source.
-
-    ``columns``: the source's column names, or name -> type (a spec contract type such as
-    ``str?``, a Polars dtype, or ``text``/``turns``/``other``) when known. Without types every
-    column is assumed to be text and the runtime narrows defaulted column lists by real dtype.
-    ``locate`` maps a spec path tuple to a position (``LoadedSpec.locate``) for diagnostics.
-    """
-    types = _column_types(columns)
-    names = list(types)
+def compile_rules(quality: QualitySpec, source: str, *,
+                  locate: Callable[[tuple], Pos] | None = None) -> list[dict[str, Any]]:
+    """The quality rules that apply to ``source``, compiled without its data: arguments resolved
+    (Rust regexes, MinHash layouts, PII placeholders), so every error the spec alone can cause is
+    raised here, at plan time. ``bind_rules`` later fits them to the columns the source has."""
     reasons = rule_reasons(quality.rules)
-    steps: list[CleaningStep] = []
-    skipped: list[dict[str, Any]] = []
-    state: dict[str, set[str]] = {}  # column -> normalisations known to hold at this point
+    out: list[dict[str, Any]] = []
     for i, rule in enumerate(quality.rules):
         kind, args = rule_kind(rule), rule_args(rule)
         if args.sources is not None and source not in args.sources:
             continue
-        where = ("quality", "rules", i, kind)
-        pos = locate(where) if locate else None
-        if kind == "language":
+        pos = locate(("quality", "rules", i, kind)) if locate else None
+        if kind == "language":  # validate refuses it too; a spec built in code lands here
             raise SpecError(Diagnostic("unsupported-rule", f"quality.rules[{i}]: {LANGUAGE_REFUSAL}",
                                        pos, hint=LANGUAGE_HINT))
-        named = _named_columns(kind, args)
-        missing = [c for c in named if c not in types]
+        if kind == "fill":
+            targets: list[str] | None = [args.column]
+        else:
+            named = args.columns if kind == "drop_corrupt" else args.targets
+            targets = list(named) if named is not None else None
+        out.append({"index": i, "reason": reasons[i], "kind": kind,
+                    "action": "modify" if kind in MODIFYING else "reject",
+                    "targets": targets, "requires": _named_columns(kind, args),
+                    "skip_missing_columns": bool(args.skip_missing_columns),
+                    "args": _resolve_args(kind, args, i, pos)})
+    return out
+
+
+def bind_rules(rules: Sequence[Mapping[str, Any]], source: str, columns: Sequence[str] | Mapping[str, Any], *,
+               keep_rejects: bool = True, locate: Callable[[tuple], Pos] | None = None) -> CleaningPlan:
+    """Compiled rules fitted to a source's columns: the ordered cleaning steps.
+
+    ``columns``: the source's column names, or name -> type (a spec contract type such as
+    ``str?``, a Polars dtype, or ``text``/``turns``/``other``) when known. Without types every
+    column is assumed to be text and the runtime narrows defaulted column lists by real dtype.
+    """
+    types = _column_types(columns)
+    names = list(types)
+    steps: list[CleaningStep] = []
+    skipped: list[dict[str, Any]] = []
+    state: dict[str, set[str]] = {}  # column -> normalisations known to hold at this point
+    for rule in rules:
+        i, kind = rule["index"], rule["kind"]
+        missing = [c for c in rule["requires"] if c not in types]
         if missing:
-            if args.skip_missing_columns:
-                skipped.append({"index": i, "reason": reasons[i], "kind": kind, "missing": missing})
+            if rule["skip_missing_columns"]:
+                skipped.append({"index": i, "reason": rule["reason"], "kind": kind, "missing": missing})
                 continue
             raise SpecError(Diagnostic(
                 "unknown-column",
                 f"quality.rules[{i}] ({kind}) uses column '{missing[0]}', which source '{source}' does not have",
-                pos, hint=did_you_mean(missing[0], names) or f"'{source}' has {', '.join(names) or 'no columns'}; "
+                locate(("quality", "rules", i, kind)) if locate else None,
+                hint=did_you_mean(missing[0], names) or f"'{source}' has {', '.join(names) or 'no columns'}; "
                 "limit the rule with `sources: [...]` or set `skip_missing_columns: true`"))
-        targets, all_text = _targets(kind, args, types)
-        resolved = _resolve_args(kind, args, i, pos, types)
-        _track_normalisation(kind, resolved, targets, state)
-        steps.append(CleaningStep(index=i, reason=reasons[i], kind=kind,
-                                  action="modify" if kind in MODIFYING else "reject",
-                                  columns=targets, args=resolved, all_text=all_text))
+        if rule["targets"] is not None:
+            targets, all_text = list(rule["targets"]), False
+        elif kind == "dedupe" and rule["args"]["method"] == "exact":
+            targets, all_text = list(types), False
+        else:  # text rules with no columns: every text column (turns too), narrowed by dtype at run time
+            targets, all_text = [c for c, t in types.items() if t in ("text", "turns", "unknown")], True
+        args = copy.deepcopy(rule["args"])
+        _track_normalisation(kind, args, targets, state)
+        steps.append(CleaningStep(index=i, reason=rule["reason"], kind=kind, action=rule["action"],
+                                  columns=targets, args=args, all_text=all_text))
     return CleaningPlan(source=source, columns=names, types=types, steps=steps, skipped=skipped,
-                        keep_rejects=quality.keep_rejects)
+                        keep_rejects=keep_rejects)
+
+
+def compile_cleaning(quality: QualitySpec, source: str, columns: Sequence[str] | Mapping[str, Any], *,
+                     locate: Callable[[tuple], Pos] | None = None) -> CleaningPlan:
+    """``compile_rules`` then ``bind_rules``: the cleaning steps of one source with known columns."""
+    return bind_rules(compile_rules(quality, source, locate=locate), source, columns,
+                      keep_rejects=quality.keep_rejects, locate=locate)
 
 
 def _track_normalisation(kind: str, args: dict[str, Any], columns: list[str], state: dict[str, set[str]]) -> None:
@@ -199,22 +218,10 @@ def _named_columns(kind: str, args: Any) -> list[str]:
     return list(args.targets or [])
 
 
-def _targets(kind: str, args: Any, types: dict[str, str]) -> tuple[list[str], bool]:
-    if kind == "fill":
-        return [args.column], False
-    named = args.columns if kind == "drop_corrupt" else args.targets
-    if named is not None:
-        return list(named), False
-    if kind == "dedupe" and args.method == "exact":
-        return list(types), False
-    # text rules with no columns: every text column (turns too), narrowed by dtype at run time
-    return [c for c, t in types.items() if t in ("text", "turns", "unknown")], True
-
-
 _COMMON = {"name", "sources", "skip_missing_columns", "column", "columns"}
 
 
-def _resolve_args(kind: str, args: Any, index: int, pos: Pos | None, types: dict[str, str]) -> dict[str, Any]:
+def _resolve_args(kind: str, args: Any, index: int, pos: Pos | None) -> dict[str, Any]:
     out = args.model_dump(exclude=_COMMON if kind != "fill" else _COMMON - {"column"})
     if kind in ("reject_matching", "keep_matching", "replace_matching"):
         out["rust_patterns"] = [_rust_or_spec_error(p, args.ignore_case, index, kind, pos) for p in args.patterns]

@@ -210,6 +210,14 @@ def _rule_name(rule: dict) -> str | None:
     return (rule.get("args") or {}).get("name")
 
 
+def _is_named(rule: dict) -> bool:
+    """A rule the spec names (its reason is neither its kind nor `kind#N`): paired by that name."""
+    if _rule_name(rule):
+        return True
+    reason, kind = rule.get("reason"), rule["kind"]
+    return bool(reason) and reason != kind and not reason.startswith(kind + "#")
+
+
 def _stage_diff(stage: Stage, prev: dict | None, done: dict[str, StageDiff], labels: _Labels,
                 renames: list[FieldChange]) -> StageDiff:
     kind = StageKind(stage.kind)
@@ -243,7 +251,7 @@ def _own_reasons(stage: Stage, kind: StageKind, old: dict, changes: list[FieldCh
     out = []
     if kind == StageKind.SOURCES and "files" in keys:
         out.append(Reason(ReasonCode.DATA_CHANGED, "the source's data changed"))
-    if "base_model" in keys and kind in (StageKind.TRAIN, StageKind.ACCEPTANCE):
+    if "base_model" in keys and kind in (StageKind.DATASET, StageKind.TRAIN, StageKind.ACCEPTANCE):
         out.append(Reason(ReasonCode.BASE_MODEL_CHANGED, "the base model changed"))
     rest = [k for k in keys if not (k == "files" and kind == StageKind.SOURCES) and k != "base_model"]
     if not rest:
@@ -292,7 +300,7 @@ def _changes(stage: Stage, kind: StageKind, old: dict | None, labels: _Labels, r
 
 def _rule_items(rules: list[dict] | None, names: dict[int, str]) -> list[Item]:
     # Position (`index`) is left out of what is compared: a move shows as a move.
-    return [Item(label=names.get(r.get("index", i), r["kind"]), named=bool(_rule_name(r)), kind=r["kind"],
+    return [Item(label=r.get("reason") or names.get(r.get("index", i), r["kind"]), named=_is_named(r), kind=r["kind"],
                  content={"kind": r["kind"], **{k: v for k, v in (r.get("args") or {}).items() if k != "name"}})
             for i, r in enumerate(rules or [])]
 

@@ -107,6 +107,15 @@ class FormatPlan:
         out["sources"] = {name: asdict(sp) for name, sp in sorted(self.sources.items())}
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FormatPlan":
+        """Inverse of ``to_dict`` (the Plan carries the mapping as plain data)."""
+        sources = {name: SourcePlan(source=sp["source"], fields=tuple(
+                       FieldPlan(**{**f, "columns": tuple(f.get("columns", ()))}) for f in sp["fields"]))
+                   for name, sp in d["sources"].items()}
+        return cls(style=d["style"], system=d["system"], sources=sources, axolotl_dataset=d["axolotl_dataset"],
+                   record_fields=tuple(d["record_fields"]))
+
 
 # ----------------------------------------------------------------------------- templates
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,17 +91,21 @@ class PlanReport:
     def text(self, color: bool = False) -> str:
         from llmspec.compiler.render import render_text
 
-        return render_text(self.diff, self.estimates, project=self.plan.project, color=color)
+        text = render_text(self.diff, self.estimates, project=self.plan.project, color=color)
+        return text + "".join(f"\nNote: {n}" for n in self.plan.notes)
 
     def markdown(self) -> str:
         from llmspec.compiler.render import render_markdown
 
-        return render_markdown(self.diff, self.estimates, project=self.plan.project)
+        text = render_markdown(self.diff, self.estimates, project=self.plan.project)
+        return text + "".join(f"\n> **Note:** {n}\n" for n in self.plan.notes)
 
     def json(self) -> str:
         from llmspec.compiler.render import render_json
 
-        return render_json(self.diff, self.estimates, project=self.plan.project)
+        doc = json.loads(render_json(self.diff, self.estimates, project=self.plan.project))
+        doc["notes"] = list(self.plan.notes)
+        return json.dumps(doc, indent=2)
 
     def saved(self) -> dict[str, Any]:
         """The plan file `plan -o` writes: versioned, with a checksum over its body."""
@@ -133,11 +138,12 @@ def _previous_from_state(loaded: LoadedSpec, *, use_lock: bool = True) -> tuple[
     return None, None, "nothing built yet"
 
 
-def make_plan(path: str | Path, *, against: str | None = None, for_apply: bool = False) -> PlanReport:
+def make_plan(path: str | Path, *, against: str | None = None, for_apply: bool = False,
+              check_training: bool = True) -> PlanReport:
     """The plan and its diff. The baseline is the local state; without one, `llmspec.lock`
     (for review in CI). An apply (`for_apply`) only trusts what is really built here."""
     from llmspec.compiler.diff import diff_plan
-    from llmspec.compiler.plan import build_plan, metadata_of
+    from llmspec.compiler.plan import metadata_of
     from llmspec.runtime.engine.state import State, check_state_root
 
     loaded = load_spec(path)
@@ -149,8 +155,7 @@ def make_plan(path: str | Path, *, against: str | None = None, for_apply: bool =
     last_sources = {k.split(".", 1)[1]: v for k, v in last_sources.items()}
     warnings: list[Diagnostic] = []
     hashes = source_hashes(loaded, cache_dir=root, previous=last_sources, warnings=warnings)
-    plan = build_plan(loaded.spec, spec_path=loaded.display_path, source_files=hashes,
-                      base_model_fingerprint=base_model_fingerprint(loaded))
+    plan = compile_plan(loaded, hashes)
     if against is not None:
         old_loaded, old_plan = _plan_at(loaded, against, hashes)
         previous = {s.id: {"fingerprint": s.fingerprint, "config": s.config} for s in old_plan.stages}
@@ -172,29 +177,58 @@ def make_plan(path: str | Path, *, against: str | None = None, for_apply: bool =
             "state-corrupt", f"a stage config recorded in the state file cannot be compared ({type(exc).__name__}: "
             f"{exc}); the plan shows which stages change, not which fields", Pos(str(root / "state.json")),
             severity="warning", hint="the next apply records sound configs; or move the state file away"))
-    _check_training_if_it_will_run(loaded, diff, plan.stage("train").fingerprint)
+    if check_training:  # compile checks the config it writes, after writing it for inspection
+        _check_training_if_it_will_run(loaded, plan, diff)
     fps = {k: v.fingerprint for k, v in state.stages.items()} if state else {}
     return PlanReport(loaded=loaded, plan=plan, diff=diff, estimates=estimate(loaded, state),
                       state_fingerprints=fps, warnings=warnings)
 
 
-def _check_training_if_it_will_run(loaded: LoadedSpec, diff, train_fingerprint: str) -> None:
+def compile_plan(loaded: LoadedSpec, hashes: dict[str, dict[str, str]]):
+    """The spec compiled into a Plan (every stage's executable config), positions included."""
+    from llmspec.compiler.plan import build_plan
+
+    return build_plan(loaded.spec, spec_path=loaded.display_path, base_dir=str(loaded.base_dir),
+                      source_files=hashes, base_model_fingerprint=base_model_fingerprint(loaded),
+                      positions=loaded.positions)
+
+
+def compile_acceptance_stage(loaded: LoadedSpec) -> dict[str, Any]:
+    """The acceptance stage's compiled config for the spec as it is now (``llmspec test``)."""
+    from llmspec.compiler.acceptance import compile_acceptance
+
+    return {**compile_acceptance(loaded.spec, loaded.base_dir, locate=loaded.locate), "project": loaded.spec.project}
+
+
+def _check_training_if_it_will_run(loaded: LoadedSpec, plan, diff) -> None:
     """Axolotl's schema check, only when training will (re)run: importing Axolotl costs
     seconds, which an unchanged plan (and a no-op apply) must not pay."""
     train = next((d for d in diff.stages if d.id == "train"), None)
     if train is None or train.action == "unchanged":
         return
+    stage = plan.stage("train")
     # A config Axolotl accepted once is accepted again: remember it by the train fingerprint.
-    stamp = state_root(loaded) / "checks" / f"axolotl-{train_fingerprint[:32]}.ok"
+    stamp = state_root(loaded) / "checks" / f"axolotl-{stage.fingerprint[:32]}.ok"
     if stamp.exists():
         return
+    from llmspec.runtime.models.resolve import resolve_base_model
     from llmspec.runtime.train.preflight import preflight
     from llmspec.runtime.train.run import check_training_config
 
     errors = [d for d in preflight(loaded) if d.severity == "error"]
     if errors:  # nothing Axolotl could say would make these trainable: do not pay its import
         raise SpecError(errors)
-    errors = [d for d in check_training_config(loaded) if d.severity == "error"]
+    base = stage.compiled["base_model"]
+    if base["id"].startswith("builtin:"):
+        # Axolotl's validation reads no weights: the built-in model need not be built for it.
+        from llmspec.runtime.models.tinymodel import model_dir
+
+        model_path = str(model_dir())
+    else:
+        model_path = resolve_base_model(base, loaded.base_dir, plan.locate)
+    work = state_root(loaded) / "work" / "check"
+    errors = [d for d in check_training_config(stage.compiled, model_path=model_path, work=work, locate=plan.locate)
+              if d.severity == "error"]
     if errors:
         raise SpecError(errors)
     try:  # only a cache: a read-only .llmspec must not fail a plan
@@ -207,8 +241,6 @@ def _check_training_if_it_will_run(loaded: LoadedSpec, diff, train_fingerprint: 
 
 def _plan_at(loaded: LoadedSpec, ref: str, hashes: dict):
     """The spec as it was at git revision `ref` (or in another file), compiled to a Plan."""
-    from llmspec.compiler.plan import build_plan
-
     other = Path(ref)
     if other.is_file():
         old = check_spec(other)
@@ -235,8 +267,7 @@ def _plan_at(loaded: LoadedSpec, ref: str, hashes: dict):
 
         lock = parse_lockfile(lock_text, f"{LOCK_FILE}@{ref}")
         old_hashes = {n: v.files for n, v in lock.sources.items()}
-    return old, build_plan(old.spec, spec_path=old.display_path, source_files=old_hashes,
-                           base_model_fingerprint=base_model_fingerprint(old))
+    return old, compile_plan(old, old_hashes)
 
 
 def _git_show_lock(loaded: LoadedSpec, ref: str) -> str | None:
@@ -273,7 +304,8 @@ def estimate(loaded: LoadedSpec, state) -> dict[str, Any]:
         # Axolotl counts steps over all epochs at once (see expected_steps): a fraction per epoch.
         per_epoch = examples / (t.batch.micro * t.batch.accumulate * gpus)
         out["steps_per_epoch"] = int(per_epoch) if per_epoch.is_integer() else round(per_epoch, 1)
-        out["steps"] = expected_steps(examples, t)
+        out["steps"] = expected_steps(examples, micro=t.batch.micro, accumulate=t.batch.accumulate, gpus=gpus,
+                                      epochs=t.epochs, max_steps=t.max_steps)
         try:
             from llmspec.compiler.estimates import time_estimate
 
@@ -404,7 +436,7 @@ def run_apply(report: PlanReport, *, progress: Callable[[str, dict], None] | Non
             raise StateError(Diagnostic("state-moved", "the project state changed since this plan was made "
                                         "(another apply finished meanwhile)", Pos(loaded.display_path),
                                         hint="run plan again"))
-        executor = Executor(loaded, report.plan, report.diff, state, progress=progress)
+        executor = Executor(report.plan, report.diff, state, progress=progress)
         run_id = new_run_id(report.plan)
         try:
             with writing(root, only_full=True):  # a full disk under a write the executor makes itself
@@ -414,6 +446,22 @@ def run_apply(report: PlanReport, *, progress: Callable[[str, dict], None] | Non
             raise
         _record_end(loaded, report, state, run_id, write_lockfile, metadata_of, failing=False)
     return result
+
+
+def run_stages(report: PlanReport, stage_ids: list[str], *, label: str,
+               progress: Callable[[str, dict], None] | None = None):
+    """Build ``stage_ids`` and what they depend on, exactly as apply would (``compile`` and
+    ``clean``), under the project lock. Returns the executor, which knows each stage's folder."""
+    from llmspec.runtime.engine.executor import Executor
+    from llmspec.runtime.engine.state import ApplyLock, State
+
+    root = state_root(report.loaded)
+    root.mkdir(parents=True, exist_ok=True)
+    _ensure_gitignore(root)
+    with ApplyLock(root):
+        executor = Executor(report.plan, report.diff, State.load(root), progress=progress)
+        executor.run_until(stage_ids, label=label)
+    return executor
 
 
 def _record_end(loaded, report, state, run_id, write_lockfile, metadata_of, *, failing: bool) -> None:

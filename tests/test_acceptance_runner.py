@@ -8,7 +8,7 @@ import math
 import pytest
 
 from llmspec.runtime.acceptance.assertions import SimilarArg, parse_expectation
-from llmspec.runtime.acceptance.suite import (SuiteTest, build_suite, suite_from_json,
+from llmspec.compiler.acceptance import (SuiteTest, build_suite, suite_from_json,
                                               suite_to_json)
 from llmspec.spec.errors import LlmspecError
 from llmspec.spec.models import AcceptanceSpec

@@ -53,14 +53,19 @@ def _whole(project: Path):
     return loaded, src, plan, run_cleaning(batch, plan)
 
 
-@pytest.mark.parametrize("rows", [250, 997])
-def test_batch_size_does_not_change_kept_rows_rejects_or_counts(project, tmp_path, rows):
+@pytest.mark.parametrize("rows,spill_to_disk", [(250, True), (997, False)])
+def test_batch_size_does_not_change_kept_rows_rejects_or_counts(project, tmp_path, rows, spill_to_disk, monkeypatch):
+    from llmspec.runtime.clean.engine import Spill
+
+    if spill_to_disk:  # every batch waiting for a MinHash rule goes through a Parquet file
+        monkeypatch.setattr(Spill, "MEMORY_BUDGET", 0)
     loaded, src, plan, whole = _whole(project)
     # every rule fires, and the dedupes find rows across batches, not only inside one
     assert all(whole.rejected[r] > 0 for r in ("corrupt", "exact_dup", "near_dup", "short", "same_subject",
                                                "near_reply"))
     res = clean_to_files(iter_source("tickets", src, loaded.base_dir, batch_rows=rows), plan,
-                         tmp_path / "kept.parquet", tmp_path / "rejects.parquet", profile=True)
+                         tmp_path / "kept.parquet", tmp_path / "rejects.parquet", profile=True, scratch=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.parquet", "rejects.parquet"]  # spills, parts gone
     assert (res.rows_in, res.rows_kept, res.rejected, res.modified) == \
         (whole.rows_in, whole.rows_kept, whole.rejected, whole.modified)
     assert pl.read_parquet(tmp_path / "kept.parquet").equals(whole.kept)

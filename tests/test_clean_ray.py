@@ -16,7 +16,10 @@ from llmspec.spec.load import load_spec
 ray = pytest.importorskip("ray")  # `make test` installs it (the dev extra); a bare install has no Ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_clean_batches import RULES  # noqa: E402
+from test_clean_batches import RULES as ALL_RULES  # noqa: E402
+
+# the per-row rules, one exact and one MinHash dedupe: each Ray shuffle costs seconds of scheduling
+RULES = "\n".join(ALL_RULES.splitlines()[:9]) + "\n"
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from make_dirty_tickets import write  # noqa: E402
@@ -35,19 +38,20 @@ def local_ray():
 def test_ray_engine_keeps_and_rejects_exactly_what_the_local_engine_does(local_ray, tmp_path):
     from llmspec.runtime.clean.ray_engine import clean_on_ray
 
-    write(tmp_path / "data" / "tickets.jsonl", 2000, seed=5)
+    write(tmp_path / "data" / "tickets.jsonl", 1500, seed=5)
     (tmp_path / "llmspec.yaml").write_text(
         "llmspec: 1\nproject: on-ray\nbase_model: {id: builtin:tiny}\n"
         "sources:\n  tickets: {path: data/tickets.jsonl, format: jsonl}\n" + RULES
         + "format:\n  style: chat\n  map:\n    tickets: {user: body, assistant: reply}\n"
-        "execution: {engine: ray, batch_rows: 600}\n")
+        "execution: {engine: ray, batch_rows: 500}\n")
     loaded = load_spec(tmp_path / "llmspec.yaml")
     src = loaded.spec.sources["tickets"]
-    batches = lambda: iter_source("tickets", src, loaded.base_dir, batch_rows=600)  # noqa: E731
+    batches = lambda: iter_source("tickets", src, loaded.base_dir, batch_rows=500)  # noqa: E731
     plan = compile_cleaning(loaded.spec.quality, "tickets", dict(next(batches()).rows.schema))
     local = clean_to_files(batches(), plan, tmp_path / "l.parquet", tmp_path / "l.rej.parquet", profile=True)
     on_ray = clean_on_ray(batches(), plan, tmp_path / "r.parquet", tmp_path / "r.rej.parquet", profile=True)
-    assert all(local.rejected[r] > 0 for r in ("corrupt", "exact_dup", "near_dup", "near_reply", "same_subject"))
+    assert all(local.rejected[r] > 0 for r in ("corrupt", "drop_corrupt", "placeholder", "exact_dup", "near_dup"))
+    assert local.modified["redact_pii"] > 0
     assert (on_ray.rows_in, on_ray.rows_kept, on_ray.rejected, on_ray.modified, on_ray.notes, on_ray.profile) == \
         (local.rows_in, local.rows_kept, local.rejected, local.modified, local.notes, local.profile)
     assert pl.read_parquet(tmp_path / "r.parquet").equals(pl.read_parquet(tmp_path / "l.parquet"))

@@ -10,7 +10,7 @@ from llmspec.runtime.acceptance.assertions import evaluate_test, parse_expectati
 from llmspec.runtime.acceptance.gates import GateResult, evaluate_gates, failed_errors
 from llmspec.runtime.acceptance.junit import write_junit
 from llmspec.runtime.acceptance.runner import AcceptanceResult, TestRun, junit_cases
-from llmspec.runtime.acceptance.suite import SuiteTest
+from llmspec.compiler.acceptance import SuiteTest
 from llmspec.spec.models import AcceptanceGates
 
 EXPECT = (parse_expectation({"contains": "refund"}),)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from llmspec.runtime.sources import read_source, source_files
-from llmspec.runtime.sources.paths import resolve_files
+from llmspec.spec.paths import resolve_files
 from llmspec.spec.errors import DataError, SpecError
 from llmspec.spec.load import load_spec
 
@@ -110,7 +110,7 @@ def test_a_file_that_is_not_regular_gets_a_clear_error(project, kind):
 
 
 def test_a_tests_from_link_out_of_the_project_is_refused(project):
-    from llmspec.runtime.acceptance.suite import build_suite
+    from llmspec.compiler.acceptance import build_suite
 
     root, outside = project
     (outside / "tests.jsonl").write_text('{"prompt": "hi", "expect": [{"max_chars": 5}]}\n')

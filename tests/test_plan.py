@@ -59,7 +59,7 @@ def test_stages_in_dependency_order(tmp_path):
     plan, _ = compile_text(tmp_path, SPEC)
     assert [s.id for s in plan.stages] == [
         "sources.tickets", "sources.faq", "clean.tickets", "clean.faq", "dataset", "train", "acceptance", "promote"]
-    assert plan.stage("clean.tickets").inputs == ["sources.tickets"]
+    assert plan.stage("clean.tickets").inputs == ("sources.tickets",)
     # the dedupe rule is scoped to tickets: faq's cleaning config does not contain it
     assert [r["kind"] for r in plan.stage("clean.faq").config["rules"]] == ["require"]
 

@@ -84,7 +84,6 @@ def test_examples_exist():
     + "    mail: {user: query, assistant: reply}\n    docs: {user: heading, assistant: text}\n",
     MINIMAL_SPEC + "quality:\n  rules:\n    - fill: {column: answer, from_column: question}\n"
                    "    - redact_pii: {columns: [answer], kinds: [email, iban]}\n"
-                   "    - language: {column: answer, allowed: [en]}\n"
                    "    - length: {column: answer, min_chars: 1, max_tokens: 512}\n"
                    "    - replace_matching: {column: answer, patterns: ['^N/A$'], value: ''}\n"
                    "  gates: {max_rejected_fraction: 0.5}\n  source_gates: {qa: {min_rows_after: 1}}\n",

@@ -49,35 +49,46 @@ def _load(path: Path):
 
 
 def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path | None) -> int:
+    """The Plan's sources and cleaning stages, run by apply's executor (nothing after them)."""
     from rich.console import Console
 
-    from llmspec.runtime.clean.run import check_gates
+    from llmspec.api import make_plan, run_stages
+    from llmspec.runtime.clean.run import StreamResult, check_gates
+    from llmspec.spec.models import QualitySpec
 
-    loaded = _load(spec_path)
-    spec = loaded.spec
-    names = list(spec.sources)
+    report = make_plan(spec_path, for_apply=True)
+    plan = report.plan
+    names = [s.name for s in plan.stages if s.kind == "sources"]
     for name in only:
-        if name not in spec.sources:
+        if name not in names:
             raise SpecError(Diagnostic("unknown-source", f"no source named '{name}'",
                                        hint=did_you_mean(name, names) or f"sources: {', '.join(names)}"))
     selected = [n for n in names if not only or n in only]
     err = Console(stderr=True)
     show_progress = err.is_terminal and not os.environ.get("CI")
-    counter = _TokenCounter(loaded) if _needs_tokens(spec.quality) else None
-    counter = counter if counter else None  # loads the tokenizer; without one, chars / 4
-    results, profiles, files, extras = {}, {}, {}, {}
     with _Progress(err, enabled=show_progress) as bar:
-        for name in selected:
-            bar.start(name)
-            result, files[name], extras[name] = _clean_source(loaded, name, out_dir, counter, bar.step)
-            results[name] = result
-            profiles[name] = result.profile
-    _check_mapping(loaded, {n: r.columns for n, r in results.items()})
-    quality = spec.quality
-    if only:
-        quality = quality.model_copy(update={"gates": type(quality.gates)()})
+        def progress(event: str, data: dict) -> None:
+            if event == "stage-start" and data["stage"].startswith(("sources.", "clean.")):
+                bar.start(data["stage"].split(".", 1)[1])
+            elif event == "rows" and hasattr(data.get("rows"), "reason"):
+                bar.step(data["rows"])
+        executor = run_stages(report, [f"clean.{n}" for n in selected], label="clean", progress=progress)
+    results, profiles, files, extras = {}, {}, {}, {}
+    for name in selected:
+        built = executor.stage_dir(f"clean.{name}")
+        result = StreamResult.load(built)
+        source = json.loads((executor.stage_dir(f"sources.{name}") / "source.json").read_text())
+        results[name], files[name], extras[name] = result, source["files"], source.get("extra_columns") or {}
+        profiles[name] = result.profile
+        if out_dir is not None:
+            _write_outputs(out_dir, name, built)
+    _check_mapping(report.loaded, {n: r.columns for n, r in results.items()})
+    # Source gates ran in each clean stage (a failure stopped it); the overall ones belong to the
+    # dataset stage, and are checked here too when every source was cleaned.
+    overall = plan.stage("dataset").compiled["quality_gates"]
+    quality = QualitySpec.model_validate({"gates": overall if not only else {}})
     failures = [d for d in check_gates(results, quality) if d.severity == "error"]
-    warnings = extra_warnings(loaded, extras)
+    warnings = extra_warnings(report.loaded, extras)
     if warnings:
         from llmspec.cli import print_diagnostics
 
@@ -134,105 +145,24 @@ def _counts(result) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- pieces
 
 
-def _needs_tokens(quality) -> bool:
-    from llmspec.spec.models import rule_args, rule_kind
-
-    return any(rule_kind(r) == "length" and (rule_args(r).min_tokens is not None or rule_args(r).max_tokens is not None)
-               for r in quality.rules)
-
-
-class _TokenCounter:
-    """The base model's tokenizer, loaded offline on first use; None-like when unavailable."""
-
-    def __init__(self, loaded):
-        self.loaded = loaded
-        self.tok = None
-        self.tried = False
-
-    def _load(self):
-        self.tried = True
-        try:
-            from llmspec.compiler.environment import OFFLINE_ENV
-            from llmspec.runtime.train.run import resolve_model
-
-            os.environ.update({k: v for k, v in OFFLINE_ENV.items() if k not in os.environ})
-            from transformers import AutoTokenizer
-
-            explicit = self.loaded.spec.base_model.tokenizer
-            path = explicit if explicit else resolve_model(self.loaded)[0]
-            self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        except Exception:  # an unknown tokenizer is not an error: the rule falls back to chars / 4
-            self.tok = None
-
-    def __bool__(self) -> bool:
-        if not self.tried:
-            self._load()
-        return self.tok is not None
-
-    def __call__(self, texts: list[str]) -> list[int]:
-        enc = self.tok(texts, add_special_tokens=False)["input_ids"]
-        return [len(ids) for ids in enc]
-
-
-def _check_expectations(batch, src, loaded) -> None:
-    from llmspec.runtime.sources.expect import check_expectations
-
-    errors = [d for d in check_expectations(batch, src) if d.severity == "error"]
-    if errors:
-        from llmspec.spec.errors import DataError
-
-        for d in errors:
-            d.pos = d.pos or loaded.locate(("sources", batch.name, "expect"))
-        raise DataError(errors)
-
-
-def _clean_source(loaded, name: str, out_dir: Path | None, counter, progress):
-    """One source, read and cleaned batch by batch (``execution.batch_rows``) on the engine the
-    spec names; kept rows and rejects go straight to ``out_dir`` (or nowhere)."""
+def _write_outputs(out_dir: Path, name: str, built: Path) -> None:
+    """The clean stage's kept rows and rejects, copied (each atomically) to where --out says."""
+    import shutil
     import tempfile
 
-    from llmspec.compiler.cleaning import compile_cleaning
-    from llmspec.runtime.clean.run import clean_to_files
-    from llmspec.runtime.sources.expect import Tally
-    from llmspec.runtime.sources.stream import iter_source
-
-    spec = loaded.spec
-    src = spec.sources[name]
-    execution = spec.execution
-    batches = iter_source(name, src, loaded.base_dir, batch_rows=execution.batch_rows)
-    first = next(batches)
-    tally = Tally(name)
-    batches = tally.watch(_chain(first, batches))
-    plan = compile_cleaning(spec.quality, name, dict(first.rows.schema), locate=loaded.locate)
-    # Outputs land under a pending name until the source's expectations are known to hold.
-    final = [out_dir / f"{name}.parquet", out_dir / f"{name}.rejects.parquet"] if out_dir is not None else []
-    pending = [p.with_name(f".{p.name}.pending") for p in final]
-    try:
-        with tempfile.TemporaryDirectory(prefix="llmspec-clean-") as tmp:
-            kept = pending[0] if pending else Path(tmp) / "kept.parquet"
-            rejects = pending[1] if pending else None
-            if execution.engine == "ray":
-                from llmspec.runtime.clean.ray_engine import clean_on_ray
-
-                result = clean_on_ray(batches, plan, kept, rejects, address=execution.address,
-                                      count_tokens=counter, profile=True)
-            else:
-                result = clean_to_files(batches, plan, kept, rejects, count_tokens=counter, progress=progress,
-                                        profile=True)
-        _check_expectations(tally, src, loaded)
-    except LlmspecError:
-        for p in pending:
-            p.unlink(missing_ok=True)
-        _check_expectations(tally, src, loaded)  # an empty or broken source says so first
-        raise
-    for p, f in zip(pending, final):
-        os.replace(p, f)
-    return result, first.files, tally.extra
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for source, target in ((built / "kept.parquet", out_dir / f"{name}.parquet"),
+                           (built / "rejects.parquet", out_dir / f"{name}.rejects.parquet")):
+        if not source.exists():  # quality.keep_rejects: false
+            continue
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=out_dir)
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 class _Progress:

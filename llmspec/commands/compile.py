@@ -10,7 +10,7 @@ DIR/plan.json               compiled parts, estimates and a few rendered example
 from __future__ import annotations
 
 import json
-import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -35,133 +35,94 @@ def compile_command(spec: Path, out: Path, n_examples: int) -> None:
 
 
 def compile_project(spec_path: Path, out: Path, *, n_examples: int = PREVIEW_EXAMPLES) -> dict[str, Any]:
-    """Compile ``spec_path`` into ``out``; return what plan.json holds. Raises LlmspecError."""
-    from llmspec.api import load_spec
-    from llmspec.compiler.axolotl_config import compile_axolotl_config, resolve_hardware
+    """Compile ``spec_path`` into ``out``; return what plan.json holds. Raises LlmspecError.
+
+    The sources, cleaning and dataset stages are the Plan's, built (or reused) by apply's
+    executor; the training config is the train stage's, made concrete by the same function
+    apply trains with. Only the folders differ: here they are ``out``."""
+    from llmspec.api import make_plan, run_stages
+    from llmspec.compiler.acceptance import runtime_suite
     from llmspec.compiler.estimates import TokenStats, count_tokens, estimate, parameters_for
-    from llmspec.compiler.formatting import compile_format
+    from llmspec.compiler.formatting import FormatPlan
+    from llmspec.runtime.clean.run import StreamResult
+    from llmspec.runtime.dataset.build import DatasetResult
     from llmspec.runtime.train.axolotl_check import axolotl_available, validate_axolotl_config
-    from llmspec.runtime.dataset.build import build_dataset
-    from llmspec.runtime.train.run import resolve_model
+    from llmspec.runtime.train.config_file import write_training_config
+    from llmspec.runtime.train.run import prepare_training
     from llmspec.spec.errors import SpecError
 
-    loaded = load_spec(spec_path)
-    spec = loaded.spec
+    report = make_plan(spec_path, for_apply=True, check_training=False)
+    plan = report.plan
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    executor = run_stages(report, ["dataset"], label="compile")
 
-    model_path, _ = resolve_model(loaded)
-    tokenizer = _tokenizer(spec.base_model.tokenizer or model_path, loaded.base_dir)
-    frames, clean_summary = _clean_sources(loaded, out / "clean", tokenizer)
-
-    columns = {n: [c for c in f.columns if c != "_origin"] for n, f in frames.items()}
-    fmt_plan = compile_format(spec.format, columns, locate=loaded.locate)
-    special = ({"bos_token": tokenizer.bos_token or "", "eos_token": tokenizer.eos_token or ""}
-               if tokenizer is not None else None)
+    clean_dir = out / "clean"
+    clean_dir.mkdir(parents=True, exist_ok=True)
+    clean_summary = {}
+    for stage in plan.stages:
+        if stage.kind == "clean":
+            built = executor.stage_dir(stage.id)
+            shutil.copyfile(built / "plan.txt", clean_dir / f"{stage.name}.txt")
+            source = json.loads((executor.stage_dir(f"sources.{stage.name}") / "source.json").read_text())
+            clean_summary[stage.name] = StreamResult.load(built).to_dict() | {
+                "extra_columns": source.get("extra_columns") or {}}
     data_dir = out / "data"
-    from llmspec.runtime.dataset.lengths import check_for
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    shutil.copytree(executor.stage_dir("dataset"), data_dir)
+    result = DatasetResult.load(data_dir)
 
-    lengths = check_for(loaded, fmt_plan, tokenizer) if tokenizer is not None else None
-    result = build_dataset(frames, fmt_plan, spec.split, data_dir, special_tokens=special, lengths=lengths)
-    _write_json(data_dir / "dataset.json", result.to_dict())
-    rejects_path = data_dir / "rejects.parquet"
-    if result.rejects.height:
-        result.rejects.write_parquet(rejects_path)
-    elif rejects_path.exists():
-        rejects_path.unlink()
+    train = plan.stage("train").executable()
+    base = train["base_model"]
+    model_path = executor.model_path(base)
+    training = prepare_training(train, model_path=model_path, dataset_dir=data_dir, work=out)
+    write_training_config(training)
+    problems = validate_axolotl_config(training, plan.locate)
 
-    hardware = resolve_hardware(spec.training.hw)
-    compiled = compile_axolotl_config(spec, model_path=model_path, dataset=result.paths, run_dir=out,
-                                      format_plan=fmt_plan, hardware=hardware)
-    from llmspec.runtime.train.config_file import write_training_config
-
-    write_training_config(compiled)
-    problems = validate_axolotl_config(compiled, loaded.locate)
-
+    tokenizer = executor.tokenizer(base)
+    fmt_plan = FormatPlan.from_dict(plan.stage("dataset").compiled["format"])
+    spec = report.loaded.spec
     if result.token_counts:  # measured by the dataset stage, as Axolotl tokenizes: exact
         tokens = TokenStats(train=result.token_counts["train"], eval=result.token_counts["eval"], method="tokenizer")
     else:
         tokens = count_tokens(result.train_path, result.eval_path, _record_counter(tokenizer, fmt_plan, spec))
-    estimates = estimate(result, spec.training, hardware, tokens,
-                         model_params=parameters_for(spec.base_model.id, model_path))
+    estimates = estimate(result, spec.training, training.hardware, tokens,
+                         model_params=parameters_for(base["id"], model_path))
 
     examples = _preview(tokenizer, fmt_plan, result, spec, n_examples)
-    suite = _acceptance(loaded, fmt_plan, result, tokenizer)
+    acc = plan.stage("acceptance").executable()
+    holdout = (acc.get("holdout") or {}).get("count", 0)
+    suite = _acceptance(acc, runtime_suite(acc, _read_records(result.eval_path, holdout)), fmt_plan, tokenizer)
     _write_json(out / "acceptance.json", suite)
 
-    plan = {
+    summary = {
         "format_version": 1,
         "kind": "llmspec-compile",
-        "project": spec.project,
+        "project": plan.project,
         "spec": str(Path(spec_path)),
-        "base_model": {"id": spec.base_model.id, "path": model_path},
+        "base_model": {"id": base["id"], "path": model_path},
         "clean": clean_summary,
         "format": fmt_plan.to_dict(),
         "dataset": result.to_dict(),
-        "training": compiled.to_dict(),
+        "training": training.to_dict(),
         "axolotl_check": ("failed" if problems else "passed") if axolotl_available() else "skipped (no axolotl)",
         "estimates": estimates,
         "examples": [e.to_dict() for e in examples],
         "acceptance_tests": len(suite["tests"]),
     }
-    _write_json(out / "plan.json", plan)
+    _write_json(out / "plan.json", summary)
     if problems:
         # The files stay for inspection; the command still fails, as apply would.
         raise SpecError(problems)
-    plan["_rendered"] = examples
-    return plan
+    summary["_rendered"] = examples
+    return summary
 
 
 def _write_json(path: Path, data: Any) -> None:
     from llmspec.runtime.engine.atomic import write_json_atomic
 
     write_json_atomic(path, data)
-
-
-def _tokenizer(source: str, base_dir: Path):
-    """The base model's tokenizer if it is on this machine, else None (estimates then approximate)."""
-    local = Path(source) if Path(source).is_absolute() else base_dir / source
-    try:
-        from llmspec.runtime.dataset.preview import load_tokenizer
-
-        return load_tokenizer(str(local) if local.is_dir() else source)
-    except ImportError:
-        return None
-    except (OSError, ValueError):  # not cached locally: we never download
-        return None
-
-
-def _clean_sources(loaded, clean_dir: Path, tokenizer) -> tuple[dict, dict[str, Any]]:
-    from llmspec.compiler.cleaning import compile_cleaning
-    from llmspec.runtime.clean.explain import explain_plan
-    from llmspec.runtime.clean.run import check_gates, run_cleaning
-    from llmspec.runtime.sources import read_source
-    from llmspec.runtime.sources.expect import check_expectations
-    from llmspec.spec.errors import DataError
-
-    spec = loaded.spec
-    clean_dir.mkdir(parents=True, exist_ok=True)
-    def count(texts: list[str]) -> list[int]:
-        return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
-    frames, results, summary = {}, {}, {}
-    for name, src in spec.sources.items():
-        batch = read_source(name, src, loaded.base_dir, env=os.environ)
-        errors = [d for d in check_expectations(batch, src) if d.severity == "error"]
-        if errors:
-            for d in errors:
-                d.pos = d.pos or loaded.locate(("sources", name, "expect"))
-            raise DataError(errors)
-        plan = compile_cleaning(spec.quality, name, [c for c in batch.rows.columns if c != "_origin"],
-                                locate=loaded.locate)
-        (clean_dir / f"{name}.txt").write_text(explain_plan(plan), encoding="utf-8")
-        result = run_cleaning(batch, plan, count_tokens=count if tokenizer is not None else None)
-        frames[name], results[name] = result.kept, result
-        summary[name] = result.to_dict() | {"extra_columns": batch.extra_columns}
-    gate_errors = [d for d in check_gates(results, spec.quality) if d.severity == "error"]
-    if gate_errors:
-        raise DataError(gate_errors)
-    return frames, summary
 
 
 def _record_counter(tokenizer, fmt_plan, spec):
@@ -217,28 +178,23 @@ def _preview(tokenizer, fmt_plan, result, spec, n: int) -> list:
                            chat_template=spec.base_model.chat_template, tokenizer=tokenizer)
 
 
-def _acceptance(loaded, fmt_plan, result, tokenizer) -> dict[str, Any]:
-    from llmspec.runtime.acceptance.suite import build_suite
+def _acceptance(acc: dict[str, Any], tests, fmt_plan, tokenizer) -> dict[str, Any]:
     from llmspec.runtime.dataset.preview import render_conversation
 
-    spec = loaded.spec
-    holdout = spec.acceptance.holdout.count if spec.acceptance.holdout else 0
-    eval_records = _read_records(result.eval_path, holdout)
-    tests = build_suite(spec.acceptance, loaded.base_dir, system=spec.format.system, eval_records=eval_records)
     rendered = []
     for t in tests:
         item = t.to_dict()
         item["rendered_prompt"] = (render_conversation(tokenizer, fmt_plan, t.conversation(),
-                                                       chat_template=spec.base_model.chat_template)
+                                                       chat_template=acc.get("chat_template"))
                                    if tokenizer is not None else None)
         rendered.append(item)
     return {
         "format_version": 1,
         "style": fmt_plan.style,
-        "chat_template": spec.base_model.chat_template if fmt_plan.style == "chat" else None,
-        "system": spec.format.system,
+        "chat_template": acc.get("chat_template"),
+        "system": acc.get("system"),
         "note": None if tokenizer is not None else "base model tokenizer not available here: prompts not rendered",
-        "gates": spec.acceptance.gates.model_dump(mode="json"),
+        "gates": acc["gates"],
         "tests": rendered,
     }
 

@@ -61,10 +61,10 @@ def _show_examples(report, n: int) -> None:
     import json
 
     from llmspec.api import state_root
-    from llmspec.compiler.formatting import compile_format
+    from llmspec.compiler.formatting import FormatPlan
     from llmspec.runtime.dataset.preview import render_examples
     from llmspec.runtime.engine.state import State
-    from llmspec.runtime.train.run import resolve_model
+    from llmspec.runtime.models.resolve import resolve_base_model
 
     loaded = report.loaded
     root = state_root(loaded)
@@ -76,10 +76,10 @@ def _show_examples(report, n: int) -> None:
     summary = json.loads((stage_dir / "dataset.json").read_text())
     with open(stage_dir / summary["train_path"], encoding="utf-8") as fh:
         records = [json.loads(line) for _, line in zip(range(n), fh)]
-    spec = loaded.spec
-    shown = render_examples(resolve_model(loaded)[0], compile_format(spec.format, None, locate=loaded.locate),
-                            records, n, sequence_len=spec.training.sequence_len,
-                            chat_template=spec.base_model.chat_template)
+    dataset = report.plan.stage("dataset").compiled
+    shown = render_examples(resolve_base_model(report.plan.base_model, loaded.base_dir, report.plan.locate),
+                            FormatPlan.from_dict(dataset["format"]), records, n,
+                            sequence_len=dataset["sequence_len"], chat_template=dataset["chat_template"])
     click.echo(f"\n{len(shown)} training examples as the model sees them ([[...]] is what it learns to write):")
     for i, example in enumerate(shown, 1):
         click.echo(f"--- example {i}")

@@ -35,7 +35,8 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None, endpoint: s
         _finish(report, make_console(highlight=False, soft_wrap=True), f"Endpoint {endpoint}")
         return
 
-    from llmspec.api import load_spec, state_root
+    from llmspec.api import compile_acceptance_stage, load_spec, state_root
+    from llmspec.runtime.models.resolve import base_model_ref
     from llmspec.runtime.acceptance.stage import run_acceptance_stage
     from llmspec.runtime.engine.state import State
 
@@ -64,13 +65,13 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None, endpoint: s
         summary = json.loads((train_dir / "training.json").read_text())
         train_outputs = {"model": "output", "adapter": (train_dir / "output" / "adapter_config.json").exists(),
                          "eval_loss": summary.get("final", {}).get("eval_loss")}
-        from llmspec.runtime.train.run import resolve_model
+        from llmspec.runtime.models.resolve import resolve_base_model
 
-        train_outputs["base_model_path"] = resolve_model(loaded)[0]
+        train_outputs["base_model_path"] = resolve_base_model(base_model_ref(loaded.spec), loaded.base_dir)
     console = make_console(highlight=False, soft_wrap=True)
     with tempfile.TemporaryDirectory() as tmp:
-        run_acceptance_stage(loaded, train_dir=train_dir, dataset_dir=dataset_dir, train_outputs=train_outputs,
-                             work=Path(tmp), progress=lambda *_: None)
+        run_acceptance_stage(compile_acceptance_stage(loaded), train_dir=train_dir, dataset_dir=dataset_dir,
+                             train_outputs=train_outputs, work=Path(tmp), progress=lambda *_: None)
         report = {"acceptance": json.loads((Path(tmp) / "acceptance.json").read_text()), "run": run_id}
         failed = [g for g in report["acceptance"]["gates"] if not g["passed"] and g["severity"] == "error"]
         # A re-test promotes nothing: its outcome is the gates' verdict (not "unknown").

@@ -24,7 +24,8 @@ def run_endpoint_suite(loaded: LoadedSpec, endpoint: str, *, run_id: str | None,
     from llmspec.runtime.acceptance.junit import write_junit
     from llmspec.runtime.acceptance.runner import AcceptanceResult, junit_cases, prompt_format_for_style
     from llmspec.runtime.acceptance.stage import eval_records
-    from llmspec.runtime.acceptance.suite import build_suite
+    from llmspec.compiler.acceptance import compile_acceptance, runtime_suite
+    from llmspec.spec.models import AcceptanceGates
     from llmspec.runtime.serve.target import resolve_run
 
     spec = loaded.spec
@@ -35,9 +36,14 @@ def run_endpoint_suite(loaded: LoadedSpec, endpoint: str, *, run_id: str | None,
             raise
         run = None
     acc = spec.acceptance
+    # The same compiled suite and gates (defaults included) as the acceptance stage.
+    compiled = compile_acceptance(spec, loaded.base_dir, locate=loaded.locate)
+    if run is not None:
+        compiled["system"] = run.system
     holdout = acc.holdout.count if acc.holdout and run and run.dataset_dir else 0
-    tests = build_suite(acc, loaded.base_dir, system=run.system if run else spec.format.system,
-                        eval_records=eval_records(run.dataset_dir, holdout) if holdout else [])
+    if not holdout:
+        compiled["holdout"] = None
+    tests = runtime_suite(compiled, eval_records(run.dataset_dir, holdout) if holdout else [])
     style = run.style if run else spec.format.style
     answerer = EndpointModel(endpoint, model=model, api_key=api_key, prompt_format=prompt_format_for_style(style))
     try:
@@ -45,7 +51,7 @@ def run_endpoint_suite(loaded: LoadedSpec, endpoint: str, *, run_id: str | None,
     finally:
         answerer.close()
     result = AcceptanceResult(tests=tests, tuned=tuned, base=None)
-    gates = evaluate_gates(acc.gates, result, eval_loss=_eval_loss(run))
+    gates = evaluate_gates(AcceptanceGates.model_validate(compiled["gates"]), result, eval_loss=_eval_loss(run))
     result.gates = [g for g in gates if g.name != "beats_baseline"]
     report = {"acceptance": result.to_report(), "run": f"{endpoint} ({answerer.model})",
               "project": spec.project, "outcome": retest_outcome(result.gates)}

@@ -28,7 +28,7 @@ from llmspec.spec.errors import Diagnostic, LlmspecError, Pos
 
 from .assertions import TestOutcome, evaluate_test
 from .junit import JUnitCase, case_from_outcome
-from .suite import SuiteTest
+from llmspec.compiler.acceptance import SuiteTest
 
 Device = Literal["cpu", "cuda", "auto"]
 PromptFormat = Literal["chat", "alpaca", "completion"]

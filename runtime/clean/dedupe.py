@@ -784,7 +784,8 @@ def explain_lazy(lf: "pl.LazyFrame", step: "CleaningStep", schema: Mapping[str, 
                               .then(pl.col("_origin").first().over(names)).alias("_duplicate_of"))
                 .filter(pl.col("_duplicate_of").is_null()).drop(names + ["_duplicate_of"]))
     text = minhash_text(step, schema)
-    shingled = text.str.extract_all(r"\w+") if step.args["unit"] == "word" else text
+    # the words the runtime hashes: pieces between single spaces of the normalised text (_shingle_chunk)
+    shingled = text.str.split(" ") if step.args["unit"] == "word" else text
     return (lf.with_columns(shingled.alias("__shingle_source"))
             .with_columns(pl.col("_origin").map_batches(minhash_lsh_union_find, return_dtype=pl.String)
                           .alias("_duplicate_of"))

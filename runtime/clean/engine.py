@@ -41,38 +41,46 @@ def segments(plan: "CleaningPlan") -> list[tuple[list["CleaningStep"], "Cleaning
 
 
 class Spill:
-    """Batches that wait for a barrier: parquet files in ``folder``, or a list without one."""
+    """Batches that wait for a barrier: in memory up to ``MEMORY_BUDGET`` bytes (small sources
+    never touch the disk: measured 0.8 s CPU of 11 at 400k lines), then Parquet files in
+    ``folder``; all in memory without a folder."""
+
+    MEMORY_BUDGET = 256 << 20
 
     def __init__(self, folder: Path | None):
         self.folder = folder
         self.items: list[Any] = []
+        self.held = 0
 
     def put(self, df: "pl.DataFrame") -> None:
-        if self.folder is None:
+        size = df.estimated_size()
+        if self.folder is None or self.held + size <= self.MEMORY_BUDGET:
+            self.held += size
             self.items.append(df)
             return
         path = self.folder / f"spill-{id(self)}-{len(self.items)}.parquet"
         df.write_parquet(path, compression="lz4")
         self.items.append(path)
 
-    def __iter__(self) -> Iterator["pl.DataFrame"]:
+    @staticmethod
+    def _load(item) -> "pl.DataFrame":
         import polars as pl
 
+        return pl.read_parquet(item) if isinstance(item, Path) else item
+
+    def __iter__(self) -> Iterator["pl.DataFrame"]:
         for item in self.items:
-            yield item if self.folder is None else pl.read_parquet(item)
+            yield self._load(item)
 
     def drain(self) -> Iterator["pl.DataFrame"]:
-        """Each batch once more, deleting its file after it is read."""
-        import polars as pl
-
-        items, self.items = self.items, []
-        for item in items:
-            if self.folder is None:
-                yield item
-            else:
-                df = pl.read_parquet(item)
+        """Each batch once more, its file deleted (its memory let go) once read."""
+        items, self.items, self.held = self.items, [], 0
+        while items:
+            item = items.pop(0)
+            df = self._load(item)
+            if isinstance(item, Path):
                 item.unlink(missing_ok=True)
-                yield df
+            yield df
 
 
 class Engine:

@@ -7,16 +7,14 @@ rejects (``corrupt``, ``contract``) are counted first. After the run the account
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from llmspec.runtime.engine.columns import column  # data names are never patterns
 from llmspec.spec.errors import DataError, Diagnostic
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import polars as pl
 
     from llmspec.compiler.cleaning import CleaningPlan, CleaningStep
@@ -46,7 +44,7 @@ class CleanResult:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "rows_in": self.rows_in, "rows_kept": self.rows_kept,
                 "rejected": dict(self.rejected), "modified": dict(self.modified), "notes": list(self.notes),
-                "seconds": {k: round(v, 4) for k, v in self.seconds.items()}}
+                "seconds": {k: round(v, 4) for k, v in self.seconds.items()}, "order": list(self.order)}
 
 
 class StepProgress(int):
@@ -119,6 +117,23 @@ class StreamResult:
 
     def to_dict(self) -> dict[str, Any]:
         return CleanResult.to_dict(self)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, stage_dir: Path) -> "StreamResult":
+        """A built clean stage's result read back from its folder: its counts (``clean.json``)
+        and sample rejects, never every row."""
+        import json
+
+        import polars as pl
+
+        d = json.loads((stage_dir / "clean.json").read_text(encoding="utf-8"))
+        samples = stage_dir / "samples.parquet"
+        return cls(source=d["source"], rows_in=d["rows_in"], rows_kept=d["rows_kept"], rejected=d.get("rejected", {}),
+                   modified=d.get("modified", {}),
+                   samples=pl.read_parquet(samples) if samples.exists() else pl.DataFrame(
+                       schema={"_rule": pl.String, "_detail": pl.String, "_origin": pl.String}),
+                   columns=d.get("columns", []), profile=d.get("kept_profile"), notes=d.get("notes", []),
+                   seconds=d.get("seconds", {}), order=d.get("order", []))
 
 
 def clean_to_files(batches: Iterable[Any], plan: "CleaningPlan", kept_path: "Path", rejects_path: "Path | None", *,

@@ -1,7 +1,8 @@
 """Exact and fingerprint dedupe across batches: the keys seen so far, as hashes, not rows.
 
 Each distinct key is two 64-bit Polars hashes (different seeds) and the ``_origin`` of the row
-that first had it: about 16 bytes plus the origin per distinct row, whatever the row's size.
+that first had it: 24 bytes (hashes and an index) plus the origin per distinct row, whatever the
+row's size; origins are appended once and never copied.
 Two different keys are taken as equal only if both hashes agree (odds ~ n^2 / 2^129: nil at
 any real size). The hashes live in sorted runs merged like a binary counter (a run is merged
 into the one before it while that one is no larger), so a lookup is a few binary searches and
@@ -23,10 +24,14 @@ SEEDS = (0x5EED_0001, 0x5EED_0002)
 
 class SeenKeys:
     def __init__(self) -> None:
-        self.runs: list[tuple["np.ndarray", "np.ndarray", "pl.Series"]] = []  # (h1 sorted, h2, origins)
+        import polars as pl
+
+        self.runs: list[tuple["np.ndarray", "np.ndarray", "np.ndarray"]] = []  # (h1 sorted, h2, origin id)
+        # origins of first rows, appended chunk by chunk (never copied when runs merge)
+        self.origins = pl.Series("origin", [], dtype=pl.String)
 
     def __len__(self) -> int:
-        return sum(len(r[0]) for r in self.runs)
+        return self.origins.len()
 
     def find(self, h1: "np.ndarray", h2: "np.ndarray") -> "pl.Series":
         """The origin under which each (h1, h2) was seen, else null."""
@@ -35,7 +40,7 @@ class SeenKeys:
 
         out = pl.Series([None] * len(h1), dtype=pl.String)
         todo = np.ones(len(h1), bool)
-        for r1, r2, origins in self.runs:
+        for r1, r2, ids in self.runs:
             if not todo.any():
                 break
             at = np.searchsorted(r1, h1)
@@ -44,7 +49,7 @@ class SeenKeys:
             hit = todo & inside & (r1[at] == h1) & (r2[at] == h2)
             if hit.any():
                 idx = np.flatnonzero(hit)
-                out = out.scatter(idx, origins.gather(at[idx]))
+                out = out.scatter(idx, self.origins.gather(ids[at[idx]]))
                 todo &= ~hit
         return out
 
@@ -53,16 +58,15 @@ class SeenKeys:
 
         if not len(h1):
             return
+        ids = np.arange(len(self), len(self) + len(h1), dtype=np.int64)
+        self.origins.append(origins.cast(self.origins.dtype).alias("origin"))
         order = np.argsort(h1, kind="stable")
-        self.runs.append((h1[order], h2[order], origins.gather(order)))
+        self.runs.append((h1[order], h2[order], ids[order]))
         while len(self.runs) > 1 and len(self.runs[-2][0]) <= len(self.runs[-1][0]):
-            (a1, a2, ao), (b1, b2, bo) = self.runs[-2], self.runs[-1]
-            import polars as pl
-
+            (a1, a2, ai), (b1, b2, bi) = self.runs[-2], self.runs[-1]
             m1 = np.concatenate([a1, b1])
             order = np.argsort(m1, kind="stable")
-            self.runs[-2:] = [(m1[order], np.concatenate([a2, b2])[order],
-                               pl.concat([ao, bo]).gather(order))]
+            self.runs[-2:] = [(m1[order], np.concatenate([a2, b2])[order], np.concatenate([ai, bi])[order])]
 
 
 def hashed_keys(df: "pl.DataFrame", step: "CleaningStep") -> "pl.DataFrame":

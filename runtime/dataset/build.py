@@ -117,6 +117,23 @@ class DatasetResult:
             "tokens": self.token_summary(),
         }
 
+    @classmethod
+    def load(cls, folder: Path) -> "DatasetResult":
+        """A built dataset read back from its folder (``dataset.json``; paths relative to it)."""
+        import polars as pl
+
+        folder = Path(folder)
+        d = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+        rejects = folder / "rejects.parquet"
+        return cls(train_path=folder / Path(d["train_path"]).name,
+                   eval_path=folder / Path(d["eval_path"]).name if d.get("eval_path") else None,
+                   origins_path=folder / Path(d["origins_path"]).name,
+                   per_source={k: SourceCounts(**v) for k, v in d["per_source"].items()},
+                   train_size=d["train_size"], eval_size=d["eval_size"], leakage_removed=d["leakage_removed"],
+                   leakage=[], rejects=pl.read_parquet(rejects) if rejects.exists() else pl.DataFrame(),
+                   hashes=d.get("hashes", {}), stratify=d.get("stratify"),
+                   token_counts=_token_counts(folder / Path(d["origins_path"]).name) if d.get("tokens") else {},
+                   sequence_len=(d.get("tokens") or {}).get("sequence_len"))
     def token_summary(self) -> dict[str, Any] | None:
         """Token totals as Axolotl will see them; None when lengths were not measured."""
         if not self.token_counts:
@@ -132,6 +149,17 @@ class DatasetResult:
             for rule, n in counts.rejected.items():
                 total[rule] = total.get(rule, 0) + n
         return dict(sorted(total.items()))
+
+
+def _token_counts(origins: Path) -> dict[str, list[int]]:
+    """Per split, each example's measured tokens, as the dataset stage wrote them beside its origin."""
+    out: dict[str, list[int]] = {"train": [], "eval": []}
+    with open(origins, encoding="utf-8") as fh:
+        for line in fh:
+            o = json.loads(line)
+            if isinstance(o.get("tokens"), int):
+                out.setdefault(o["split"], []).append(o["tokens"])
+    return out
 
 
 # ----------------------------------------------------------------------------- normalisation

@@ -121,31 +121,4 @@ def length_check(tokenizer, plan: "FormatPlan", *, sequence_len: int, chat_templ
     return LengthCheck(strategy, plan, sequence_len, policy) if strategy is not None else None
 
 
-def model_tokenizer(loaded):
-    """The base model's tokenizer (``base_model.tokenizer`` if set) from this machine, or None
-    when it is not here: nothing is downloaded (a hub model missing offline is a plan error)."""
-    from pathlib import Path
-
-    from llmspec.runtime.train.run import resolve_model
-
-    from .preview import load_tokenizer
-
-    source = loaded.spec.base_model.tokenizer or resolve_model(loaded)[0]
-    local = Path(source) if Path(source).is_absolute() else loaded.base_dir / source
-    try:
-        return load_tokenizer(str(local) if local.is_dir() else source)
-    except (ImportError, OSError, ValueError):
-        return None
-
-
-def check_for(loaded, plan: "FormatPlan", tokenizer=None) -> LengthCheck | None:
-    """The spec's length check (its sequence_len, chat template and ``format.too_long``)."""
-    tokenizer = tokenizer if tokenizer is not None else model_tokenizer(loaded)
-    if tokenizer is None:
-        return None
-    spec = loaded.spec
-    return length_check(tokenizer, plan, sequence_len=spec.training.sequence_len,
-                        chat_template=spec.base_model.chat_template, policy=spec.format.too_long)
-
-
-__all__ = ["check_for", "model_tokenizer", "Fitted", "LengthCheck", "RULE_NOTHING_TRAINED", "RULE_TOO_LONG", "length_check"]
+__all__ = ["Fitted", "LengthCheck", "RULE_NOTHING_TRAINED", "RULE_TOO_LONG", "length_check"]

@@ -248,6 +248,7 @@ class Promotion(_Strict):
     base_model_path: str | None = None
     promoted_at: str
     fingerprint: str | None = None
+    train_dir: str | None = None  # the train stage folder the model lives in (relative to .llmspec/)
 
 
 def _state_v1(data: dict) -> dict:

@@ -47,7 +47,7 @@ def export_model(loaded: LoadedSpec, run: RunModel, fmt: str, out: Path, *, dtyp
     from importlib.metadata import version
 
     from llmspec.runtime.acceptance.stage import eval_records
-    from llmspec.runtime.acceptance.suite import build_suite
+    from llmspec.compiler.acceptance import build_suite
 
     if fmt not in FORMATS:
         raise LlmspecError(Diagnostic("export-format", f"unknown export format {fmt!r}; use {', '.join(FORMATS)}"))

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from llmspec.spec.load import LoadedSpec
 
 
-def dataset_report(stage_dir: Path, loaded: LoadedSpec, examples: int = 3) -> dict[str, Any]:
+def dataset_report(stage_dir: Path, *, style: str, chat_template: str | None = None,
+                   examples: int = 3) -> dict[str, Any]:
     ds = json.loads((stage_dir / "dataset.json").read_text())
     lengths: list[int] = []
     rendered: list[dict] = []
@@ -23,15 +23,14 @@ def dataset_report(stage_dir: Path, loaded: LoadedSpec, examples: int = 3) -> di
             lengths.append(max(1, len(text) // 4))  # chars/4: the report's stated approximation
             if len(rendered) < examples:
                 rendered.append({"source": record.get("source", ""), "origin": "", "rendered": text})
-    template = loaded.spec.base_model.chat_template
     basis = "chars/4"
     exact = _measured_lengths(stage_dir / ds.get("origins_path", "origins.jsonl"))
     if exact is not None and len(exact) == len(lengths):
         # the dataset stage measured every example as Axolotl tokenizes it: no approximation
         lengths, basis = exact, "axolotl"
-    return {"style": loaded.spec.format.style, "train": ds["train_size"], "eval": ds["eval_size"],
+    return {"style": style, "train": ds["train_size"], "eval": ds["eval_size"],
             # Chat records are shown as role: text; Axolotl applies this template when it tokenizes.
-            "chat_template": (template or "the tokenizer's own") if chat else None,
+            "chat_template": (chat_template or "the tokenizer's own") if chat else None,
             "leakage_removed": ds["leakage_removed"], "rejected": ds.get("rejected", {}),
             "token_lengths": lengths, "token_lengths_basis": basis, "examples": rendered,
             "tokens": ds.get("tokens")}

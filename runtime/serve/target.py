@@ -118,13 +118,13 @@ def resolve_run(loaded: LoadedSpec, run_id: str | None = None) -> RunModel:
     if not adapter and not (model_dir / "config.json").is_file():
         raise _error("model-not-found", f"run '{run_id}' has no saved model in {model_dir}", str(model_dir),
                      hint="the stage folder was removed; run `llmspec apply` to train again")
-    from llmspec.runtime.train.run import resolve_model
+    from llmspec.runtime.models.resolve import base_model_ref, resolve_base_model
 
     base = loaded.spec.base_model
     dataset_dir = state_dir / stages["dataset"] if "dataset" in stages else None
     style, system = _layout(dataset_dir, loaded)
     return RunModel(run=run_id, state_dir=state_dir, run_dir=state_dir / "runs" / run_id,
-                    model_dir=model_dir, adapter=adapter, base_model_path=resolve_model(loaded)[0],
+                    model_dir=model_dir, adapter=adapter, base_model_path=resolve_base_model(base_model_ref(loaded.spec), loaded.base_dir),
                     base_model_id=base.id, base_model_revision=getattr(base, "revision", None),
                     style=style, system=system, train_dir=train_dir, dataset_dir=dataset_dir)
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ._common import Part, concat_rejects, concat_rows, data_error, display, with_origin_last
-from .paths import resolve_files
+from llmspec.spec.paths import resolve_files
 
 if TYPE_CHECKING:
     import polars as pl
@@ -52,7 +52,12 @@ def source_files(spec, base_dir: Path) -> list[Path]:
     absolute or leave ``base_dir`` raise ``DataError``."""
     if spec.format in ("postgres", "feedback"):
         return []
-    return resolve_files(spec.path, Path(base_dir), spec.format, must_exist=False)
+    files = resolve_files(spec.path, Path(base_dir), spec.format, must_exist=False)
+    if spec.format == "sqlite":
+        # Rows committed in WAL mode live in the -wal file until a checkpoint: the reader sees
+        # them, so the fingerprint must too.
+        files = files + [w for f in files for w in (f.with_name(f.name + "-wal"),) if w.is_file()]
+    return files
 
 
 def _reader(fmt: str):
@@ -79,6 +84,15 @@ def _reader(fmt: str):
     else:
         raise data_error(f"unknown source format {fmt!r}", code="unknown-format")
     return mod
+
+
+def source_spec(data: Mapping[str, Any]):
+    """A source's typed config from its plain form in a Plan (``SourceSpec``, by its format)."""
+    from pydantic import TypeAdapter
+
+    from llmspec.spec.models import SourceSpec
+
+    return TypeAdapter(SourceSpec).validate_python(dict(data), strict=False)
 
 
 def read_source(name: str, spec, base_dir: Path, *, env: Mapping[str, str] | None = None) -> SourceBatch:

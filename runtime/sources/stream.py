@@ -13,7 +13,7 @@ from typing import Iterator, Mapping
 
 from . import SourceBatch, finish_part, read_source
 from ._common import display
-from .paths import resolve_files
+from llmspec.spec.paths import resolve_files
 
 
 def iter_source(name: str, spec, base_dir: Path, *, batch_rows: int,

@@ -20,65 +20,35 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from llmspec.spec.errors import Diagnostic, LlmspecError, Pos, TrainingError
-from llmspec.spec.load import LoadedSpec
+from llmspec.spec.errors import Diagnostic, Pos, TrainingError
 
 from llmspec.runtime.engine.atomic import write_json_atomic
 from llmspec.runtime.train.config_file import write_training_config
 
-PLUGIN = "llmspec.runtime.train.axolotl_plugin.LlmspecPlugin"
+if TYPE_CHECKING:
+    from llmspec.compiler.axolotl_config import CompiledTraining
+
 # The Trainer's own bars (training, evaluation) carry no description; dataset maps do
 # ("Tokenizing Prompts: 100%|...| 11/11 [") and must not be read as training steps.
 TRAINER_BAR = re.compile(r"^\s*\d+%\|[^|]*\|\s*(\d+)/(\d+) \[")
 _LOG_DICT = re.compile(r"\{[^{}]*'(?:loss|eval_loss|train_loss)'[^{}]*\}")
 
 
-def resolve_model(loaded: LoadedSpec) -> tuple[str, str | None]:
-    """(model path or hub id, fingerprint of a local model when cheap to know)."""
-    model_id = loaded.spec.base_model.id
-    if model_id.startswith("builtin:"):
-        from llmspec.runtime.models.tinymodel import fingerprint, resolve_builtin
+def check_training_config(compiled: dict[str, Any], *, model_path: str, work: Path,
+                          locate: Callable[[tuple], Pos]) -> list[Diagnostic]:
+    """Axolotl's own verdict on a Plan's train stage, at the spec's positions.
 
-        return str(resolve_builtin(model_id)), fingerprint()
-    local = (loaded.base_dir / model_id)
-    if model_id.startswith((".", "/")) or local.is_dir():
-        if not local.is_dir():
-            raise LlmspecError(Diagnostic("model-not-found", f"base model folder '{model_id}' does not exist",
-                                          loaded.locate(("base_model", "id"))))
-        return str(local.resolve()), None
-    return model_id, None
-
-
-def check_training_config(loaded: LoadedSpec, *, work: Path | None = None) -> list[Diagnostic]:
-    """Axolotl's own verdict on the config this spec compiles to, at the spec's positions.
-
-    Cheap to call before data exists: dataset paths are placeholders and builtin models are
-    not built (Axolotl's validation reads neither). Empty when axolotl is not installed."""
-    from llmspec.compiler.axolotl_config import compile_axolotl_config, resolve_hardware
-    from llmspec.compiler.formatting import compile_format
-
+    Cheap to call before data exists: the dataset folder is a placeholder (Axolotl's
+    validation reads no data). Empty when axolotl is not installed."""
     from llmspec.runtime.train.axolotl_check import axolotl_available, validate_axolotl_config
 
     if not axolotl_available():
         return []
-    spec = loaded.spec
-    if spec.base_model.id.startswith("builtin:"):
-        from llmspec.runtime.models.tinymodel import model_dir
-
-        model_path = str(model_dir())
-    else:
-        model_path = resolve_model(loaded)[0]
-    work = work or loaded.base_dir / ".llmspec" / "work" / "check"
-    dataset = {"train": str(work / "train.jsonl")}
-    if spec.split.eval_fraction > 0:
-        dataset["eval"] = str(work / "eval.jsonl")
-    compiled = compile_axolotl_config(spec, model_path=model_path, dataset=dataset, run_dir=work,
-                                      format_plan=compile_format(spec.format, None, locate=loaded.locate),
-                                      hardware=resolve_hardware(spec.training.hw))
+    training = prepare_training(compiled, model_path=model_path, dataset_dir=work / "dataset", work=work)
     with quiet_native_stderr():
-        return validate_axolotl_config(compiled, loaded.locate)
+        return validate_axolotl_config(training, locate)
 
 
 @contextmanager
@@ -122,49 +92,67 @@ def datasets_cache(work: Path) -> Path:
     return Path(work).absolute().parent.parent / "cache" / "datasets"
 
 
-def expected_steps(train_examples: int, training) -> int:
+def expected_steps(train_examples: int, *, micro: int, accumulate: int, gpus: int, epochs: int,
+                   max_steps: int | None) -> int:
     """The optimizer steps Axolotl will run: its own formula, ceil(examples x epochs / batch)
     (not epochs x ceil(examples / batch), which said 304 where the Trainer ran 301). With sample
     packing (CUDA) Axolotl estimates from packing efficiency; the Trainer's count then wins."""
-    gpus = training.hw.gpus if training.hw.type == "cuda" else 1
-    per_step = training.batch.micro * training.batch.accumulate * gpus
-    return training.max_steps or max(1, math.ceil(train_examples * training.epochs / per_step))
+    return max_steps or max(1, math.ceil(train_examples * epochs / (micro * accumulate * gpus)))
 
 
-def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str,
-          progress: Callable[[str, dict], None], env: dict[str, str]) -> dict[str, Any]:
-    from llmspec.compiler.axolotl_config import compile_axolotl_config, resolve_hardware
-    from llmspec.compiler.formatting import compile_format
+def planned_steps(compiled: dict[str, Any], train_examples: int) -> int:
+    """Optimizer steps of a Plan's train stage on ``train_examples`` examples."""
+    return expected_steps(train_examples, micro=compiled["batch"]["micro"], accumulate=compiled["batch"]["accumulate"],
+                          gpus=compiled["gpus"], epochs=compiled["epochs"], max_steps=compiled["max_steps"])
 
-    spec = loaded.spec
-    ds = json.loads((dataset_dir / "dataset.json").read_text())
-    dataset = {"train": str(dataset_dir / ds["train_path"])}
-    if ds.get("eval_path"):
-        dataset["eval"] = str(dataset_dir / ds["eval_path"])
-    model_path, _ = resolve_model(loaded)
-    hardware = resolve_hardware(spec.training.hw)
-    fmt_plan = compile_format(spec.format, None, locate=loaded.locate)
-    compiled = compile_axolotl_config(spec, model_path=model_path, dataset=dataset, run_dir=work,
-                                      format_plan=fmt_plan, hardware=hardware)
+
+def prepare_training(compiled: dict[str, Any], *, model_path: str, dataset_dir: Path, work: Path,
+                     train_examples: int | None = None) -> "CompiledTraining":
+    """A Plan's train stage made concrete: the real folders in place of its placeholders, the
+    eval split dropped when the dataset has none, checkpoints spaced by the real step count.
+    ``compile`` writes and ``apply`` trains exactly what this returns."""
+    from llmspec.compiler.axolotl_config import CompiledTraining, decoder_layer_class
+
+    training = CompiledTraining.from_json(compiled["axolotl"]).materialize(
+        {"model": model_path, "dataset": str(Path(dataset_dir).absolute()), "work": str(Path(work).absolute())})
+    cfg = training.config
+    for entry in cfg.get("test_datasets") or []:
+        if not Path(entry["path"]).exists() and (Path(dataset_dir) / "dataset.json").exists():
+            cfg.pop("test_datasets")  # a split too small to hold an eval example
+            break
+    fsdp = cfg.get("fsdp_config")
+    if isinstance(fsdp, dict) and "transformer_layer_cls_to_wrap" not in fsdp:
+        layer = decoder_layer_class(model_path)  # read from the model's own config.json
+        if layer:
+            fsdp["transformer_layer_cls_to_wrap"] = layer
+    if train_examples is None and (Path(dataset_dir) / "dataset.json").exists():
+        train_examples = json.loads((Path(dataset_dir) / "dataset.json").read_text())["train_size"]
+    if train_examples is not None and "save_steps" not in cfg and "saves_per_epoch" not in cfg:
+        cfg["save_steps"] = max(10, planned_steps(compiled, train_examples) // 4)
+    return training
+
+
+def train(training: "CompiledTraining", compiled: dict[str, Any], *, dataset_dir: Path, work: Path,
+          locate: Callable[[tuple], Pos], progress: Callable[[str, dict], None],
+          env: dict[str, str]) -> dict[str, Any]:
+    """Run Axolotl on ``training`` (``prepare_training``'s result) in ``work``."""
     from llmspec.runtime.train.axolotl_check import validate_axolotl_config
 
+    ds = json.loads((dataset_dir / "dataset.json").read_text())
+    model_path = training.config["base_model"]
+    hardware = training.hardware
     work.mkdir(parents=True, exist_ok=True)
     with quiet_native_stderr(work / "train.log"):
-        problems = [d for d in validate_axolotl_config(compiled, loaded.locate) if d.severity == "error"]
+        problems = [d for d in validate_axolotl_config(training, locate) if d.severity == "error"]
     if problems:
         raise TrainingError(problems)
-    # Seeded adapter init and per-step metrics (see axolotl_plugin.py).
-    compiled.config["plugins"] = list(compiled.config.get("plugins") or []) + [PLUGIN]
-    # Resume is what makes a killed apply cheap: Axolotl picks up the newest checkpoint itself.
-    compiled.config.setdefault("auto_resume_from_checkpoints", True)
-    total = expected_steps(ds["train_size"], spec.training)
-    if "save_steps" not in compiled.config and "saves_per_epoch" not in compiled.config:
-        compiled.config["save_steps"] = max(10, total // 4)
-    write_training_config(compiled)
+    total = planned_steps(compiled, ds["train_size"])
+    compiled_training = training
+    write_training_config(compiled_training)
     log_path = work / "train.log"
-    out_dir = Path(compiled.config["output_dir"])
+    out_dir = Path(compiled_training.config["output_dir"])
 
-    run_env = {**env, **compiled.env}  # compiled.env: the offline, no-telemetry variables
+    run_env = {**env, **compiled_training.env}  # compiled.env: the offline, no-telemetry variables
     # A pipe makes the child's stdout block-buffered: the Trainer's loss lines would arrive at exit.
     run_env["PYTHONUNBUFFERED"] = "1"
     # `datasets` copies the training rows into its cache (~/.cache/huggingface/datasets by
@@ -172,9 +160,14 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     run_env["HF_DATASETS_CACHE"] = str(datasets_cache(work))
     bin_dir = str(Path(sys.executable).parent)
     run_env["PATH"] = bin_dir + os.pathsep + run_env.get("PATH", "")
-    cmd = list(compiled.launcher)
+    cmd = list(compiled_training.launcher)
     if cmd and cmd[0] == "axolotl" and Path(bin_dir, "axolotl").exists():
         cmd[0] = str(Path(bin_dir, "axolotl"))
+    prepared = Path(compiled_training.config.get("dataset_prepared_path") or work / "prepared")
+    if prepared.exists():
+        # A kill while Axolotl tokenized leaves a half-written cache it would trust on resume
+        # ("neither a Dataset directory nor..."); tokenizing again costs seconds, checkpoints stay.
+        shutil.rmtree(prepared, ignore_errors=True)
     for ckpt in out_dir.glob("checkpoint-*"):
         # Axolotl resumes from the newest checkpoint without checking it is whole; the
         # Trainer writes trainer_state.json last, so a checkpoint without it was cut short.
@@ -183,6 +176,9 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     resumed_step = max((int(c.name.rsplit("-", 1)[1]) for c in out_dir.glob("checkpoint-*")
                         if c.name.rsplit("-", 1)[1].isdigit()), default=0)
     resumed = resumed_step > 0
+    from llmspec.runtime.engine.faults import crash_point
+
+    crash_point("before-axolotl")
     progress("train-start", {"total_steps": total, "resumed": resumed, "resumed_step": resumed_step,
                              "command": " ".join(cmd)})
 
@@ -197,7 +193,7 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
                                     text=True, errors="replace", bufsize=1, start_new_session=True)
         except FileNotFoundError:
             raise TrainingError(Diagnostic(
-                "axolotl-missing", "the `axolotl` command is not installed", loaded.locate(("training",)),
+                "axolotl-missing", "the `axolotl` command is not installed", locate(("training",)),
                 hint="install the training extra: pip install 'llmspec-tune[train]' (make setup does)")) from None
         try:
             assert proc.stdout is not None
@@ -243,7 +239,7 @@ def train(loaded: LoadedSpec, *, dataset_dir: Path, work: Path, fingerprint: str
     evals = [h["eval_loss"] for h in history if h.get("eval_loss") is not None]
     losses = [h["loss"] for h in history if h.get("loss") is not None]
     summary = {
-        "method": spec.training.method, "base_model": spec.base_model.id, "hardware": hardware,
+        "method": compiled["method"], "base_model": compiled["base_model"]["id"], "hardware": hardware,
         "steps": int(history[-1]["step"]) if history else total, "epochs": final.get("epoch"),
         "duration_s": round(time.monotonic() - started, 1), "resumed": resumed,
         "history": history,

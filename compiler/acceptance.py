@@ -1,8 +1,10 @@
 """The acceptance suite of a spec: its inline tests, the tests of ``tests_from`` and a held-out
 slice of the eval split, as one flat list of ``SuiteTest``.
 
-Stdlib only at import time: ``llmspec compile`` writes the suite to ``acceptance.json`` without
-loading a model stack.
+``compile_acceptance`` builds the acceptance stage's compiled config at plan time: the inline
+tests and the tests file's tests (read now, so editing the file changes the fingerprint), the
+gates and prompt settings. The holdout slice needs the built eval split: the runtime adds it
+with ``runtime_suite``. Stdlib only at import time.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from typing import Any, Iterable, Mapping, Sequence
 from llmspec.spec.errors import DataError, Diagnostic, LlmspecError, Pos, SpecError
 from llmspec.spec.models import AcceptanceSpec, HoldoutSpec
 
-from .assertions import Expectation, parse_expectation, parse_expectations
+from llmspec.spec.assertions import Expectation, parse_expectation, parse_expectations
 
 ANSWER_METRIC = "rouge_l"
 ANSWER_THRESHOLD = 0.5
 HOLDOUT_TAG = "holdout"
+# The gate a suite gets when the spec sets none (shown in the plan).
+DEFAULT_PASS_RATE = {"threshold": ">= 1.0", "severity": "error"}
 FEEDBACK_TESTS = "feedback"  # `tests_from: feedback`, and the tag of the tests it makes
 _FILE_KEYS = ("name", "prompt", "expect", "answer", "tags", "max_new_tokens", "system")
 
@@ -94,7 +98,7 @@ class SuiteTest:
 
 def build_suite(acceptance: AcceptanceSpec, base_dir: Path, *, system: str | None,
                 eval_records: Sequence[Mapping[str, Any]] | None = None,
-                feedback_store: str | None = None) -> list[SuiteTest]:
+                with_holdout: bool = True) -> list[SuiteTest]:
     """All tests of ``acceptance``: inline tests, then ``tests_from``, then the holdout slice.
 
     ``system`` is the system prompt used in training (``format.system``); a test's own
@@ -115,11 +119,11 @@ def build_suite(acceptance: AcceptanceSpec, base_dir: Path, *, system: str | Non
                                max_new_tokens=tc.max_new_tokens or default_tokens,
                                system=tc.system if tc.system is not None else system))
     if acceptance.tests_from == FEEDBACK_TESTS:
-        tests.extend(feedback_tests(base_dir, feedback_store, system=system, max_new_tokens=default_tokens))
+        pass  # read from the feedback store when the stage runs (runtime/acceptance/feedback_tests.py)
     elif acceptance.tests_from:
         import os
 
-        from llmspec.runtime.sources.paths import check_inside
+        from llmspec.spec.paths import check_inside
 
         tests_path = Path(base_dir) / acceptance.tests_from
         if os.path.lexists(tests_path):  # a missing file gets load_tests_file's own message
@@ -127,37 +131,10 @@ def build_suite(acceptance: AcceptanceSpec, base_dir: Path, *, system: str | Non
         tests.extend(load_tests_file(tests_path, system=system,
                                      max_new_tokens=default_tokens,
                                      shown_path=acceptance.tests_from))
-    if acceptance.holdout is not None:
+    if acceptance.holdout is not None and with_holdout:
         tests.extend(holdout_tests(acceptance.holdout, eval_records or (), system=system,
                                    max_new_tokens=default_tokens))
     _check_unique(tests)
-    return tests
-
-
-def feedback_tests(base_dir: Path, store: str | None, *, system: str | None,
-                   max_new_tokens: int | None) -> list[SuiteTest]:
-    """A test per correction posted to `llmspec serve`: the same conversation must now be
-    answered like the correction (ROUGE-L >= 0.5), so the next model passes what the last one
-    failed. No store yet (nothing served) means no tests."""
-    from llmspec.runtime.feedback.location import store_target
-    from llmspec.runtime.feedback.store import FeedbackStore
-
-    target = store_target(Path(base_dir), store)
-    if not target.startswith(("postgres://", "postgresql://")) and not Path(target).exists():
-        return []
-    db = FeedbackStore.open(target)
-    try:
-        entries = db.entries(rating="corrected")
-    finally:
-        db.close()
-    tests = []
-    for e in entries:
-        turns = tuple({"role": m["role"], "content": m["content"]} for m in e.messages if m["role"] != "system")
-        logged_system = next((m["content"] for m in e.messages if m["role"] == "system"), None)
-        tests.append(SuiteTest(name=f"feedback:{e.id}", messages=turns,
-                               expectations=(_similar(e.correction, ANSWER_METRIC, ANSWER_THRESHOLD),),
-                               tags=(FEEDBACK_TESTS,), max_new_tokens=max_new_tokens,
-                               system=logged_system or system, source=f"feedback:{e.id}"))
     return tests
 
 
@@ -218,7 +195,7 @@ def _test_from_line(line: str, pos: Pos, file_name: str, *, system: str | None,
         answer = row["answer"]
         if not isinstance(answer, str) or not answer.strip():
             raise bad(f"test {name!r}: answer must be a non-empty string")
-        expectations = (_similar(answer, ANSWER_METRIC, ANSWER_THRESHOLD),)
+        expectations = (similar_test(answer, ANSWER_METRIC, ANSWER_THRESHOLD),)
     else:
         raise bad(f"test {name!r} has neither expect nor answer",
                   hint='give "expect": [{"contains": "..."}] or a reference "answer"')
@@ -260,8 +237,55 @@ def holdout_tests(holdout: HoldoutSpec, eval_records: Iterable[Mapping[str, Any]
         tests.append(SuiteTest(
             name=f"holdout-{len(tests) + 1:03d}",
             messages=tuple({"role": m["role"], "content": m["content"]} for m in messages[:last]),
-            expectations=(_similar(reference, holdout.metric, holdout.threshold),),
+            expectations=(similar_test(reference, holdout.metric, holdout.threshold),),
             tags=(HOLDOUT_TAG,), max_new_tokens=max_new_tokens, system=system, source="holdout"))
+    return tests
+
+
+def compile_acceptance(spec, base_dir: str | Path, *, locate=None) -> dict[str, Any]:
+    """The acceptance stage's compiled config (plain JSON data)."""
+    acc = spec.acceptance
+    try:
+        tests = build_suite(acc, Path(base_dir), system=spec.format.system, eval_records=None,
+                            with_holdout=False)
+    except LlmspecError as exc:
+        if locate is not None:
+            for d in exc.diagnostics:
+                if d.pos is None or d.pos.line is None:
+                    d.pos = locate(("acceptance", "tests_from") if acc.tests_from else ("acceptance",))
+        raise
+    gates = acc.gates.model_dump(mode="json")
+    configured = (acc.gates.pass_rate is not None or acc.gates.pass_rate_by_tag or acc.gates.eval_loss is not None
+                  or acc.gates.baseline_gate is not None)
+    default_gates = bool(tests or acc.holdout) and not configured
+    if default_gates:
+        # Tests with no gate would promote a model that fails them all: by default every test must pass.
+        gates["pass_rate"] = dict(DEFAULT_PASS_RATE)
+    return {
+        "tests": suite_to_json(tests),
+        "holdout": acc.holdout.model_dump(mode="json") if acc.holdout else None,
+        "max_new_tokens": acc.max_new_tokens,
+        "baseline": acc.baseline,
+        "gates": gates,
+        "default_gates": default_gates,
+        # `tests_from: feedback`: the store's corrections become tests when the stage runs.
+        "feedback_store": (spec.serve.log.store or "") if acc.tests_from == FEEDBACK_TESTS else None,
+        "base_dir": str(base_dir),
+        "system": spec.format.system,
+        "style": spec.format.style,
+        "chat_template": spec.base_model.chat_template if spec.format.style == "chat" else None,
+    }
+
+
+def runtime_suite(compiled: Mapping[str, Any], eval_records: Sequence[Mapping[str, Any]] | None,
+                  extra: Sequence[SuiteTest] = ()) -> list[SuiteTest]:
+    """The compiled tests, the tests only a run can know (``extra``: corrections from the
+    feedback store), then the holdout slice of the built eval split."""
+    tests = suite_from_json(compiled["tests"]) + list(extra)
+    if compiled.get("holdout"):
+        tests.extend(holdout_tests(HoldoutSpec(**compiled["holdout"]), eval_records or (),
+                                   system=compiled.get("system"), max_new_tokens=compiled.get("max_new_tokens")))
+    _check_unique(tests)
     return tests
 
 
@@ -275,7 +299,7 @@ def suite_from_json(data: Sequence[Mapping[str, Any]]) -> list[SuiteTest]:
     return [SuiteTest.from_dict(d) for d in data]
 
 
-def _similar(reference: str, metric: str, threshold: float) -> Expectation:
+def similar_test(reference: str, metric: str, threshold: float) -> Expectation:
     return parse_expectation({"similar": {"reference": reference, "threshold": threshold,
                                           "metric": metric}})
 
@@ -297,5 +321,6 @@ def _check_unique(tests: Sequence[SuiteTest]) -> None:
         first[t.name] = t
 
 
-__all__ = ["ANSWER_METRIC", "ANSWER_THRESHOLD", "HOLDOUT_TAG", "SuiteTest", "build_suite",
+__all__ = ["ANSWER_METRIC", "ANSWER_THRESHOLD", "HOLDOUT_TAG", "SuiteTest", "build_suite", "compile_acceptance",
+           "runtime_suite",
            "holdout_tests", "load_tests_file", "suite_from_json", "suite_to_json"]
