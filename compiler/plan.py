@@ -172,6 +172,7 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
     """Compile every stage. ``source_files`` holds content hashes of each file source's files;
     ``positions`` (``spec.yamlload.Positions``) lets run-time errors point at the spec."""
     from .acceptance import compile_acceptance
+    from .retention import plan_notes, retention_config
     from .axolotl_config import compile_axolotl_config, resolve_hardware
     from .cleaning import compile_rules
     from .formatting import compile_format
@@ -262,16 +263,18 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
     tests = [{k: v for k, v in t.items() if k != "name"} for t in acceptance["tests"]]
     acc_cfg = {**{k: v for k, v in acceptance.items() if k not in ("tests", "gates")},
                "tests": tests, "gates": suite["gates"], "base_model": base,
-               "system": spec.format.system, "style": spec.format.style}
+               "system": spec.format.system, "style": spec.format.style,
+               "retention": retention_config(spec)}
     if spec.acceptance.tests_from:
         # The file's tests as read now: editing the file re-tests (its path alone would not).
         from_file = [{k: v for k, v in t.items() if k not in ("name", "source")}
                      for t in suite["tests"][len(spec.acceptance.tests):]]
         acc_cfg["tests_from"] = {"path": spec.acceptance.tests_from, "sha256": digest(from_file)}
     stages.append(Stage("acceptance", StageKind.ACCEPTANCE, acc_cfg, ("train",), spec_path=("acceptance",),
-                        compiled={**suite, "base_model": base, "project": spec.project}))
+                        compiled={**suite, "base_model": base, "project": spec.project,
+                                  "retention": acc_cfg["retention"]}))
     stages.append(Stage("promote", StageKind.PROMOTE, {}, ("acceptance",), spec_path=()))
-    notes = []
+    notes = [n[0].lower() + n[1:] for n in plan_notes(spec)]
     if suite["default_gates"]:
         notes.append("acceptance: no gates set, so every test must pass to promote (pass_rate >= 1.0); "
                      "set acceptance.gates to choose")

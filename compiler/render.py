@@ -30,7 +30,8 @@ def shown_reasons(s: StageDiff) -> list[Reason]:
     return [r for r in s.reasons if r.code != ReasonCode.NEW and not (s.changes and r.code in SHOWN_BY_CHANGES)]
 
 
-def render_text(diff: PlanDiff, estimates: dict[str, Any] | None, *, project: str, color: bool = False) -> str:
+def render_text(diff: PlanDiff, estimates: dict[str, Any] | None, *, project: str, color: bool = False,
+                notes: list[str] | tuple[str, ...] = ()) -> str:
     lines = [f"llmspec plan for {project} (compared with {diff.baseline})", ""]
     for s in diff.stages:
         line = _stage_line(s)
@@ -50,6 +51,7 @@ def render_text(diff: PlanDiff, estimates: dict[str, Any] | None, *, project: st
     lines.append(diff.summary())
     if estimates:
         lines.append(_estimate_line(estimates))
+    lines.extend(_escape(n) if color else n for n in notes)
     return "\n".join(lines)
 
 
@@ -92,7 +94,7 @@ def _estimate_line(e: dict[str, Any]) -> str:
     return "Estimates: " + ", ".join(parts) + note
 
 
-def render_markdown(diff: PlanDiff, estimates: dict[str, Any] | None, *, project: str) -> str:
+def render_markdown(diff: PlanDiff, estimates: dict[str, Any] | None, *, project: str, notes: list[str] | tuple[str, ...] = ()) -> str:
     icon = {"=": "⚪", "~": "🟡", "+": "🟢", "-": "🔴", "?": "🔵"}
     out = [f"### llmspec plan: `{project}`", "", f"**{diff.summary()}**", "",
            "| | stage | action | why |", "|---|---|---|---|"]
@@ -111,6 +113,8 @@ def render_markdown(diff: PlanDiff, estimates: dict[str, Any] | None, *, project
         out += ["", _details(c)]
     if estimates:
         out += ["", _estimate_line(estimates)]
+    if notes:
+        out += ["", *(f"- {n}" for n in notes)]
     out += ["", f"<sub>compared with {diff.baseline}</sub>"]
     return "\n".join(out)
 

@@ -68,12 +68,17 @@ def source_hashes(loaded: LoadedSpec, *, cache_dir: Path | None, previous: dict 
 
 
 def base_model_fingerprint(loaded: LoadedSpec) -> str | None:
-    model_id = loaded.spec.base_model.id
-    if model_id.startswith("builtin:"):
-        from llmspec.runtime.models.tinymodel import BUILDER_VERSION
+    """The base model's content fingerprint: a GGUF file's or a local folder's content hash
+    (stat-cached in .llmspec/hashes.json), builtin:tiny's builder version, a hub id's revision."""
+    from llmspec.runtime.engine.file_hashes import HashCache
+    from llmspec.runtime.models.resolve import describe
 
-        return f"{model_id}@builder-v{BUILDER_VERSION}"
-    return loaded.spec.base_model.revision
+    root = state_root(loaded)
+    cache = HashCache(root / "hashes.json" if root.is_dir() else None)
+    ref = describe(loaded.spec.base_model.id, loaded.base_dir, revision=loaded.spec.base_model.revision,
+                   cache=cache, pos=loaded.locate(("base_model", "id")))
+    cache.save()
+    return ref.fingerprint
 
 
 # ----------------------------------------------------------------------------- plan

@@ -14,6 +14,8 @@ from typing import Callable, Iterator
 from .errors import Diagnostic, Pos, did_you_mean
 from .models import (
     CHAT_MESSAGES_FIELDS,
+    GENERAL_SUITE,
+    GENERAL_SUITE_TAGS,
     EMAIL_COLUMNS,
     MARKDOWN_COLUMNS,
     PAIRED_EMAIL_COLUMNS,
@@ -74,7 +76,7 @@ def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
 def run_checks(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     for check in (_check_version, _check_format_map, _check_paths, _check_queries, _check_secrets, _check_rules,
-                  _check_split, _check_acceptance, _check_base_model):
+                  _check_split, _check_acceptance, _check_base_model, _check_retention):
         diags.extend(check(spec, data, at, key_at))
     return diags
 
@@ -177,6 +179,11 @@ def _path_problem(raw: str) -> tuple[str, str] | None:
 def _check_paths(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
     places = [(("sources", n, "path"), getattr(s, "path", None)) for n, s in spec.sources.items()]
     places.append((("acceptance", "tests_from"), spec.acceptance.tests_from))
+    suite = spec.acceptance.retention.suite
+    places.append((("acceptance", "retention", "suite"), None if suite.startswith("builtin:") else suite))
+    replay = spec.training.replay
+    if replay is not None and replay.from_base_model and not replay.prompts.startswith("builtin:"):
+        places.append((("training", "replay", "prompts"), replay.prompts))
     for path, raw in places:
         if raw is None:
             continue
@@ -343,8 +350,53 @@ def _check_base_model(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate)
             yield Diagnostic("unknown-builtin", f"there is no built-in model '{model_id}'",
                              at(("base_model", "id")), hint=f"built-in models: {', '.join(BUILTIN_MODELS)}")
         return
-    looks_local = model_id.startswith((".", "/")) or os.sep in model_id and model_id.count("/") != 1
+    looks_local = (model_id.startswith((".", "/")) or os.sep in model_id and model_id.count("/") != 1
+                   or model_id.lower().endswith(".gguf"))
     if not looks_local and spec.base_model.revision is None:
         yield Diagnostic("unpinned-model", f"base model '{model_id}' has no pinned revision",
                          at(("base_model", "id")), severity="warning",
                          hint="add `revision: <commit hash>` so every run trains from the same weights")
+
+
+# The packaged suites and prompt sets (runtime/acceptance/suites/).
+BUILTIN_SUITES = ("builtin:general-v1",)
+BUILTIN_PROMPT_SETS = ("builtin:general-replay-v1",)
+
+
+def _check_retention(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    ret = spec.acceptance.retention
+    if ret.suite.startswith("builtin:") and ret.suite not in BUILTIN_SUITES:
+        yield Diagnostic("unknown-suite", f"there is no built-in suite '{ret.suite}'",
+                         at(("acceptance", "retention", "suite")),
+                         hint=did_you_mean(ret.suite, BUILTIN_SUITES) or f"built-in: {', '.join(BUILTIN_SUITES)}")
+    if ret.suite == GENERAL_SUITE:
+        for tag in ret.max_drop_by_tag:
+            if tag not in GENERAL_SUITE_TAGS:
+                yield Diagnostic("unknown-tag", f"no prompt of {GENERAL_SUITE} carries the tag '{tag}'",
+                                 key_at(("acceptance", "retention", "max_drop_by_tag", tag)),
+                                 hint=did_you_mean(tag, GENERAL_SUITE_TAGS) or f"tags: {', '.join(GENERAL_SUITE_TAGS)}")
+    if ret.enabled is True and spec.base_model.id == "builtin:tiny":
+        yield Diagnostic("retention-on-tiny", "retention is on, but builtin:tiny knows nothing to retain: "
+                         "its base pass rate is 0", at(("acceptance", "retention")), severity="warning",
+                         hint="use a real base model (builtin:smollm2-135m-instruct), or leave retention on auto")
+    replay = spec.training.replay
+    if replay is None:
+        return
+    if replay.from_base_model:
+        if replay.prompts.startswith("builtin:") and replay.prompts not in BUILTIN_PROMPT_SETS:
+            yield Diagnostic("unknown-suite", f"there is no built-in prompt set '{replay.prompts}'",
+                             at(("training", "replay", "prompts")),
+                             hint=did_you_mean(replay.prompts, BUILTIN_PROMPT_SETS)
+                             or f"built-in: {', '.join(BUILTIN_PROMPT_SETS)}")
+        if spec.base_model.id == "builtin:tiny":
+            yield Diagnostic("replay-on-tiny", "replay from builtin:tiny teaches its random answers back to it",
+                             at(("training", "replay", "from")), severity="warning")
+    elif replay.from_ not in spec.sources:
+        yield Diagnostic("unknown-source", f"replay from '{replay.from_}': no such source",
+                         at(("training", "replay", "from")),
+                         hint=did_you_mean(replay.from_, list(spec.sources))
+                         or "give `base_model` or the name of a declared source")
+    elif replay.from_ not in spec.format.map:
+        yield Diagnostic("replay-unmapped", f"replay source '{replay.from_}' has no entry in format.map, so its "
+                         "rows cannot become examples", at(("training", "replay", "from")),
+                         hint=f"map its columns: format.map.{replay.from_}: {{user: ..., assistant: ...}}")

@@ -593,6 +593,29 @@ class WarmupSpec(StrictModel):
         return self
 
 
+class ReplaySpec(StrictModel):
+    """Replay: general examples mixed into the training set, so the model keeps what it knew.
+
+    They enter the training split only, never the eval split."""
+
+    from_: str = Field(
+        alias="from", min_length=1,
+        description="`base_model`: the base model's own greedy answers to `prompts` (self-distillation, "
+        "generated once and cached), or the name of a declared source to sample.",
+        examples=["base_model", "general_instructions"])
+    prompts: str = Field(
+        "builtin:general-replay-v1",
+        description="With from: base_model, the prompts the base model answers: `builtin:general-replay-v1` "
+        "(prompts disjoint from the retention suite) or a JSONL file of {prompt} lines.")
+    fraction: float = Field(0.25, gt=0.0, le=0.9, description="Share of the training set made of replay examples.")
+    max_new_tokens: int = Field(96, ge=1, le=4096, description="Longest base-model answer generated for replay.")
+    seed: int = Field(42, description="Which replay examples are drawn when there are more than needed.")
+
+    @property
+    def from_base_model(self) -> bool:
+        return self.from_ == "base_model"
+
+
 class TrainingSpec(StrictModel):
     """Steps 4 and 5: the parameters, then the retraining run (Axolotl)."""
 
@@ -616,6 +639,8 @@ class TrainingSpec(StrictModel):
         default_factory=dict,
         description="Escape hatch: raw Axolotl keys merged last, checked against Axolotl's own schema.",
     )
+    replay: ReplaySpec | None = Field(
+        None, description="Mix general examples into training against forgetting (off when absent).")
 
     @property
     def hw(self) -> HardwareSpec:
@@ -718,6 +743,32 @@ class HoldoutSpec(StrictModel):
     threshold: Fraction = 0.5
 
 
+GENERAL_SUITE = "builtin:general-v1"
+# The areas of builtin:general-v1, one tag each (runtime/acceptance/suites/general-v1.jsonl).
+GENERAL_SUITE_TAGS = ("facts", "arithmetic", "language", "instructions", "safety")
+
+
+class RetentionSpec(StrictModel):
+    """Retention: a general suite run on the base and the fine-tuned model, same prompts, same
+    system prompt and chat template; the fine-tuned model may not fall far behind the base."""
+
+    enabled: bool | Literal["auto"] = Field(
+        "auto", description="`auto`: on for every real model, off for builtin:tiny (which knows nothing).")
+    suite: str = Field(
+        GENERAL_SUITE, description="`builtin:general-v1` (100+ everyday prompts tagged by area) or a JSONL "
+        "file in the tests_from format.")
+    max_drop: Fraction = Field(
+        0.05, description="Largest allowed fall of the pass rate on the suite below the base model's "
+        "(0.05 = 5 points).")
+    max_drop_by_tag: dict[str, Fraction] = Field(
+        default_factory=dict, description="The same bound for one tag of the suite.", examples=[{"safety": 0.0}])
+    max_drift: float | None = Field(
+        None, ge=0.0, description="Bound on the drift: the mean per-token negative log-likelihood of the base "
+        "model's own answers under the fine-tuned model minus under the base (nats per token).")
+    severity: Severity = Field("error", description="`error`: a failed retention gate stops promotion.")
+    max_new_tokens: int = Field(48, ge=1, le=4096)
+
+
 class AcceptanceSpec(StrictModel):
     """Step 6: tests the new model must pass, side by side with the base model, before promotion."""
 
@@ -729,6 +780,14 @@ class AcceptanceSpec(StrictModel):
                                    "that the answer be similar to the correction.")
     holdout: HoldoutSpec | None = None
     gates: AcceptanceGates = Field(default_factory=AcceptanceGates)
+    retention: RetentionSpec | bool = Field(
+        default_factory=RetentionSpec,
+        description="Retention of general knowledge, on by default for real models; `false` turns it off.")
+
+    @field_validator("retention", mode="after")
+    @classmethod
+    def _retention(cls, v):
+        return RetentionSpec(enabled=v) if isinstance(v, bool) else v
 
 
 # ----------------------------------------------------------------------------- the project

@@ -180,7 +180,7 @@ def test_llmspec_test_endpoint_passes_and_writes_junit(project, server, tmp_path
     suite = ET.parse(junit).getroot()
     assert suite.get("tests") == "2" and suite.get("failures") == "0"
     markdown = (tmp_path / "endpoint.md").read_text()
-    assert "**tested**" in markdown and "`pass_rate`" in markdown
+    assert "tests re-run, every error gate passes" in markdown and "`pass_rate`" in markdown
     wrong = llmspec(["test", "llmspec.yaml", "--endpoint", server.url, "--api-key-env", "SERVE_KEY"], project,
                     env={"SERVE_KEY": "nope"}, check=False)
     assert wrong.returncode != 0 and "401" in wrong.stderr and "Traceback" not in wrong.stderr

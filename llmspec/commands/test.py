@@ -73,6 +73,9 @@ def test_command(spec: Path, run_id: str | None, junit: Path | None, endpoint: s
         run_acceptance_stage(compile_acceptance_stage(loaded), train_dir=train_dir, dataset_dir=dataset_dir,
                              train_outputs=train_outputs, work=Path(tmp), progress=lambda *_: None)
         report = {"acceptance": json.loads((Path(tmp) / "acceptance.json").read_text()), "run": run_id}
+        failed = [g for g in report["acceptance"]["gates"] if not g["passed"] and g["severity"] == "error"]
+        # A re-test promotes nothing: its outcome is the gates' verdict (not "unknown").
+        report["outcome"] = "retest_failed" if failed else "retest_passed"
         if junit is not None:
             junit.parent.mkdir(parents=True, exist_ok=True)
             junit.write_bytes((Path(tmp) / "acceptance.junit.xml").read_bytes())

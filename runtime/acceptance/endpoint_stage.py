@@ -54,7 +54,7 @@ def run_endpoint_suite(loaded: LoadedSpec, endpoint: str, *, run_id: str | None,
     gates = evaluate_gates(AcceptanceGates.model_validate(compiled["gates"]), result, eval_loss=_eval_loss(run))
     result.gates = [g for g in gates if g.name != "beats_baseline"]
     report = {"acceptance": result.to_report(), "run": f"{endpoint} ({answerer.model})",
-              "project": spec.project}
+              "project": spec.project, "outcome": retest_outcome(result.gates)}
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
         write_junit(junit, f"{spec.project}.acceptance", junit_cases(result))
@@ -64,6 +64,12 @@ def run_endpoint_suite(loaded: LoadedSpec, endpoint: str, *, run_id: str | None,
         markdown.parent.mkdir(parents=True, exist_ok=True)
         write_markdown_report(report, markdown)
     return report
+
+
+def retest_outcome(gates) -> str:
+    """A re-test promotes nothing: its outcome is the error gates' verdict."""
+    failed = any(not g.passed and g.severity == "error" for g in gates)
+    return "retest_failed" if failed else "retest_passed"
 
 
 def _eval_loss(run) -> float | None:

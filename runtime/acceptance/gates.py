@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, Sequence
 
 from llmspec.spec.expressions import Comparison, format_number, parse_comparison
-from llmspec.spec.models import AcceptanceGates, GateSpec
+from llmspec.spec.models import AcceptanceGates, GateSpec, RetentionSpec
 
+from .retention import RetentionResult
 from .runner import AcceptanceResult, TestRun
 
 Severity = Literal["error", "warn"]
@@ -62,6 +63,44 @@ def evaluate_gates(gates: AcceptanceGates, result: AcceptanceResult, *,
     if baseline is not None:
         out.append(_baseline_gate(baseline.severity, result))
     return out
+
+
+def evaluate_retention_gates(spec: RetentionSpec, result: RetentionResult) -> list[GateResult]:
+    """``retention`` (the drop below the base on the whole suite, its per-tag figures in the
+    message), ``retention_by_tag:<tag>`` for each bound set per tag, ``retention_drift`` when a
+    drift bound is set."""
+    tags = result.by_tag()
+    worst = sorted(tags.items(), key=lambda kv: -kv[1]["drop"])
+    per_tag = ", ".join(f"{t} {v['passed']}/{v['tests']} (base {v['base_passed']})" for t, v in worst)
+    out = [_drop_gate("retention", spec.max_drop, spec.severity, result.drop,
+                      sum(r.passed for r in result.tuned), sum(r.passed for r in result.base),
+                      len(result.tests), f"general prompts ({result.suite})", extra=f"; by tag: {per_tag}")]
+    for tag, bound in spec.max_drop_by_tag.items():
+        v = tags.get(tag)
+        if v is None:
+            out.append(GateResult(f"retention_by_tag:{tag}", f"drop <= {format_number(bound)}", None, False,
+                                  spec.severity, f"no prompt of {result.suite} carries the tag '{tag}'"))
+            continue
+        out.append(_drop_gate(f"retention_by_tag:{tag}", bound, spec.severity, v["drop"], v["passed"],
+                              v["base_passed"], v["tests"], f"prompts tagged '{tag}'"))
+    if spec.max_drift is not None:
+        d = result.drift
+        ok = d.tokens > 0 and d.delta <= spec.max_drift
+        out.append(GateResult("retention_drift", f"<= {format_number(spec.max_drift)}", round(d.delta, 4), ok,
+                              spec.severity,
+                              f"the base model's answers cost {d.tuned_nll:.3f} nats/token under the fine-tuned "
+                              f"model, {d.base_nll:.3f} under the base: drift {d.delta:+.3f}, "
+                              f"{'within' if ok else 'needs at most'} {format_number(spec.max_drift)}"))
+    return out
+
+
+def _drop_gate(name: str, bound: float, severity: Severity, drop: float, passed: int, base_passed: int,
+               total: int, what: str, extra: str = "") -> GateResult:
+    ok = drop <= bound + 1e-9
+    verb = "within" if ok else "more than"
+    return GateResult(name, f"drop <= {format_number(bound)}", round(drop, 4), ok, severity,
+                      f"fine-tuned passes {passed}/{total} {what}, base model {base_passed}/{total}: "
+                      f"drop {drop:+.3f}, {verb} the allowed {format_number(bound)}{extra}")
 
 
 def failed_errors(results: Sequence[GateResult]) -> list[GateResult]:
@@ -120,4 +159,4 @@ def _baseline_gate(severity: Severity, result: AcceptanceResult) -> GateResult:
                       f"{len(result.base)}: {verdict}")
 
 
-__all__ = ["GateResult", "evaluate_gates", "failed_errors"]
+__all__ = ["GateResult", "evaluate_gates", "evaluate_retention_gates", "failed_errors"]

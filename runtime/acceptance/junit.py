@@ -107,35 +107,37 @@ def case_from_outcome(name: str, outcome: TestOutcome, *, tags: Sequence[str] = 
 
 def write_junit(path: str | os.PathLike, suite_name: str, cases: Iterable[JUnitCase], *,
                 properties: Mapping[str, object] | None = None,
-                timestamp: datetime | None = None) -> Path:
-    """Write ``cases`` as one JUnit ``<testsuite>`` inside ``<testsuites>``, atomically (a
-    reader sees the old file or the new one, never half of one). Returns the path written."""
-    cases = list(cases)
-    counts = {s: sum(c.status == s for c in cases) for s in ("failure", "error", "skipped")}
-    total_time = sum(max(c.time, 0.0) for c in cases)
-    attrs = {"tests": str(len(cases)), "failures": str(counts["failure"]),
-             "errors": str(counts["error"]), "skipped": str(counts["skipped"]),
-             "time": _secs(total_time)}
+                timestamp: datetime | None = None,
+                extra_suites: Sequence[tuple[str, Sequence[JUnitCase], Mapping[str, object]]] = ()) -> Path:
+    """Write ``cases`` as one JUnit ``<testsuite>`` inside ``<testsuites>`` (then each of
+    ``extra_suites``: (name, cases, properties), e.g. retention), atomically (a reader sees the
+    old file or the new one, never half of one). Returns the path written."""
     stamp = (timestamp or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S")
-
-    root = ET.Element("testsuites", {"name": _clean(suite_name), **attrs})
-    suite = ET.SubElement(root, "testsuite", {"name": _clean(suite_name), **attrs,
-                                              "timestamp": stamp})
-    props = dict(properties or {})
-    judged = [c for c in cases if c.base_passed is not None]
-    if judged:
-        props.setdefault("base_model.tests", len(judged))
-        props.setdefault("base_model.passed", sum(bool(c.base_passed) for c in judged))
-    if props:
-        props_el = ET.SubElement(suite, "properties")
-        for key, value in props.items():
-            ET.SubElement(props_el, "property", {"name": _clean(str(key)),
-                                                 "value": _clean(str(value))})
-    for case in cases:
-        suite.append(_testcase(case))
+    suites = [(suite_name, list(cases), dict(properties or {}))]
+    suites += [(name, list(c), dict(p or {})) for name, c, p in extra_suites]
+    every = [c for _, group, _ in suites for c in group]
+    root = ET.Element("testsuites", {"name": _clean(suite_name), **_counts(every)})
+    for name, group, props in suites:
+        suite = ET.SubElement(root, "testsuite", {"name": _clean(name), **_counts(group), "timestamp": stamp})
+        judged = [c for c in group if c.base_passed is not None]
+        if judged:
+            props.setdefault("base_model.tests", len(judged))
+            props.setdefault("base_model.passed", sum(bool(c.base_passed) for c in judged))
+        if props:
+            props_el = ET.SubElement(suite, "properties")
+            for key, value in props.items():
+                ET.SubElement(props_el, "property", {"name": _clean(str(key)), "value": _clean(str(value))})
+        for case in group:
+            suite.append(_testcase(case))
 
     ET.indent(root, space="  ")
     return _write_atomically(Path(path), ET.ElementTree(root))
+
+
+def _counts(cases: Sequence[JUnitCase]) -> dict[str, str]:
+    counts = {s: sum(c.status == s for c in cases) for s in ("failure", "error", "skipped")}
+    return {"tests": str(len(cases)), "failures": str(counts["failure"]), "errors": str(counts["error"]),
+            "skipped": str(counts["skipped"]), "time": _secs(sum(max(c.time, 0.0) for c in cases))}
 
 
 def _testcase(case: JUnitCase) -> ET.Element:

@@ -197,7 +197,7 @@ def run_acceptance(tests: Sequence[SuiteTest], *, tuned: ModelRef, base: ModelRe
         if base is None:
             return AcceptanceResult(tests=tests, tuned=tuned_runs, base=None)
         template = chat_template or model.chat_template
-        if _shares_weights(tuned, base):
+        if shares_weights(tuned, base):
             with model.adapter_disabled():
                 base_runs = model.run(tests, default_max_new_tokens=default_max_new_tokens,
                                       batch_size=batch_size, progress=count)
@@ -215,7 +215,8 @@ def run_acceptance(tests: Sequence[SuiteTest], *, tuned: ModelRef, base: ModelRe
     return AcceptanceResult(tests=tests, tuned=tuned_runs, base=base_runs)
 
 
-def _shares_weights(tuned: ModelRef, base: ModelRef) -> bool:
+def shares_weights(tuned: ModelRef, base: ModelRef) -> bool:
+    """The fine-tuned model is an adapter on the base model's own folder: one load serves both."""
     if tuned.adapter_path is None or base.adapter_path is not None:
         return False
     if base.tokenizer_path is not None and base.tokenizer_path != tuned.tokenizer_path:
@@ -543,6 +544,40 @@ class LoadedModel(Answerer):
             loss = self.model(input_ids=ids, labels=labels).loss
         return math.exp(float(loss))
 
+    def answer_nll(self, conversations: Sequence[list[dict[str, str]]], answers: Sequence[str], *,
+                   batch_size: int = CPU_BATCH) -> list[tuple[float, int]]:
+        """(summed negative log-likelihood in nats, token count) of each answer given its
+        rendered conversation, teacher-forced; (0.0, 0) for an empty answer."""
+        import torch
+
+        pairs = [(self.render(c), list(self.tokenizer(a, add_special_tokens=False)["input_ids"]))
+                 for c, a in zip(conversations, answers)]
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(pairs)
+        order = [i for i in sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+                 if pairs[i][1]]
+        with self.threads(), torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                batch = order[start:start + batch_size]
+                width = max(len(pairs[i][0]) + len(pairs[i][1]) for i in batch)
+                ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                labels = torch.full((len(batch), width), -100, dtype=torch.long)
+                for row, i in enumerate(batch):
+                    prompt, answer = pairs[i]
+                    seq = prompt + answer
+                    ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+                    mask[row, :len(seq)] = 1
+                    labels[row, len(prompt):len(seq)] = torch.tensor(answer, dtype=torch.long)
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                # Position t predicts token t+1.
+                logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+                target = labels[:, 1:].to(self.device)
+                picked = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+                scored = target != -100
+                for row, i in enumerate(batch):
+                    out[i] = (float(-(picked[row][scored[row]]).sum()), int(scored[row].sum()))
+        return out
+
     def default_batch(self) -> int:
         return CUDA_BATCH if self.device == "cuda" else CPU_BATCH
 
@@ -606,4 +641,4 @@ def _stop_ids(tokenizer: Any, model: Any) -> tuple[int, ...]:
 
 __all__ = ["AcceptanceResult", "Answerer", "Device", "LoadedModel", "ModelRef", "OFFLINE_ENV", "Progress",
            "PromptFormat", "TestRun", "junit_cases", "load_model", "offline_environment",
-           "prompt_format_for_style", "run_acceptance", "run_suite"]
+           "prompt_format_for_style", "run_acceptance", "run_suite", "shares_weights"]

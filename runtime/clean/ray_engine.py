@@ -218,7 +218,8 @@ def connect(address: str | None) -> None:
     ctx.enable_progress_bars = False
     if ray.is_initialized():
         return
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+    # unset: a fresh local instance ("local"), never whichever cluster happens to run on this machine
+    ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, logging_level="ERROR",
              configure_logging=False)
 
 

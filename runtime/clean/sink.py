@@ -92,7 +92,8 @@ class MemorySink:
         if kept is None or not kept.width:
             kept = pl.DataFrame({c: [] for c in columns} | {"_origin": pl.Series([], dtype=pl.String)})
         kept = kept.select(cols(columns + ["_origin"]))
-        schema = {c: kept.schema[c] for c in columns} if self.keep_data else {}
+        kept_schema = kept.schema  # built anew on every access: once, not once per column
+        schema = {c: kept_schema[c] for c in columns} if self.keep_data else {}
         frames = [align_rejects(f, schema) for f in reader_parts(self.reader)]
         frames += [align_rejects(f, schema) for r in self.parts for f in self.parts[r]]
         rejects = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema | _meta_schema())

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from llmspec.spec.errors import Diagnostic, LlmspecError, did_you_mean
+
+from .store import build_folder, cache_root
 
 TINY_MODEL_ID = "builtin:tiny"
 BUILTIN_PREFIX = "builtin:"
@@ -143,17 +142,6 @@ def _error(code: str, message: str, hint: str | None = None) -> LlmspecError:
     return LlmspecError(Diagnostic(code=code, message=message, hint=hint))
 
 
-def cache_root() -> Path:
-    """Where llmspec caches things: $LLMSPEC_CACHE_DIR, else $XDG_CACHE_HOME/llmspec, else ~/.cache/llmspec."""
-    explicit = os.environ.get("LLMSPEC_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "llmspec"
-    return Path.home() / ".cache" / "llmspec"
-
-
 def model_dir(cache_dir: Path | None = None) -> Path:
     """The path the tiny model lives at (built or not) under ``cache_dir`` or the default cache."""
     root = Path(cache_dir) if cache_dir is not None else cache_root()
@@ -177,52 +165,19 @@ def _is_complete(path: Path) -> bool:
 
 
 def build_tiny_model(cache_dir: Path | None = None) -> Path:
-    """Return the directory of the tiny model, building it first if the cache lacks it.
-
-    Safe against concurrent builders: each builds in its own temp dir beside the
-    target and renames it into place; a loser of the race discards its copy. A
-    complete directory is never deleted in place.
-    """
+    """Return the directory of the tiny model, building it first if the cache lacks it
+    (concurrent builders are safe: see ``store.build_folder``)."""
     target = model_dir(cache_dir)
-    if _is_complete(target):
-        return target
+
+    def write(tmp: Path) -> None:
+        _write_tokenizer(tmp)
+        _write_model(tmp)
+
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            _write_tokenizer(tmp)
-            _write_model(tmp)
-            # mkdtemp makes 0700 and safetensors 0600: a shared cache must be readable.
-            for f in tmp.iterdir():
-                f.chmod(0o644)
-            tmp.chmod(0o755)
-            _install(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return build_folder(target, _is_complete, write)
     except OSError as exc:
         raise _error("tiny-model-build", f"could not build the tiny model in {target.parent}: {exc}",
                      hint="check that the cache directory is writable (set LLMSPEC_CACHE_DIR)") from exc
-    return target
-
-
-def _install(tmp: Path, target: Path) -> None:
-    for _ in range(3):
-        try:
-            os.rename(tmp, target)
-            return
-        except OSError:
-            if _is_complete(target):
-                return  # another builder won; its files are identical to ours
-        # A damaged leftover (files removed by hand) is in the way: take it off the
-        # path with one rename rather than deleting in place, so nobody ever sees
-        # a half-deleted model there.
-        trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.trash.", dir=target.parent))
-        try:
-            os.rename(target, trash / "old")
-        except OSError:
-            pass
-        shutil.rmtree(trash, ignore_errors=True)
-    os.rename(tmp, target)
 
 
 def resolve_builtin(model_id: str, cache_dir: Path | None = None) -> Path:

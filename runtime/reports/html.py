@@ -81,6 +81,7 @@ def build_view(report: Mapping[str, Any]) -> dict[str, Any]:
         "dataset": _dataset_view(report.get("dataset")),
         "training": _training_view(report.get("training")),
         "acceptance": _acceptance_view(report.get("acceptance")),
+        "retention": _retention_view((report.get("acceptance") or {}).get("retention")),
         "artifacts": [(ARTIFACT_LABELS.get(k, k), str(v))
                       for k, v in (report.get("artifacts") or {}).items() if v],
     }
@@ -303,6 +304,27 @@ def _acceptance_view(acc: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "failed": [tv for tv in test_views if not tv["passed"]],
         "chart": _pass_rate_chart(tests, rate, base_rate, has_base)
         if tests or rate is not None else None,
+    }
+
+
+def _retention_view(ret: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not ret:
+        return None
+    if not ret.get("enabled"):
+        return {"enabled": False, "reason": str(ret.get("reason") or "not run")}
+    drift = ret.get("drift") or {}
+    return {
+        "enabled": True, "suite": str(ret.get("suite") or ""),
+        "pass_rate": _fmt_pct(ret.get("pass_rate")), "base_pass_rate": _fmt_pct(ret.get("base_pass_rate")),
+        "counts": f"{ret.get('passed')}/{ret.get('tests')}", "base_counts": f"{ret.get('base_passed')}/{ret.get('tests')}",
+        "drift": f"{float(drift.get('delta') or 0):+.3f}", "base_nll": _fmt_num(drift.get("base_nll")),
+        "tuned_nll": _fmt_num(drift.get("tuned_nll")),
+        "tags": [{"tag": str(t), "base": f"{v['base_passed']}/{v['tests']}", "tuned": f"{v['passed']}/{v['tests']}",
+                  "drop": f"{100 * float(v['drop']):+.0f} pts", "worse": float(v["drop"]) > 0}
+                 for t, v in (ret.get("by_tag") or {}).items()],
+        "lost": [{"name": str(x.get("name") or ""), "prompt": _clip(x.get("prompt") or "", 2000),
+                  "base_output": _clip(x.get("base_output") or "", 2000), "output": _clip(x.get("output") or "", 2000)}
+                 for x in (ret.get("lost") or [])],
     }
 
 
@@ -883,6 +905,37 @@ _TEMPLATE = """<!DOCTYPE html>
     </div>
   </details>
   {% endfor %}
+  {% endif %}
+</section>
+{% endif %}
+
+{% if v.retention %}
+{% set r = v.retention %}
+<section id="retention">
+  <h2>Retention</h2>
+  {% if not r.enabled %}
+  <p class="muted">Off: {{ r.reason }}.</p>
+  {% else %}
+  <p class="lead">General suite <code>{{ r.suite }}</code>: fine-tuned <strong>{{ r.pass_rate }}</strong> ({{ r.counts }}) · base model <strong>{{ r.base_pass_rate }}</strong> ({{ r.base_counts }}) · drift <strong>{{ r.drift }}</strong> nats/token (the base model's own answers cost {{ r.base_nll }} under the base, {{ r.tuned_nll }} under the fine-tuned model)</p>
+  <table class="gates">
+    <thead><tr><th>Tag</th><th class="num">Base</th><th class="num">Fine-tuned</th><th class="num">Drop</th></tr></thead>
+    <tbody>{% for t in r.tags %}<tr class="{{ 'fail' if t.worse else 'pass' }}"><td>{{ t.tag }}</td><td class="num">{{ t.base }}</td><td class="num">{{ t.tuned }}</td><td class="num">{{ t.drop }}</td></tr>{% endfor %}</tbody>
+  </table>
+  {% if r.lost %}
+  <h3>Lost prompts: the base model right, the fine-tuned model wrong ({{ r.lost|length }})</h3>
+  {% for x in r.lost %}
+  <details class="test failed"{% if loop.index <= 5 %} open{% endif %}>
+    <summary><span class="pill bad">lost</span><span class="name">{{ x.name }}</span></summary>
+    <div class="body">
+      <pre class="prompt">{{ x.prompt }}</pre>
+      <div class="answers">
+        <div class="answer ok"><div class="head"><span>Base model</span></div><pre class="output">{{ x.base_output }}</pre></div>
+        <div class="answer bad"><div class="head"><span>Fine-tuned model</span></div><pre class="output">{{ x.output }}</pre></div>
+      </div>
+    </div>
+  </details>
+  {% endfor %}
+  {% endif %}
   {% endif %}
 </section>
 {% endif %}

@@ -36,7 +36,8 @@ def write_markdown_report(report: Mapping[str, Any], path: Path) -> Path:
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The Markdown summary of a RunReport dict; absent sections are left out."""
     lines = _header(report)
-    for part in (_acceptance(report.get("acceptance")), _comparison(report.get("comparison")),
+    for part in (_acceptance(report.get("acceptance")), _retention(report.get("acceptance")),
+                 _comparison(report.get("comparison")),
                  _funnel(report.get("sources")),
                  _dataset(report.get("dataset")), _training(report.get("training")),
                  _use(report), _artifacts(report.get("artifacts"))):
@@ -98,6 +99,36 @@ def _acceptance(acc: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def _retention(acc: Mapping[str, Any] | None) -> list[str]:
+    ret = (acc or {}).get("retention")
+    if not ret:
+        return []
+    if not ret.get("enabled"):
+        return ["### Retention", "", f"Off: {_text(ret.get('reason') or 'not run')}."]
+    drift = ret.get("drift") or {}
+    lines = ["### Retention", "",
+             f"**{_text(ret.get('suite'))}:** fine-tuned **{_pct(ret.get('pass_rate'))}** "
+             f"({ret.get('passed')}/{ret.get('tests')}) vs base model {_pct(ret.get('base_pass_rate'))} "
+             f"({ret.get('base_passed')}/{ret.get('tests')}); drift {float(drift.get('delta') or 0):+.3f} "
+             f"nats/token (the base model's own answers: {float(drift.get('base_nll') or 0):.3f} under the base, "
+             f"{float(drift.get('tuned_nll') or 0):.3f} under the fine-tuned model)",
+             "", "| Tag | Base | Fine-tuned | Drop |", "|---|---:|---:|---:|"]
+    for tag, v in (ret.get("by_tag") or {}).items():
+        lines.append(f"| {_text(tag)} | {v['base_passed']}/{v['tests']} | {v['passed']}/{v['tests']} "
+                     f"| {100 * v['drop']:+.0f} pts |")
+    lost = ret.get("lost") or []
+    if lost:
+        lines += ["", f"**Lost prompts ({len(lost)}), base right and fine-tuned wrong:**", "",
+                  "| Prompt | Base model | Fine-tuned |", "|---|---|---|"]
+        for item in lost[:MAX_FAILED_TESTS]:
+            lines.append(f"| {_cell(_one(item.get('prompt')))} | {_cell(_one(item.get('base_output')))} "
+                         f"| {_cell(_one(item.get('output')))} |")
+    return lines
+
+
+def _one(value: Any, limit: int = 120) -> str:
+    text = " ".join(str(value or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 def _comparison(cmp: Mapping[str, Any] | None) -> list[str]:
     if not cmp:
         return []

@@ -36,6 +36,8 @@ def print_summary(report: Mapping[str, Any], console: Console) -> None:
     acc = report.get("acceptance") or {}
     if acc:
         console.print(_rates_line(acc), highlight=False)
+        for line in retention_lines(acc.get("retention")):
+            console.print(escape(line), highlight=False, soft_wrap=True)
         gates = acc.get("gates") or []
         if gates:
             console.print(_gates_table(gates))
@@ -74,6 +76,30 @@ def short_summary(acc: Mapping[str, Any]) -> list[str]:
         verdict = "WARNED" if g.get("severity") == "warn" else "FAILED"
         threshold = f" {g['threshold']}" if g.get("threshold") else ""
         lines.append(f"{verdict} gate {g.get('name', '')}{threshold}: {g.get('message') or 'failed'}")
+    return lines
+
+
+def retention_lines(ret: Mapping[str, Any] | None, *, lost: int = 5) -> list[str]:
+    """The retention figures beside the domain pass rate, and the first prompts it lost."""
+    if not ret:
+        return []
+    if not ret.get("enabled"):
+        return [f"Retention: off ({ret.get('reason') or 'not run'})"]
+    drift = ret.get("drift") or {}
+    lines = [f"Retention ({ret.get('suite')}): fine-tuned {_pct(ret.get('pass_rate'))} "
+             f"({ret.get('passed')}/{ret.get('tests')})   base model {_pct(ret.get('base_pass_rate'))} "
+             f"({ret.get('base_passed')}/{ret.get('tests')})   drop {100 * float(ret.get('drop') or 0):+.1f} pts   "
+             f"drift {float(drift.get('delta') or 0):+.3f} nats/token"]
+    tags = ret.get("by_tag") or {}
+    if tags:
+        lines.append("  by tag: " + ", ".join(f"{t} {v['passed']}/{v['tests']} (base {v['base_passed']})"
+                                               for t, v in tags.items()))
+    for item in (ret.get("lost") or [])[:lost]:
+        lines.append(f"  LOST {item.get('name')}: base {_one_line(item.get('base_output'))!r} -> "
+                     f"fine-tuned {_one_line(item.get('output'))!r}")
+    more = len(ret.get("lost") or []) - lost
+    if more > 0:
+        lines.append(f"  ... and {more} more lost prompts (see the report)")
     return lines
 
 

@@ -114,7 +114,7 @@ def create_app(batcher: Batcher, model: Any, settings: ServeSettings, log: Any =
             raise ApiError(400, f"the prompt has {len(prompt_ids)} tokens, over this server's "
                            f"cap of {settings.max_prompt_tokens}", code="context_length_exceeded")
         gen = Generation(prompt_ids=prompt_ids, max_tokens=max_tokens, temperature=body.temperature,
-                         top_p=body.top_p, seed=body.seed, stop=body.stops(),
+                         top_p=body.top_p, seed=body.seed, stop=body.stops(), stream=body.stream,
                          loop=asyncio.get_running_loop(), events=asyncio.Queue())
         try:
             return batcher.submit(gen)

@@ -39,6 +39,7 @@ class Generation:
     loop: asyncio.AbstractEventLoop | None = None
     events: asyncio.Queue | None = None
     on_delta: Callable[[str], None] | None = None   # called in the generating thread (chat)
+    stream: bool = True     # False: the text is wanted only at the end (no per-token decoding)
     ids: list[int] = field(default_factory=list)
     text: str = ""
     finish_reason: str | None = None
@@ -176,7 +177,8 @@ class Batcher:
 def answer_batch(model: Any, batch: list[Generation]) -> None:
     """Answer ``batch`` (same sampling settings) with one generate call, in this thread,
     streaming each row's text through its ``Generation`` as tokens come."""
-    streamer = _RowStreamer(batch, model.stop_ids, model.decode)
+    # Decoding every row at every step costs Python time per token: only when someone streams.
+    streamer = _RowStreamer(batch, model.stop_ids, model.decode) if any(g.stream for g in batch) else None
     first = batch[0]
     try:
         ids = model.generate_ids([g.prompt_ids for g in batch], max(g.max_tokens for g in batch),

@@ -26,8 +26,10 @@ class Tally:
         for b in batches:
             self.rows_in += int(b.rows_in)
             self.height += b.rows.height
+            known = set(self.columns)  # a list per check would be quadratic in the width
             for c in b.rows.columns:
-                if c not in self.columns:
+                if c not in known:
+                    known.add(c)
                     self.columns.append(c)
             if b.rows.height:
                 for c, v in b.rows.null_count().row(0, named=True).items():

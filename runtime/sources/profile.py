@@ -125,19 +125,22 @@ class ProfileParts:
         import polars as pl
 
         data_cols = [c for c in df.columns if not c.startswith("_")]
+        schema = df.schema  # built anew on every access: once, not once per column (10,000 columns: 216 s)
         if self.text is None:
-            self.text = [c for c in data_cols if df.schema[c] == pl.String]
-            self.columns = {c: str(df.schema[c]) for c in data_cols}
+            self.text = [c for c in data_cols if schema[c] == pl.String]
+            self.columns = {c: str(schema[c]) for c in data_cols}
         names = {c: f"c{i}" for i, c in enumerate(df.columns)}
+        back = {n: c for c, n in names.items()}
         d = df.rename(names)
-        text = [names[c] for c in self.text if c in names and d.schema[names[c]] == pl.String]
+        text = [names[c] for c in self.text if c in names and schema[c] == pl.String]
         for c, v in d.select([names[c] for c in data_cols]).null_count().row(0, named=True).items():
-            orig = next(k for k, n in names.items() if n == c)
+            orig = back[c]
             self.nulls[orig] = self.nulls.get(orig, 0) + int(v)
         if text:
             self.non_text += int(d.select(_looks_binary(text).sum()).item())
         cols = [names[c] for c in data_cols]
-        part = d.select([pl.col(names[c]).str.len_chars().alias(c) for c in self.text if names.get(c) in text]
+        text_set = set(text)  # membership per column: a set, not a list (10,000 columns)
+        part = d.select([pl.col(names[c]).str.len_chars().alias(c) for c in self.text if names.get(c) in text_set]
                         + ([pl.struct(cols).hash(0).alias("__h")] if cols else []))
         self.frames.append(part)
         self.rows += df.height
@@ -149,13 +152,14 @@ class ProfileParts:
         out: dict = {"rows": n, "columns": dict(self.columns), "nulls": dict(self.nulls) if n else
                      {c: 0 for c in self.columns}, "tokens_estimate": "chars/4", "text": {}}
         every = pl.concat(self.frames, how="diagonal_relaxed") if self.frames else pl.DataFrame()
+        present = set(every.columns)  # `every.columns` is a new list on every access
         if n:
             for c in self.text or []:
-                chars = every.get_column(c) if c in every.columns else pl.Series([], dtype=pl.UInt32)
+                chars = every.get_column(c) if c in present else pl.Series([], dtype=pl.UInt32)
                 out["text"][c] = {"chars": _stats(chars), "tokens": _stats((chars / 4).ceil().cast(pl.Int64))}
         out["non_text_rows"] = self.non_text
         out["non_text_rate"] = self.non_text / n if n else 0.0
-        dups = n - every.get_column("__h").n_unique() if n and "__h" in every.columns else 0
+        dups = n - every.get_column("__h").n_unique() if n and "__h" in present else 0
         out["duplicate_rows"] = dups
         out["duplicate_rate"] = dups / n if n else 0.0
         return out

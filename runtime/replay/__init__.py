@@ -1,0 +1,1 @@
+"""Replay: general examples mixed into the training set against forgetting (``training.replay``)."""
