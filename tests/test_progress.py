@@ -106,17 +106,15 @@ def test_format_eta() -> None:
 
 
 def test_expected_steps_is_axolotls_count() -> None:
-    from types import SimpleNamespace
-
     from llmspec.runtime.train.run import expected_steps
 
-    def training(micro, accumulate, epochs, max_steps=None, hw="cpu", gpus=1):
-        return SimpleNamespace(batch=SimpleNamespace(micro=micro, accumulate=accumulate), epochs=epochs,
-                               max_steps=max_steps, hw=SimpleNamespace(type=hw, gpus=gpus))
+    def steps(examples, micro, accumulate, epochs, max_steps=None, gpus=1):
+        return expected_steps(examples, micro=micro, accumulate=accumulate, gpus=gpus, epochs=epochs,
+                              max_steps=max_steps)
 
     # The support-bot example: 301 examples, 8 epochs of batch 8. Axolotl sets the Trainer's
     # max_steps to ceil(301 * 8 / 8) = 301, not 8 x ceil(301 / 8) = 304.
-    assert expected_steps(301, training(8, 1, 8)) == 301
-    assert expected_steps(100, training(8, 1, 2)) == 25
-    assert expected_steps(100, training(4, 2, 3, hw="cuda", gpus=2)) == 19
-    assert expected_steps(100, training(8, 1, 2, max_steps=7)) == 7
+    assert steps(301, 8, 1, 8) == 301
+    assert steps(100, 8, 1, 2) == 25
+    assert steps(100, 4, 2, 3, gpus=2) == 19
+    assert steps(100, 8, 1, 2, max_steps=7) == 7

@@ -182,18 +182,18 @@ def test_full_disk_during_a_run_is_a_clear_error_and_the_run_is_not_left_running
     spec, _, fill, free = state_fs
     import llmspec.runtime.clean.run as clean_run
 
-    real = clean_run.run_cleaning
+    real = clean_run.clean_to_files
 
     def cleaning_on_a_full_disk(*args, **kwargs):
         fill()  # the disk fills up while the run is cleaning
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(clean_run, "run_cleaning", cleaning_on_a_full_disk)
+    monkeypatch.setattr(clean_run, "clean_to_files", cleaning_on_a_full_disk)
     rc, out, err = run_cli(monkeypatch, capsys, "apply", spec, "--yes")
     root = spec.parent / ".llmspec"
     assert rc == 1 and "error[disk-full]" in err and "internal error" not in err, err
     assert err.startswith(str(root)), err  # names the path it could not write
-    monkeypatch.setattr(clean_run, "run_cleaning", real)
+    monkeypatch.setattr(clean_run, "clean_to_files", real)
 
     runs = json.loads((root / "state.json").read_text())["runs"]
     assert [r["outcome"] for r in runs] == ["running"]  # the disk was too full to record more
