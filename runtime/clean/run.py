@@ -128,8 +128,14 @@ class StreamResult:
 
         d = json.loads((stage_dir / "clean.json").read_text(encoding="utf-8"))
         samples = stage_dir / "samples.parquet"
-        return cls(source=d["source"], rows_in=d["rows_in"], rows_kept=d["rows_kept"], rejected=d.get("rejected", {}),
-                   modified=d.get("modified", {}),
+        order = d.get("order", [])
+        # clean.json's keys are sorted: give the counts back in the funnel's order (reader rules, then the rules')
+        counts = d.get("rejected", {})
+        first = [r for r in READER_RULES if r in counts] + [r for r in counts if r not in order and r not in READER_RULES]
+        rejected = {r: counts[r] for r in first + [r for r in order if r in counts]}
+        modified = {r: d.get("modified", {})[r] for r in order if r in d.get("modified", {})}
+        return cls(source=d["source"], rows_in=d["rows_in"], rows_kept=d["rows_kept"], rejected=rejected,
+                   modified=modified,
                    samples=pl.read_parquet(samples) if samples.exists() else pl.DataFrame(
                        schema={"_rule": pl.String, "_detail": pl.String, "_origin": pl.String}),
                    columns=d.get("columns", []), profile=d.get("kept_profile"), notes=d.get("notes", []),
