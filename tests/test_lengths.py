@@ -134,6 +134,8 @@ def test_plan_report_and_axolotl_preprocess_agree(policy, tmp_path, monkeypatch)
     assert sum(len(r["input_ids"]) for rows in splits for r in rows) == est["tokens"]["train"] + est["tokens"]["eval"]
     assert "Dropped" not in proc.stdout + proc.stderr
 
-    report = dataset_report(out / "data", load_spec(spec))
+    loaded = load_spec(spec)
+    report = dataset_report(out / "data", style=loaded.spec.format.style,
+                            chat_template=loaded.spec.base_model.chat_template)
     assert report["token_lengths_basis"] == "axolotl" and report["train"] == est["examples"]["train"]
     assert sum(report["token_lengths"]) == est["tokens"]["train"] and max(report["token_lengths"]) <= 64
