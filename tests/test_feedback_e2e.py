@@ -5,7 +5,6 @@ is an acceptance test the next model passes. Real openai client, real Axolotl, b
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 

@@ -243,7 +243,7 @@ def clean_on_ray(batches: Iterable[Any], plan: "CleaningPlan", kept_path: Path |
         acc = ProfileParts()
     sink = FileSink(_order(plan), plan.keep_rejects, scratch=scratch, profile=acc)
     try:
-        refs, rows_in, data_cols, first = [], 0, None, None
+        refs, rows_in, data_cols = [], 0, None
         offset = 0
         for batch in batches:
             rows_in += int(batch.rows_in)
@@ -253,7 +253,6 @@ def clean_on_ray(batches: Iterable[Any], plan: "CleaningPlan", kept_path: Path |
             if data_cols is None:
                 data_cols = [c for c in df.columns if c != "_origin"]
                 _check_columns(plan, df)
-                first = df.head(0)
             if not df.height:
                 continue
             df = df.rechunk().with_columns(
