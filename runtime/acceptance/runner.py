@@ -18,6 +18,7 @@ import math
 import os
 import time
 import warnings
+from abc import ABC, abstractmethod
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -357,7 +358,7 @@ def _first_line(exc: BaseException) -> str:
 
 # --------------------------------------------------------------------------- the model at work
 
-class Answerer:
+class Answerer(ABC):
     """Answers and judges a suite. Subclasses say how a conversation becomes a prompt
     (``render``) and how prompts become answers (``generate``): a model loaded here
     (``LoadedModel``) or a deployed endpoint (``runtime.acceptance.endpoint``), so both are
@@ -365,11 +366,13 @@ class Answerer:
 
     label: str = "model"
 
+    @abstractmethod
     def render(self, conversation: list[dict[str, str]]) -> Any:
-        raise NotImplementedError
+        """The prompt this answerer's ``generate`` takes for one conversation."""
 
+    @abstractmethod
     def generate(self, prompts: Sequence[Any], max_new_tokens: int) -> list[str]:
-        raise NotImplementedError
+        """One greedy answer per prompt."""
 
     def perplexity_fn(self, conversation: list[dict[str, str]]) -> Callable[[str, str], float] | None:
         """The perplexity assertion's scorer for one test, or None when this model cannot
