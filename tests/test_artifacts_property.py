@@ -117,7 +117,7 @@ _COUNTER = iter(range(10**9))
                                                                   HealthCheck.too_slow])
 @given(data=st.data())
 def test_damaged_artifact_gives_a_located_error_or_works(template, tmp_path, kind, data):
-    project = tmp_path / f"p{next(_COUNTER)}"
+    project = tmp_path / f"p{next(_COUNTER):09d}"  # fixed width: the damaged file's length must not vary between examples
     shutil.copytree(template, project)
     saved = project / "p.json"
     # the saved plan names its spec by absolute path: point it at this copy

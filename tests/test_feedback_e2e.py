@@ -153,7 +153,7 @@ def test_correction_is_planned_trained_and_tested(project, served):
     # 1 correction kept; every other rated exchange (thumbs-down without a correction, thumbs-up with
     # include_up off) rejected with its reason
     assert fb["rows_kept"] == 1 and fb["rows_in"] >= len(downs)
-    assert fb["rejected"]["feedback"] == fb["rows_in"] - 1
+    assert fb["rejected"].get("feedback", 0) == fb["rows_in"] - 1  # none when this test ran first
     tests = {t["name"]: t for t in report["acceptance"]["tests"]}
     corrected = tests[f"feedback:{reply.id}"]
     assert corrected["passed"], corrected["output"]

@@ -463,10 +463,25 @@ def test_postgres_secret_never_appears_in_errors(pg_table, tmp_path: Path):
         read_source("crm", spec, tmp_path, env={"CRM_URL": PG_URL})
     assert "no_such_table" in str(err.value) and PG_URL not in str(err.value)
     assert urlsplit(PG_URL).password not in str(err.value)
-    # Writes are refused: the transaction is read-only.
+    # A write statement is refused before it reaches the database ...
     spec = PostgresSource(format="postgres", url="${env:CRM_URL}", query=f"DELETE FROM {pg_table} RETURNING id")
-    with pytest.raises(DataError, match="read-only transaction"):
+    with pytest.raises(DataError, match="unsafe-query"):
         read_source("crm", spec, tmp_path, env={"CRM_URL": PG_URL})
+    # ... and a write the text cannot show (a function that writes) by the read-only transaction.
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE OR REPLACE FUNCTION llmspec_sneaky_write() RETURNS int LANGUAGE sql AS "
+                     f"'DELETE FROM {pg_table} RETURNING 1'")
+    try:
+        spec = PostgresSource(format="postgres", url="${env:CRM_URL}", query="SELECT llmspec_sneaky_write()")
+        with pytest.raises(DataError, match="read-only transaction"):
+            read_source("crm", spec, tmp_path, env={"CRM_URL": PG_URL})
+        with psycopg.connect(PG_URL) as conn:
+            assert conn.execute(f"SELECT count(*) FROM {pg_table}").fetchone()[0] == 2
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute("DROP FUNCTION IF EXISTS llmspec_sneaky_write()")
 
 
 def test_postgres_env_variable_must_be_set_and_literal_urls_are_refused(tmp_path: Path):
