@@ -58,18 +58,18 @@ acceptance:
     - {name: answers-something, prompt: How do I reset my router?, expect: [{max_chars: 2000}]}
   gates:
     pass_rate: ">= 0.5"
-  retention: {suite: general.jsonl, max_drop: MAX_DROP, max_new_tokens: 24}
+  retention: {suite: general.jsonl, max_drop: MAX_DROP, max_new_tokens: 16}
 """
 
-GENERAL = [
-    ("capital-france", "What is the capital of France?", "Paris", "facts"),
-    ("capital-italy", "What is the capital of Italy?", "Rome", "facts"),
+GENERAL = [  # each answered right by the base model with this system prompt (greedy, 16 tokens)
+    ("capital-japan", "What is the capital of Japan?", "Tokyo", "facts"),
+    ("capital-uk", "What is the capital of the United Kingdom?", "London", "facts"),
+    ("capital-china", "What is the capital of China?", "Beijing", "facts"),
+    ("capital-russia", "What is the capital of Russia?", "Moscow", "facts"),
     ("red-planet", "Which planet is known as the Red Planet?", "Mars", "facts"),
-    ("largest-planet", "What is the largest planet in our solar system?", "Jupiter", "facts"),
-    ("romeo-author", "Who wrote Romeo and Juliet?", "Shakespeare", "facts"),
-    ("sky-color", "What color is the sky on a clear day?", "blue", "facts"),
     ("days-week", "How many days are there in a week?", "(7|seven)", "facts"),
-    ("water-formula", "What is the chemical formula of water?", "H2O", "facts"),
+    ("sky-color", "What color is the sky on a clear day?", "blue", "facts"),
+    ("largest-ocean", "What is the largest ocean on Earth?", "Pacific", "facts"),
 ]
 REPLAY = ["What is the capital of Sweden?", "Why do leaves change color in autumn?", "What do pandas eat?",
           "How do I boil an egg?", "Name three musical instruments.", "What is 7 + 6?"]
