@@ -231,3 +231,13 @@ def test_preference_answers_are_measured_one_by_one_and_too_long_pairs_rejected(
     lines = [json.loads(x) for x in result.train_path.read_text().splitlines()]
     assert result.train_size == 2 and lines[1]["chosen"] == "short" and len(lines[1]["rejected"]) < 1000
     assert max(result.token_counts["train"]) <= 64
+
+
+def test_dpo_eval_records_make_holdout_tests_against_the_chosen_answer():
+    from llmspec.compiler.acceptance import holdout_tests
+    from llmspec.spec.models import HoldoutSpec
+
+    record = {"messages": [{"role": "user", "content": "q1"}], "chosen": "right", "rejected": "wrong"}
+    (test,) = holdout_tests(HoldoutSpec(count=1), [record])
+    assert test.messages == ({"role": "user", "content": "q1"},)
+    assert "right" in json.dumps([e.__dict__ for e in test.expectations], default=str)
