@@ -221,7 +221,7 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
         stages.append(Stage(f"clean.{name}", StageKind.CLEAN, cfg, (f"sources.{name}",), spec_path=("quality",),
                             compiled=compiled))
 
-    fmt_plan = compile_format(spec.format, None, locate=locate)
+    fmt_plan = compile_format(spec.format, None, locate=locate, method=spec.training.method)
     dataset_cfg = {
         # Examples are measured (format.too_long) with the base model's tokenizer.
         "base_model": base,
@@ -234,6 +234,9 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
         "tokenizer": {"id": spec.base_model.id, "revision": spec.base_model.revision,
                       "tokenizer": spec.base_model.tokenizer},
     }
+    if fmt_plan.preference:
+        # dpo/orpo/kto write preference records: the same rows make other files.
+        dataset_cfg["preference"] = fmt_plan.preference
     uses_special = any(f.kind == "template" and ("bos_token" in f.text or "eos_token" in f.text)
                        for sp in fmt_plan.sources.values() for f in sp.fields)
     stages.append(Stage("dataset", StageKind.DATASET, dataset_cfg, tuple(f"clean.{n}" for n in spec.sources),
