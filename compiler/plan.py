@@ -242,7 +242,7 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
                             compiled={**replay_cfg, "base_model": base}))
         replay_inputs = ("replay",)
 
-    fmt_plan = compile_format(spec.format, None, locate=locate)
+    fmt_plan = compile_format(spec.format, None, locate=locate, method=spec.training.method)
     dataset_cfg = {
         # Examples are measured (format.too_long) with the base model's tokenizer.
         "base_model": base,
@@ -256,6 +256,9 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
                       "tokenizer": spec.base_model.tokenizer},
         "replay": replay_mix(spec),
     }
+    if fmt_plan.preference:
+        # dpo/orpo/kto write preference records: the same rows make other files.
+        dataset_cfg["preference"] = fmt_plan.preference
     uses_special = any(f.kind == "template" and ("bos_token" in f.text or "eos_token" in f.text)
                        for sp in fmt_plan.sources.values() for f in sp.fields)
     stages.append(Stage("dataset", StageKind.DATASET, dataset_cfg,

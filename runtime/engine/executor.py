@@ -408,7 +408,8 @@ class Executor:
             raise DataError(errors)
         columns = {n: [c for c in f.columns if c != "_origin"] for n, f in frames.items()}
         # The mapping was compiled at plan time; here it is checked against the columns the data has.
-        fmt_plan = compile_format(FormatSpec.model_validate(compiled["format_spec"]), columns, locate=self.plan.locate)
+        fmt_plan = compile_format(FormatSpec.model_validate(compiled["format_spec"]), columns, locate=self.plan.locate,
+                                  method=compiled["format"].get("preference"))
         from llmspec.runtime.dataset.lengths import length_check
 
         # The base model's tokenizer measures every example as Axolotl will (format.too_long), and
@@ -420,8 +421,11 @@ class Executor:
                                 chat_template=compiled["chat_template"],
                                 policy=compiled["format_spec"].get("too_long", "reject"))
                    if tok is not None else None)
+        from llmspec.runtime.dataset.preference import ChatText
+
+        chat_text = ChatText(tok, compiled["chat_template"]) if tok is not None and fmt_plan.preference else None
         result = build_dataset(frames, fmt_plan, SplitSpec.model_validate(compiled["split"]), work,
-                               special_tokens=special, lengths=lengths)
+                               special_tokens=special, lengths=lengths, chat_text=chat_text)
         if mix:
             result = self._mix_replay(mix, result, replay_frame, fmt_plan, work, lengths)
         summary = result.to_dict()
