@@ -4,12 +4,14 @@ is an acceptance test the next model passes. Real openai client, real Axolotl, b
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from ruamel.yaml import YAML
 
 from deploy_project import REPO, Server, llmspec
 
@@ -164,33 +166,20 @@ def test_correction_is_planned_trained_and_tested(project, served):
     assert llmspec(["plan", "llmspec.yaml", "--detailed-exitcode"], project, check=False).returncode == 0
 
 
-DPO_SPEC = """\
-llmspec: 1
-project: loop-bot
-base_model: {id: builtin:tiny}
-sources:
-  fb: {format: feedback}
-format:
-  style: chat
-  system: You are Acme's support assistant.
-  map:
-    fb: {user: prompt, chosen: answer, rejected: rejected}
-split: {eval_fraction: 0.0}
-training:
-  method: dpo
-  preference: {sft_weight: 1.0}
-  learning_rate: 0.01
-  max_steps: 40
-  sequence_len: 128
-  batch: {micro: 8, accumulate: 1}
-  hardware: cpu
-serve:
-  log: {redact: true}
-acceptance:
-  max_new_tokens: 24
-  tests_from: feedback
-  gates: {pass_rate: ">= 0.0"}
-"""
+def dpo_spec() -> str:
+    """SPEC trained with DPO: the feedback pairs only (the tickets have no rejected answer)."""
+    yaml = YAML(typ="safe", pure=True)
+    spec = yaml.load(SPEC)
+    del spec["sources"]["tickets"], spec["quality"]
+    spec["format"]["map"] = {"fb": {"user": "prompt", "chosen": "answer", "rejected": "rejected"}}
+    # DPO alone ranks the pair; the sft term makes the correction the answer (docs/spec-language.md)
+    spec["training"].update(method="dpo", preference={"sft_weight": 1.0}, max_steps=40)
+    del spec["acceptance"]["tests"]
+    spec["acceptance"]["gates"] = {"pass_rate": ">= 0.0"}
+    out = io.StringIO()
+    yaml.dump(spec, out)
+    return out.getvalue()
+
 
 DPO_QUESTION = "Why is my invoice higher this month?"
 DPO_CORRECTION = "Your plan renewed at the annual price. Open Billing to see each charge."
@@ -206,7 +195,7 @@ def test_correction_trains_with_dpo_against_what_the_model_said(project, served)
     said = reply.choices[0].message.content
     assert post_feedback(served, id=reply.id, rating="down", correction=DPO_CORRECTION).status_code == 200
 
-    (project / "llmspec.yaml").write_text(DPO_SPEC)
+    (project / "llmspec.yaml").write_text(dpo_spec())
     plan = llmspec(["plan", "llmspec.yaml", "--detailed-exitcode"], project, check=False)
     # sources.fb's config is the same in both specs: it rebuilds because feedback arrived
     assert plan.returncode == 2 and "sources.fb" in plan.stdout and "retrain" in plan.stdout
