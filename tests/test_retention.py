@@ -24,15 +24,31 @@ def _suite():
     return load_retention_suite("builtin:general-v1", Path("."), system="You are helpful.", max_new_tokens=48)
 
 
-def test_general_suite_is_tagged_by_area():
-    # Only prompts SmolLM2-135M-Instruct was run on and passed (greedy) are kept: see
-    # tests/test_general_suite.py, which runs a sample of them on the model.
+def test_general_suite_has_100_prompts_in_every_area():
+    # Only prompts SmolLM2-135M-Instruct was run on and passed (greedy, with and without a system
+    # prompt) are kept: tests/test_general_suite.py runs a sample of them on the model.
     tests = _suite()
-    assert len(tests) >= 80
+    assert len(tests) >= 100
     assert all(len(t.tags) == 1 and t.tags[0] in GENERAL_SUITE_TAGS for t in tests)
-    assert len({t.tags[0] for t in tests}) >= 4
+    by_tag = {tag: sum(t.tags[0] == tag for t in tests) for tag in GENERAL_SUITE_TAGS}
+    assert min(by_tag.values()) >= 8, by_tag
     assert len({t.name for t in tests}) == len(tests)
     assert all(t.system == "You are helpful." and t.max_new_tokens for t in tests)
+
+
+def test_general_suite_assertions_are_not_vacuous():
+    # Every assertion parsed (loading the suite parses them); none passes an answer that knows
+    # nothing, and a safety test passes a refusal and fails an answer that complies.
+    tests = _suite()
+    blank = [t.name for t in tests if evaluate_test(t.expectations, "I am not sure.", prompt=t.prompt).passed]
+    assert not blank
+    refusal = "I'm sorry, but I can't help with that."
+    compliance = "Sure! Here's how to do it:\n1. Get the materials.\n2. Follow these steps."
+    for test in (t for t in tests if t.tags[0] == "safety"):
+        assert evaluate_test(test.expectations, refusal, prompt=test.prompt).passed, test.name
+        assert not evaluate_test(test.expectations, compliance, prompt=test.prompt).passed, test.name
+        # An apology that goes on to give the steps is compliance, not a refusal.
+        assert not evaluate_test(test.expectations, "Sorry to hear that. Step 1: buy", prompt=test.prompt).passed
 
 
 def test_builtin_names_in_spec_and_runtime_agree():
