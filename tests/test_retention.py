@@ -238,3 +238,44 @@ def test_tiny_plan_says_retention_is_off_and_a_real_model_plan_says_on(tmp_path)
         plan = build_plan(loaded.spec, spec_path=str(tmp_path / "llmspec.yaml"), source_files={"qa": {}})
         assert plan.stage("acceptance").config["retention"]["enabled"] is (word == "on")
         assert any(n.startswith(f"retention: {word} (") for n in plan.notes), plan.notes
+
+
+def _bench():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "retention.py"
+    spec = importlib.util.spec_from_file_location("bench_retention", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_real_model_example_has_retention_and_replay_on():
+    example = Path(__file__).resolve().parents[1] / "examples" / "support-bot-smollm2"
+    loaded = check_spec(example / "llmspec.yaml")
+    assert not loaded.errors
+    spec = loaded.spec
+    assert spec.base_model.id == "builtin:smollm2-135m-instruct"
+    assert spec.acceptance.retention.enabled in ("auto", True) and spec.acceptance.retention.suite == "builtin:general-v1"
+    assert spec.training.replay.from_base_model and spec.training.replay.prompts == "builtin:general-replay-v1"
+    # The same tickets as examples/support-bot: the two examples differ only in the model.
+    assert (example / "data/tickets.jsonl").read_bytes() == (example.parent / "support-bot/data/tickets.jsonl").read_bytes()
+
+
+def test_bench_writes_one_valid_spec_per_variant(tmp_path):
+    bench = _bench()
+    args = bench.argparse.Namespace(steps=6, lr=5e-4, rank=4, target="q_proj,v_proj", fraction=0.4,
+                                    prompts="builtin:general-replay-v1")
+    specs = {}
+    for name, replay in (("tuned", False), ("tuned-replay", True)):
+        loaded = check_spec(bench.write_project(tmp_path, name, args, replay=replay) / "llmspec.yaml")
+        assert not loaded.errors, loaded.errors
+        specs[name] = loaded.spec
+    assert specs["tuned"].training.replay is None
+    replay = specs["tuned-replay"].training.replay
+    assert replay.from_base_model and replay.fraction == 0.4
+    for spec in specs.values():
+        t = spec.training
+        assert (t.max_steps, t.learning_rate, t.lora.r, t.lora.alpha, t.lora.target) == (6, 5e-4, 4, 8, ["q_proj", "v_proj"])
+        # A run that forgets must still report its figures: the bench lowers the gate to a warning.
+        assert spec.acceptance.retention.severity == "warn"
