@@ -159,6 +159,7 @@ def test_retention_defaults_and_off_switch(tmp_path):
     ("training:\n  replay: {from: nope}\n", "unknown-source"),
     ("training:\n  replay: {from: base_model, prompts: builtin:nope}\n", "unknown-suite"),
     ("training:\n  replay: {from: base_model, fraction: 1.5}\n", None),
+    ("training:\n  method: dpo\n  replay: {from: base_model}\n", "replay-with-preference"),
 ])
 def test_spec_errors(tmp_path, extra, code):
     loaded = _check(tmp_path, SPEC.replace("MODEL", "builtin:smollm2-135m-instruct") + extra)

@@ -252,6 +252,9 @@ def train(training: "CompiledTraining", compiled: dict[str, Any], *, dataset_dir
                   "tokens_per_second": _tokens_per_second(dataset_dir, ds, final)},
         "config_path": "axolotl.yaml", "log_path": "train.log",
     }
+    if training.config.get("rl"):
+        summary["rl"] = training.config["rl"]
+        summary["preference"] = preference_summary(history)
     write_json_atomic(work / "training.json", summary)
     progress("train-step", {"step": summary["steps"], "total_steps": total,
                             "loss": losses[-1] if losses else None, "eval_loss": evals[-1] if evals else None})
@@ -280,8 +283,23 @@ def _metrics_history(out_dir: Path) -> list[dict[str, float]]:
     out = []
     for (step, _), rec in sorted(by_key.items()):
         out.append({"step": step, "epoch": _num(rec.get("epoch")), "loss": _num(rec.get("loss")),
-                    "eval_loss": _num(rec.get("eval_loss")), "learning_rate": _num(rec.get("learning_rate"))})
+                    "eval_loss": _num(rec.get("eval_loss")), "learning_rate": _num(rec.get("learning_rate")),
+                    **{k: _num(v) for k, v in rec.items() if k.startswith(PREFERENCE_METRICS)}})
     return out
+
+
+# What TRL's preference trainers log beside the loss (DPO, ORPO, KTO): the reward the policy gives
+# the chosen and rejected answers and their margin, and how often chosen wins.
+PREFERENCE_METRICS = ("rewards/", "eval_rewards/")
+
+
+def preference_summary(history: list[dict[str, Any]]) -> dict[str, float] | None:
+    """The preference metrics of the last step that logged them; None for supervised runs."""
+    for h in reversed(history):
+        found = {k: v for k, v in h.items() if k.startswith(PREFERENCE_METRICS) and v is not None}
+        if found:
+            return found
+    return None
 
 
 def _num(value) -> float | None:
