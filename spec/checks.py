@@ -408,6 +408,14 @@ def _check_retention(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) 
     replay = spec.training.replay
     if replay is None:
         return
+    if spec.training.method in ("dpo", "orpo", "kto"):
+        # Replay examples are answers to imitate; a preference method learns from pairs (or
+        # rated answers), so there is no record shape to mix them in as.
+        yield Diagnostic("replay-with-preference", f"training.replay works with supervised methods (lora, qlora, "
+                         f"full), not with {spec.training.method}", at(("training", "replay")),
+                         hint="train with replay first (method: lora), then the preference run from that model; "
+                              "or remove training.replay")
+        return
     if replay.from_base_model:
         if replay.prompts.startswith("builtin:") and replay.prompts not in BUILTIN_PROMPT_SETS:
             yield Diagnostic("unknown-suite", f"there is no built-in prompt set '{replay.prompts}'",

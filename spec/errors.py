@@ -171,6 +171,7 @@ CODES: dict[str, str] = {
     "retention-on-tiny": "retention is turned on for builtin:tiny, which knows nothing to retain",
     "replay-on-tiny": "replay from builtin:tiny teaches its random answers back to it",
     "replay-unmapped": "a replay source has no format mapping",
+    "replay-with-preference": "training.replay with a preference method (dpo, orpo, kto)",
     "unmapped-source": "a source has no format mapping",
     "unpinned-model": "a hub base model without a pinned revision",
     "unsafe-template": "a template accesses private or dunder attributes",
