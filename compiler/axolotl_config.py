@@ -289,6 +289,10 @@ def compile_axolotl_config(
         if t.preference.beta is not None:
             put("orpo_alpha" if t.preference_method == "orpo" else "rl_beta", t.preference.beta,
                 ("training", "preference", "beta"))
+        if t.preference.sft_weight is not None:
+            # TRL sums the listed losses with these weights: DPO's ranking plus NLL on the chosen answer.
+            put("dpo_loss_type", ["sigmoid", "sft"], ("training", "preference", "sft_weight"))
+            put("dpo_loss_weights", [1.0, t.preference.sft_weight], ("training", "preference", "sft_weight"))
         if t.preference_method == "kto":
             # TRL's KTO trainer reads the label column itself; Axolotl refuses kto without this.
             put("remove_unused_columns", False, ("training", "method"))

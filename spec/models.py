@@ -651,6 +651,10 @@ class PreferenceSpec(StrictModel):
     beta: float | None = Field(
         None, gt=0.0, description="dpo/kto: how far the model may move from the base (Axolotl `rl_beta`, TRL's "
         "default 0.1 when unset); orpo: the weight of the odds-ratio term (Axolotl `orpo_alpha`).")
+    sft_weight: float | None = Field(
+        None, gt=0.0, description="dpo only: also learn the chosen answer as a supervised target, with this "
+        "weight beside the DPO loss (TRL's `sft` loss type; the RPO recipe). DPO alone only ranks the chosen "
+        "answer above the rejected one; with a few pairs it rarely makes the chosen answer what the model says.")
 
 
 class TrainingSpec(StrictModel):
@@ -703,6 +707,9 @@ class TrainingSpec(StrictModel):
         hw = self.hw
         if hw.type == "cpu" and (hw.gpus > 1 or hw.strategy != "ddp"):
             raise PydanticCustomError("conflict", "gpus/strategy only apply to cuda hardware", {})
+        if self.preference.sft_weight is not None and self.method != "dpo":
+            raise PydanticCustomError("conflict", "preference.sft_weight applies to training.method dpo only "
+                                      "(orpo has its own supervised term)", {})
         if self.adapter == "qlora" and hw.type == "cpu":
             raise PydanticCustomError("conflict", "qlora needs a CUDA GPU (bitsandbytes 4-bit); use lora on cpu", {})
         return self

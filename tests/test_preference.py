@@ -241,3 +241,37 @@ def test_dpo_eval_records_make_holdout_tests_against_the_chosen_answer():
     (test,) = holdout_tests(HoldoutSpec(count=1), [record])
     assert test.messages == ({"role": "user", "content": "q1"},)
     assert "right" in json.dumps([e.__dict__ for e in test.expectations], default=str)
+
+
+def test_sft_weight_adds_the_supervised_loss_beside_dpo(tiny_model, tmp_path):
+    pytest.importorskip("axolotl")
+    from llmspec.runtime.train.axolotl_check import validate_axolotl_config
+
+    compiled = compile_for(make_spec("dpo", preference={"sft_weight": 0.5}), tiny_model, tmp_path)
+    assert compiled.config["dpo_loss_type"] == ["sigmoid", "sft"]
+    assert compiled.config["dpo_loss_weights"] == [1.0, 0.5]
+    assert compiled.origins["dpo_loss_type"] == ("training", "preference", "sft_weight")
+    assert validate_axolotl_config(compiled, lambda path: None) == []
+    with pytest.raises(Exception, match="sft_weight applies to training.method dpo only"):
+        make_spec("orpo", preference={"sft_weight": 0.5})
+
+
+@pytest.mark.parametrize("method", ["dpo", "orpo", "kto"])
+def test_previews_show_the_chosen_answer_trained_and_the_other_side_after_it(method, tiny_model, tmp_path):
+    pytest.importorskip("axolotl")
+    from llmspec.runtime.dataset.preference import ChatText
+    from llmspec.runtime.dataset.preview import load_tokenizer, render_examples
+
+    tok = load_tokenizer(tiny_model)
+    rows = ([{"question": "q1", "answer": "fine", "label": False}] if method == "kto"
+            else [{"question": "q1", "good": "Hold it.", "bad": "Buy one."}])
+    _, lines = build(method, rows, tmp_path, chat_text=ChatText(tok))
+    plan = compile_format(make_spec(method).format, {"faq": list(rows[0])}, method=method)
+    (shown,) = render_examples("", plan, lines, 1, tokenizer=tok)
+    text = shown.plain()
+    assert "<|im_start|>user\nq1<|im_end|>" in text
+    if method == "kto":
+        assert "[[fine<|im_end|>]]" in text and text.endswith("(label: undesirable)")
+    else:
+        assert "[[Hold it.<|im_end|>" in text and text.endswith("(rejected: Buy one.)")
+    assert shown.n_trained > 0

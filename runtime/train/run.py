@@ -185,6 +185,9 @@ def train(training: "CompiledTraining", compiled: dict[str, Any], *, dataset_dir
     history: list[dict[str, float]] = []
     final: dict[str, float] = {}
     started = time.monotonic()
+    # The trainer runs in a child process: its CPU time (wall time hides how loaded the machine
+    # was) is what the children's rusage gains while it runs; nothing else is spawned meanwhile.
+    cpu_before = _children_cpu()
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"# llmspec: {' '.join(cmd)}\n")
         log.flush()
@@ -241,8 +244,8 @@ def train(training: "CompiledTraining", compiled: dict[str, Any], *, dataset_dir
     summary = {
         "method": compiled["method"], "base_model": compiled["base_model"]["id"], "hardware": hardware,
         "steps": int(history[-1]["step"]) if history else total, "epochs": final.get("epoch"),
-        "duration_s": round(time.monotonic() - started, 1), "resumed": resumed,
-        "history": history,
+        "duration_s": round(time.monotonic() - started, 1), "cpu_s": round(_children_cpu() - cpu_before, 1),
+        "resumed": resumed, "history": history,
         "final": {"train_loss": final.get("train_loss", losses[-1] if losses else None),
                   "eval_loss": evals[-1] if evals else None,
                   "samples_per_second": final.get("train_samples_per_second"),
@@ -327,6 +330,13 @@ def _tokens_per_second(dataset_dir: Path, ds: dict, final: dict) -> float | None
     if not runtime or not tokens:
         return None
     return round(tokens * (final.get("epoch") or 1) / runtime, 1)
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _stop(proc: subprocess.Popen) -> None:
