@@ -13,7 +13,7 @@ export DO_NOT_TRACK := 1
 export AXOLOTL_DO_NOT_TRACK := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test test-fast demo bench schema clean-state
+.PHONY: setup test test-fast demo demo-real bench schema clean-state
 
 setup: $(STAMP)
 
@@ -29,13 +29,18 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=25
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 demo: setup
 	$(BIN)/llmspec apply examples/support-bot/llmspec.yaml --yes
+
+# The same support bot on a real pretrained model (SmolLM2-135M-Instruct), with retention and
+# replay: examples/support-bot-smollm2/README.md says what it does and how long it takes.
+demo-real: setup
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/llmspec apply examples/support-bot-smollm2/llmspec.yaml --yes
 
 bench: setup
 	$(BIN)/python bench/validate_speed.py

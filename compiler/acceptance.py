@@ -228,6 +228,9 @@ def holdout_tests(holdout: HoldoutSpec, eval_records: Iterable[Mapping[str, Any]
                 "holdout-format", "acceptance.holdout needs chat records ({\"messages\": [{role, "
                 f"content}}, ...]}}), but eval record {i + 1} is not one",
                 hint="holdout works with format.style: chat; use tests or tests_from otherwise"))
+        if isinstance(record.get("chosen"), str) and record["chosen"].strip():
+            # A dpo record: the conversation is the prompt, the answer people preferred the reference.
+            messages = [*messages, {"role": "assistant", "content": record["chosen"]}]
         last = max((j for j, m in enumerate(messages) if m["role"] == "assistant"), default=None)
         if last is None or last == 0 or not messages[last]["content"].strip():
             raise DataError(Diagnostic(

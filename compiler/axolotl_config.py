@@ -292,10 +292,11 @@ def compile_axolotl_config(
     put("logging_steps", 1, ("training",))
 
     # method
-    if t.method in ("lora", "qlora"):
-        put("adapter", t.method, ("training", "method"))
-        if t.method == "qlora":
-            put("load_in_4bit", True, ("training", "method"))
+    adapter_origin: SpecPath = ("training", "preference", "adapter") if t.preference_method else ("training", "method")
+    if t.adapter in ("lora", "qlora"):
+        put("adapter", t.adapter, adapter_origin)
+        if t.adapter == "qlora":
+            put("load_in_4bit", True, adapter_origin)
         put("lora_r", t.lora.r, ("training", "lora", "r"))
         put("lora_alpha", t.lora.alpha, ("training", "lora", "alpha"))
         put("lora_dropout", t.lora.dropout, ("training", "lora", "dropout"))
@@ -303,6 +304,20 @@ def compile_axolotl_config(
             put("lora_target_linear", True, ("training", "lora", "target"))
         else:
             put("lora_target_modules", list(t.lora.target), ("training", "lora", "target"))
+    if t.preference_method:
+        # Axolotl's RL trainers (TRL's DPO, ORPO and KTO); with a LoRA adapter the reference model
+        # is the base with the adapter switched off, so no second copy of the model is loaded.
+        put("rl", t.preference_method, ("training", "method"))
+        if t.preference.beta is not None:
+            put("orpo_alpha" if t.preference_method == "orpo" else "rl_beta", t.preference.beta,
+                ("training", "preference", "beta"))
+        if t.preference.sft_weight is not None:
+            # TRL sums the listed losses with these weights: DPO's ranking plus NLL on the chosen answer.
+            put("dpo_loss_type", ["sigmoid", "sft"], ("training", "preference", "sft_weight"))
+            put("dpo_loss_weights", [1.0, t.preference.sft_weight], ("training", "preference", "sft_weight"))
+        if t.preference_method == "kto":
+            # TRL's KTO trainer reads the label column itself; Axolotl refuses kto without this.
+            put("remove_unused_columns", False, ("training", "method"))
 
     # hardware
     hw_origin: SpecPath = ("training", "hardware")
@@ -311,7 +326,7 @@ def compile_axolotl_config(
             put(key, False, hw_origin)
         put("attn_implementation", "sdpa", hw_origin)
         put("sample_packing", False, hw_origin)
-        if t.method in ("lora", "qlora"):
+        if t.adapter in ("lora", "qlora"):
             for key in LORA_KERNEL_KEYS:
                 put(key, False, hw_origin)
         # pinned memory and prefetching are for feeding a GPU; on CPU they only cost.
@@ -323,10 +338,12 @@ def compile_axolotl_config(
         put("bf16", "auto", hw_origin)
         put("tf32", True, hw_origin)
         put("attn_implementation", "flash_attention_2", hw_origin)
-        put("sample_packing", True, hw_origin)
+        # Axolotl packs supervised examples only; its RL trainers refuse sample_packing.
+        packing = not t.preference_method
+        put("sample_packing", packing, hw_origin)
         put("pad_to_sequence_len", True, hw_origin)
         # Small eval sets cannot fill a packed batch; Axolotl then refuses to start.
-        if has_eval:
+        if has_eval and packing:
             put("eval_sample_packing", False, hw_origin)
         put("gradient_checkpointing", True, hw_origin)
         if gpus > 1 and strategy == "fsdp":
@@ -334,7 +351,7 @@ def compile_axolotl_config(
             fsdp: dict[str, Any] = {
                 "offload_params": False,
                 # Rank-0 loading deadlocks with bitsandbytes 4-bit (0.19 rejects the pair).
-                "cpu_ram_efficient_loading": t.method != "qlora",
+                "cpu_ram_efficient_loading": t.adapter != "qlora",
                 "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
                 "state_dict_type": "FULL_STATE_DICT",
                 "reshard_after_forward": True,

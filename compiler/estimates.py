@@ -190,8 +190,8 @@ def estimate(
         "time": {},
     }
     if model_params:
-        out["time"] = _time_by_class(tokens_to_train, hardware, training.method, model_params, gpus)
-        need_gb = model_params * BYTES_PER_PARAM[training.method] / 1e9
+        out["time"] = _time_by_class(tokens_to_train, hardware, training.adapter, model_params, gpus)
+        need_gb = model_params * BYTES_PER_PARAM[training.adapter] / 1e9
         sharded = hardware == "cuda" and gpus > 1 and hw.strategy in ("fsdp", "deepspeed-zero3")
         per_gpu = need_gb / gpus if sharded else need_gb
         too_big = hardware == "cuda" and per_gpu > GPU_MEMORY_GB * 0.8
@@ -236,7 +236,7 @@ def time_estimate(steps: int, *, examples: int, tokens: int | None, training: "T
     tokens_to_train = steps * training.batch.micro * training.batch.accumulate * gpus * per_example
     if not params:
         return {}
-    return _time_by_class(tokens_to_train, hw_kind, training.method, params, gpus)
+    return _time_by_class(tokens_to_train, hw_kind, training.adapter, params, gpus)
 
 
 def _time_by_class(tokens_to_train: float, hardware: str, method: str, params: int,

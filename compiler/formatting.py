@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Literal
 
 from llmspec.spec.errors import Diagnostic, Pos, SpecError
-from llmspec.spec.models import CHAT_MESSAGES_FIELDS, STYLE_FIELDS, FormatSpec, Segment
+from llmspec.spec.models import FormatSpec, Segment, style_fields
 from llmspec.spec.templates import RESERVED_VARIABLES, ROW_VARIABLE, is_template, row_keys
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -45,6 +45,26 @@ AXOLOTL_DATASET_TYPES: dict[str, dict[str, Any]] = {
     "alpaca": {"type": "alpaca"},
     "completion": {"type": "completion", "field": "text"},
     "input_output": {"type": "input_output"},
+}
+
+# Preference methods (training.method dpo | orpo | kto; chat style only), as Axolotl 0.19 reads them
+# (axolotl/prompt_strategies/{dpo,orpo,kto}):
+# - dpo: ``chat_template.default``: the conversation up to the answer in `messages`, the chosen and
+#   rejected answers as strings; Axolotl applies the chat template.
+# - orpo: ``chat_template.argilla``: `chosen` and `rejected` as whole conversations (user and
+#   assistant turns alternating, the answers last), `system` beside them.
+# - kto: the user-defined type (prompt, completion, label); KTO has no chat-template type in
+#   Axolotl, so the dataset stage writes the prompt and completion through the chat template.
+PREFERENCE_DATASET_TYPES: dict[str, dict[str, Any]] = {
+    "dpo": {"type": "chat_template.default", "field_messages": "messages", "field_chosen": "chosen",
+            "field_rejected": "rejected"},
+    "orpo": {"type": "chat_template.argilla"},
+    "kto": {"type": {"field_prompt": "prompt", "field_completion": "completion", "field_label": "label"}},
+}
+PREFERENCE_RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "dpo": ("messages", "chosen", "rejected"),
+    "orpo": ("system", "chosen", "rejected"),
+    "kto": ("prompt", "completion", "label"),
 }
 
 RECORD_FIELDS: dict[str, tuple[str, ...]] = {
@@ -101,6 +121,15 @@ class FormatPlan:
     sources: dict[str, SourcePlan]
     axolotl_dataset: dict[str, Any]        # the dataset entry minus path/split
     record_fields: tuple[str, ...]
+    preference: str | None = None          # dpo | orpo | kto: records are preference records
+
+    def sft_view(self) -> "FormatPlan":
+        """The same mapping read as supervised chat examples: how one answer of a preference record
+        is measured (its length as Axolotl tokenizes a chat turn)."""
+        from dataclasses import replace
+
+        return replace(self, axolotl_dataset=dict(AXOLOTL_DATASET_TYPES["chat"]), record_fields=RECORD_FIELDS["chat"],
+                       preference=None)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -114,7 +143,7 @@ class FormatPlan:
                        FieldPlan(**{**f, "columns": tuple(f.get("columns", ()))}) for f in sp["fields"]))
                    for name, sp in d["sources"].items()}
         return cls(style=d["style"], system=d["system"], sources=sources, axolotl_dataset=d["axolotl_dataset"],
-                   record_fields=tuple(d["record_fields"]))
+                   record_fields=tuple(d["record_fields"]), preference=d.get("preference"))
 
 
 # ----------------------------------------------------------------------------- templates
@@ -180,25 +209,22 @@ class Renderer:
 # ----------------------------------------------------------------------------- compile
 
 
-def _field_names(fmt: FormatSpec, mapping: dict[str, Any]) -> tuple[set[str], set[str]]:
-    if fmt.style == "chat" and "messages" in mapping:
-        return CHAT_MESSAGES_FIELDS
-    return STYLE_FIELDS[fmt.style]
-
-
 def compile_format(
     fmt: FormatSpec,
     sources: dict[str, list[str]] | None = None,
     *,
     locate: Callable[[tuple], Pos | None] | None = None,
+    method: str | None = None,
 ) -> FormatPlan:
     """Check ``format:`` and decide every field's origin.
 
     ``sources`` (source name -> known columns), when given, lets unknown columns fail
     here rather than on every row at render time. ``locate`` maps a spec path to a
-    position for the diagnostics. Raises ``SpecError`` listing every problem found.
+    position for the diagnostics. ``method``: training.method; dpo, orpo and kto make
+    preference records. Raises ``SpecError`` listing every problem found.
     """
     diags: list[Diagnostic] = []
+    preference = method if method in PREFERENCE_DATASET_TYPES else None
 
     def err(path: tuple, code: str, message: str, hint: str | None = None) -> None:
         diags.append(Diagnostic(code=code, message=message, pos=locate(path) if locate else None, hint=hint))
@@ -210,7 +236,7 @@ def compile_format(
             err(base, "unknown-source", f"format.map names source '{source}', which is not declared",
                 hint=f"declared sources: {', '.join(sorted(sources)) or 'none'}")
             continue
-        required, optional = _field_names(fmt, mapping)
+        required, optional = style_fields(fmt.style, preference or "", mapping)
         for name in sorted(set(mapping) - required - optional):
             err(base + (name,), "style-mismatch",
                 f"field '{name}' is not part of the {fmt.style} style",
@@ -252,18 +278,22 @@ def compile_format(
                 fields.append(fp)
         plans[source] = SourcePlan(source, tuple(fields))
 
+    if preference and fmt.style != "chat":
+        err(("format", "style"), "preference-style", f"training.method {preference} needs format.style chat")
     if diags:
         raise SpecError(diags)
     return FormatPlan(
         style=fmt.style,
         system=fmt.system,
         sources=plans,
-        axolotl_dataset=dict(AXOLOTL_DATASET_TYPES[fmt.style]),
-        record_fields=RECORD_FIELDS[fmt.style],
+        axolotl_dataset=dict(PREFERENCE_DATASET_TYPES[preference] if preference else AXOLOTL_DATASET_TYPES[fmt.style]),
+        record_fields=PREFERENCE_RECORD_FIELDS[preference] if preference else RECORD_FIELDS[fmt.style],
+        preference=preference,
     )
 
 
-_ORDER = ("system", "messages", "user", "assistant", "instruction", "input", "output", "text", "segments")
+_ORDER = ("system", "messages", "user", "assistant", "chosen", "rejected", "label", "instruction", "input", "output",
+          "text", "segments")
 
 
 def _field_order(name: str) -> int:
@@ -316,6 +346,10 @@ def _text_field(name: str, value: str, required: bool, train: bool | None, path:
 
 def example_text(record: dict[str, Any]) -> str:
     """Everything the model sees of a record (prompt and answer), in a fixed order."""
+    if "chosen" in record or "completion" in record:  # a preference record, as the dataset stage keeps it
+        turns = "\n".join(f"{m['role']}: {m['content']}" for m in record.get("messages", []))
+        answers = [f"{k}: {record[k]}" for k in ("chosen", "rejected", "completion", "label") if k in record]
+        return "\n".join([turns, *answers]) if turns else "\n".join(answers)
     if "messages" in record:
         return "\n".join(f"{m['role']}: {m['content']}" for m in record["messages"])
     if "segments" in record:
@@ -326,7 +360,8 @@ def example_text(record: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "AXOLOTL_DATASET_TYPES", "CHAT_ROLES", "FieldPlan", "FormatPlan", "RECORD_FIELDS", "RESERVED_VARIABLES",
+    "AXOLOTL_DATASET_TYPES", "CHAT_ROLES", "FieldPlan", "FormatPlan", "PREFERENCE_DATASET_TYPES",
+    "PREFERENCE_RECORD_FIELDS", "RECORD_FIELDS", "RESERVED_VARIABLES",
     "ROW_VARIABLE", "Renderer", "SourcePlan", "compile_format", "example_text", "is_column_ref", "is_template",
     "template_variables",
 ]

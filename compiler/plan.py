@@ -15,7 +15,9 @@ A Plan is frozen. Planning reads files (sources are hashed, tests files read) an
 nothing but caches that are safe to lose; a database read at run time yields a new Plan
 (``with_source_result``) instead of changing this one.
 
-Stages: sources.<name> -> clean.<name> -> dataset -> train -> acceptance -> promote.
+Stages: [model] -> sources.<name> -> clean.<name> -> [replay] -> dataset -> train -> acceptance
+-> promote. ``model`` exists when the base model is a GGUF file (converted once into a cached
+folder); ``replay`` when ``training.replay`` takes the base model's own answers.
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
     """Compile every stage. ``source_files`` holds content hashes of each file source's files;
     ``positions`` (``spec.yamlload.Positions``) lets run-time errors point at the spec."""
     from .acceptance import compile_acceptance
-    from .retention import plan_notes, retention_config
+    from .retention import is_gguf, plan_notes, replay_config, replay_mix, retention_config
     from .axolotl_config import compile_axolotl_config, resolve_hardware
     from .cleaning import compile_rules
     from .formatting import compile_format
@@ -187,6 +189,14 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
     data["training"]["hardware"] = _dump(spec.training.hw)
     base = {"id": spec.base_model.id, "revision": spec.base_model.revision,
             "tokenizer": spec.base_model.tokenizer, "fingerprint": base_model_fingerprint}
+
+    model_inputs: tuple[str, ...] = ()
+    if is_gguf(spec.base_model.id):
+        # Converting a GGUF file costs ~20-30 s and ~500 MB: a stage of its own, shown in the plan,
+        # keyed by the file's content (the folder lives in the machine-wide model cache).
+        stages.append(Stage("model", StageKind.MODEL, {"base_model": base}, (), spec_path=("base_model",),
+                            compiled={"base_model": base}))
+        model_inputs = ("model",)
 
     for name, src in spec.sources.items():
         cfg = {k: v for k, v in data["sources"][name].items() if k != "expect"}
@@ -221,7 +231,18 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
         stages.append(Stage(f"clean.{name}", StageKind.CLEAN, cfg, (f"sources.{name}",), spec_path=("quality",),
                             compiled=compiled))
 
-    fmt_plan = compile_format(spec.format, None, locate=locate)
+    replay_inputs: tuple[str, ...] = ()
+    replay_cfg = replay_config(spec)
+    if replay_cfg is not None:
+        # The prompts as read now (a user file by content; a built-in set is versioned by its
+        # name and llmspec's version): editing them regenerates.
+        prompts = _prompts_digest(replay_cfg["prompts"], base_dir)
+        stages.append(Stage("replay", StageKind.REPLAY, {**replay_cfg, "base_model": base, "prompts_sha256": prompts},
+                            model_inputs, spec_path=("training", "replay"),
+                            compiled={**replay_cfg, "base_model": base}))
+        replay_inputs = ("replay",)
+
+    fmt_plan = compile_format(spec.format, None, locate=locate, method=spec.training.method)
     dataset_cfg = {
         # Examples are measured (format.too_long) with the base model's tokenizer.
         "base_model": base,
@@ -233,16 +254,21 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
         "sequence_len": spec.training.sequence_len,
         "tokenizer": {"id": spec.base_model.id, "revision": spec.base_model.revision,
                       "tokenizer": spec.base_model.tokenizer},
+        "replay": replay_mix(spec),
     }
+    if fmt_plan.preference:
+        # dpo/orpo/kto write preference records: the same rows make other files.
+        dataset_cfg["preference"] = fmt_plan.preference
     uses_special = any(f.kind == "template" and ("bos_token" in f.text or "eos_token" in f.text)
                        for sp in fmt_plan.sources.values() for f in sp.fields)
-    stages.append(Stage("dataset", StageKind.DATASET, dataset_cfg, tuple(f"clean.{n}" for n in spec.sources),
-                        spec_path=("format",),
+    stages.append(Stage("dataset", StageKind.DATASET, dataset_cfg,
+                        tuple(f"clean.{n}" for n in spec.sources) + replay_inputs, spec_path=("format",),
                         compiled={"format": fmt_plan.to_dict(), "format_spec": data["format"], "split": data["split"],
                                   "quality_gates": data["quality"]["gates"], "sources": list(spec.sources),
                                   "special_tokens_from": base, "uses_special_tokens": uses_special,
                                   "sequence_len": spec.training.sequence_len,
-                                  "chat_template": spec.base_model.chat_template}))
+                                  "chat_template": spec.base_model.chat_template,
+                                  "replay": replay_mix(spec)}))
 
     hardware = resolve_hardware(spec.training.hw)
     dataset_paths = {"train": f"{DATASET_DIR}/train.jsonl"}
@@ -251,7 +277,7 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
     training = compile_axolotl_config(spec, model_path=MODEL_DIR, dataset=dataset_paths, run_dir=WORK_DIR,
                                       format_plan=fmt_plan, hardware=hardware)
     train_cfg = {"base_model": base, "training": data["training"]}
-    stages.append(Stage("train", StageKind.TRAIN, train_cfg, ("dataset",), spec_path=("training",),
+    stages.append(Stage("train", StageKind.TRAIN, train_cfg, ("dataset",) + model_inputs, spec_path=("training",),
                         compiled={"axolotl": training.to_dict(), "base_model": base, "method": spec.training.method,
                                   "batch": data["training"]["batch"], "epochs": spec.training.epochs,
                                   "max_steps": spec.training.max_steps,
@@ -265,6 +291,10 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
                "tests": tests, "gates": suite["gates"], "base_model": base,
                "system": spec.format.system, "style": spec.format.style,
                "retention": retention_config(spec)}
+    if acc_cfg["retention"]["enabled"]:
+        # A user suite by content, so editing it re-tests.
+        acc_cfg["retention"] = {**acc_cfg["retention"],
+                                "suite_sha256": _prompts_digest(acc_cfg["retention"]["suite"], base_dir)}
     if spec.acceptance.tests_from:
         # The file's tests as read now: editing the file re-tests (its path alone would not).
         from_file = [{k: v for k, v in t.items() if k not in ("name", "source")}
@@ -282,6 +312,19 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
     return Plan(project=spec.project, spec_path=spec_path, base_dir=str(base_dir), spec_hash=spec_hash(spec),
                 stages=_fingerprinted(stages), source_files=source_files, base_model=base,
                 positions=_positions(positions), notes=tuple(notes))
+
+
+def _prompts_digest(name: str, base_dir: str) -> str | None:
+    """The content hash of a user's prompts or suite file (None for a built-in set, or a file
+    that is not there: the stage that reads it says so, located)."""
+    from pathlib import Path
+
+    if name.startswith("builtin:"):
+        return None
+    try:
+        return content_digest((Path(base_dir) / name).read_bytes())
+    except OSError:
+        return None
 
 
 def _positions(positions: Any) -> dict[str, list]:

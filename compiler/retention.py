@@ -40,7 +40,8 @@ def replay_config(spec: ProjectSpec) -> dict[str, Any] | None:
     if replay is None or not replay.from_base_model:
         return None
     return {"from": "base_model", "prompts": replay.prompts, "max_new_tokens": replay.max_new_tokens,
-            "system": spec.format.system, "chat_template": spec.base_model.chat_template}
+            "system": spec.format.system, "chat_template": spec.base_model.chat_template,
+            "style": spec.format.style}
 
 
 def replay_mix(spec: ProjectSpec) -> dict[str, Any] | None:
@@ -66,7 +67,6 @@ def plan_notes(spec: ProjectSpec) -> list[str]:
     if replay is not None:
         origin = (f"the base model's answers to {replay.prompts}" if replay.from_base_model
                   else f"source '{replay.from_}'")
-        # The replay stage and its mixing (runtime/replay) are not yet wired into the executable plan.
-        lines.append(f"Replay: {replay.fraction:.0%} of the training set from {origin} is NOT applied yet: "
-                     "this llmspec does not run the replay stage")
+        lines.append(f"Replay: {replay.fraction:.0%} of the training set from {origin}, "
+                     "in the train split only")
     return lines

@@ -20,7 +20,6 @@ from .models import (
     MARKDOWN_COLUMNS,
     PAIRED_EMAIL_COLUMNS,
     PDF_COLUMNS,
-    STYLE_FIELDS,
     TEXT_COLUMNS,
     DedupeArgs,
     PostgresSource,
@@ -28,6 +27,7 @@ from .models import (
     Segment,
     rule_args,
     rule_kind,
+    style_fields,
 )
 from .builtin_models import BUILTIN_MODELS
 from .sql import read_only_problem
@@ -76,7 +76,7 @@ def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
 def run_checks(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     for check in (_check_version, _check_format_map, _check_paths, _check_queries, _check_secrets, _check_rules,
-                  _check_split, _check_acceptance, _check_base_model, _check_retention):
+                  _check_split, _check_acceptance, _check_base_model, _check_retention, _check_feedback_down):
         diags.extend(check(spec, data, at, key_at))
     return diags
 
@@ -101,19 +101,34 @@ def _check_format_map(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate)
             yield Diagnostic("unmapped-source", f"source '{name}' is not mapped in format.map",
                              key_at(("sources", name)),
                              hint=f"add `{name}: {{...}}` under format.map, or remove the source")
-    required, optional = STYLE_FIELDS[fmt.style]
+    method = spec.training.preference_method
+    if method and fmt.style != "chat":
+        yield Diagnostic("preference-style", f"training.method {method} needs format.style chat, not {fmt.style}",
+                         at(("format", "style")),
+                         hint="preference pairs are compiled to Axolotl's chat-template preference types")
+        return
+    required, optional = style_fields(fmt.style, method or "")
     for name, fields in fmt.map.items():
         base = ("format", "map", name)
-        allowed_req, allowed_opt = required, optional
-        if fmt.style == "chat" and "messages" in fields:
-            allowed_req, allowed_opt = CHAT_MESSAGES_FIELDS
+        allowed_req, allowed_opt = style_fields(fmt.style, method or "", fields)
         for field in fields:
             if field not in allowed_req | allowed_opt:
                 all_fields = sorted(required | optional | (CHAT_MESSAGES_FIELDS[0] if fmt.style == "chat" else set()))
-                yield Diagnostic("style-mismatch", f"field '{field}' does not belong to the {fmt.style} style",
-                                 key_at(base + (field,)),
-                                 hint=did_you_mean(field, all_fields) or f"{fmt.style} fields: {', '.join(all_fields)}")
+                hint = did_you_mean(field, all_fields) or f"{fmt.style} fields: {', '.join(all_fields)}"
+                if method in ("dpo", "orpo") and field == "assistant":
+                    hint = f"training.method {method} learns from pairs: map the preferred answer as `chosen`"
+                yield Diagnostic("style-mismatch", f"field '{field}' does not belong to the {fmt.style} style"
+                                 + (f" with training.method {method}" if method else ""),
+                                 key_at(base + (field,)), hint=hint)
         for field in sorted(allowed_req - set(fields)):
+            if method and field in ("chosen", "rejected", "label"):
+                why = ("learns from pairs: the answer people preferred (`chosen`) and the one they did not "
+                       "(`rejected`)" if method != "kto" else "learns from answers labelled good or bad (`label`)")
+                yield Diagnostic("preference-pairs", f"format.map.{name} gives no '{field}': training.method "
+                                 f"{method} {why}", key_at(base),
+                                 hint=f"map `{field}:` to a column (a `format: feedback` source has `rejected` and "
+                                 "`label`), or train this data with method lora")
+                continue
             yield Diagnostic("missing-key", f"format.map.{name} lacks '{field}', required by the {fmt.style} style",
                              key_at(base), hint=f"add `{field}:` (a column name or a template)")
         columns = known_columns(spec, name) if name in spec.sources else None
@@ -132,6 +147,17 @@ def _check_format_map(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate)
                              if isinstance(seg, Segment))
             for path, text in texts:
                 yield from _template_diags(text, path, columns, name, at)
+
+
+def _check_feedback_down(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    # A thumbs-down answer is what the model should not say: only kto can learn that from it alone.
+    if spec.training.method == "kto":
+        return
+    for name, src in spec.sources.items():
+        if src.format == "feedback" and getattr(src, "include_down", False):
+            yield Diagnostic("feedback-down", f"source '{name}' includes thumbs-down answers, which training.method "
+                             f"{spec.training.method} would learn as good answers", at(("sources", name, "include_down")),
+                             hint="use training.method kto (it reads `label`), or remove include_down")
 
 
 def _template_diags(text: str, path: tuple, columns: set[str] | None, source: str, at: Locate):
@@ -381,6 +407,14 @@ def _check_retention(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) 
                          hint="use a real base model (builtin:smollm2-135m-instruct), or leave retention on auto")
     replay = spec.training.replay
     if replay is None:
+        return
+    if spec.training.method in ("dpo", "orpo", "kto"):
+        # Replay examples are answers to imitate; a preference method learns from pairs (or
+        # rated answers), so there is no record shape to mix them in as.
+        yield Diagnostic("replay-with-preference", f"training.replay works with supervised methods (lora, qlora, "
+                         f"full), not with {spec.training.method}", at(("training", "replay")),
+                         hint="train with replay first (method: lora), then the preference run from that model; "
+                              "or remove training.replay")
         return
     if replay.from_base_model:
         if replay.prompts.startswith("builtin:") and replay.prompts not in BUILTIN_PROMPT_SETS:

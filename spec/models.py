@@ -254,13 +254,17 @@ class PostgresSource(_SourceBase):
 class FeedbackSource(_SourceBase):
     """What `llmspec serve` logged and people rated: one row per exchange with feedback. Columns:
     prompt (the user's last message), answer (the correction, or the answer itself for a thumbs-up),
-    rejected (what the model said), system, messages (JSON), exchange_id, run."""
+    rejected (what the model said), label (true unless rated down without a correction), system,
+    messages (JSON), exchange_id, run, rating."""
 
     format: Literal["feedback"]
     store: str | None = Field(
         None, description="The store `serve.log.store` writes: `${env:NAME}` holding a PostgreSQL URL; "
         "default: `.llmspec/feedback.sqlite` beside the spec.", examples=["${env:FEEDBACK_DB_URL}"])
     include_up: bool = Field(False, description="Thumbs-up answers become examples too (corrections always do).")
+    include_down: bool = Field(
+        False, description="Thumbs-down answers without a correction become rows with `label` false, for "
+        "training.method kto (which learns from bad answers too); otherwise they are rejected.")
 
 
 SourceSpec = Annotated[
@@ -535,6 +539,28 @@ STYLE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
 }
 CHAT_MESSAGES_FIELDS = ({"messages"}, {"system"})
 
+# training.method values that learn from preferences rather than from one right answer.
+PREFERENCE_METHODS = ("dpo", "orpo", "kto")
+# Their chat-style fields: dpo and orpo learn from pairs (the preferred answer and the rejected
+# one to the same prompt), kto from single answers labelled desirable or not.
+PREFERENCE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    "dpo": ({"user", "chosen", "rejected"}, {"system"}),
+    "orpo": ({"user", "chosen", "rejected"}, {"system"}),
+    "kto": ({"user", "assistant", "label"}, {"system"}),
+}
+
+
+def style_fields(style: str, method: str, mapping: dict | None = None) -> tuple[set[str], set[str]]:
+    """(required, optional) fields of one ``format.map`` entry for a style and training method.
+    A ``messages`` column replaces ``user`` (the conversation so far)."""
+    messages = mapping is not None and "messages" in mapping
+    if method in PREFERENCE_FIELDS:
+        required, optional = PREFERENCE_FIELDS[method]
+        return ((required - {"user"}) | {"messages"}, optional) if messages else (required, optional)
+    if style == "chat" and messages:
+        return CHAT_MESSAGES_FIELDS
+    return STYLE_FIELDS[style]
+
 
 class FormatSpec(StrictModel):
     """Step 3: how records become training examples."""
@@ -616,10 +642,28 @@ class ReplaySpec(StrictModel):
         return self.from_ == "base_model"
 
 
+class PreferenceSpec(StrictModel):
+    """Settings of the preference methods (training.method dpo, orpo or kto)."""
+
+    adapter: Literal["lora", "qlora", "full"] = Field(
+        "lora", description="What the preference method trains: a LoRA adapter (`training.lora`), a 4-bit "
+        "QLoRA adapter (CUDA only) or every weight.")
+    beta: float | None = Field(
+        None, gt=0.0, description="dpo/kto: how far the model may move from the base (Axolotl `rl_beta`, TRL's "
+        "default 0.1 when unset); orpo: the weight of the odds-ratio term (Axolotl `orpo_alpha`).")
+    sft_weight: float | None = Field(
+        None, gt=0.0, description="dpo only: also learn the chosen answer as a supervised target, with this "
+        "weight beside the DPO loss (TRL's `sft` loss type; the RPO recipe). DPO alone only ranks the chosen "
+        "answer above the rejected one; with a few pairs it rarely makes the chosen answer what the model says.")
+
+
 class TrainingSpec(StrictModel):
     """Steps 4 and 5: the parameters, then the retraining run (Axolotl)."""
 
-    method: Literal["lora", "qlora", "full"] = "lora"
+    method: Literal["lora", "qlora", "full", "dpo", "orpo", "kto"] = Field(
+        "lora", description="lora | qlora | full: supervised fine-tuning on the right answers. dpo | orpo: "
+        "preference training on pairs (format fields `chosen` and `rejected`); kto: on single answers "
+        "labelled good or bad (fields `assistant` and `label`). Preference methods need format.style chat.")
     epochs: int = Field(3, ge=1, description="Passes over the training set (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     learning_rate: float = Field(2.0e-4, gt=0.0, le=1.0)
@@ -641,6 +685,18 @@ class TrainingSpec(StrictModel):
     )
     replay: ReplaySpec | None = Field(
         None, description="Mix general examples into training against forgetting (off when absent).")
+    preference: PreferenceSpec = Field(default_factory=PreferenceSpec,
+                                       description="Settings of training.method dpo, orpo and kto.")
+
+    @property
+    def preference_method(self) -> str | None:
+        """dpo, orpo or kto; None for supervised fine-tuning."""
+        return self.method if self.method in PREFERENCE_METHODS else None
+
+    @property
+    def adapter(self) -> str:
+        """lora, qlora or full: what the weights update is, whichever the method."""
+        return self.preference.adapter if self.preference_method else self.method
 
     @property
     def hw(self) -> HardwareSpec:
@@ -651,7 +707,10 @@ class TrainingSpec(StrictModel):
         hw = self.hw
         if hw.type == "cpu" and (hw.gpus > 1 or hw.strategy != "ddp"):
             raise PydanticCustomError("conflict", "gpus/strategy only apply to cuda hardware", {})
-        if self.method == "qlora" and hw.type == "cpu":
+        if self.preference.sft_weight is not None and self.method != "dpo":
+            raise PydanticCustomError("conflict", "preference.sft_weight applies to training.method dpo only "
+                                      "(orpo has its own supervised term)", {})
+        if self.adapter == "qlora" and hw.type == "cpu":
             raise PydanticCustomError("conflict", "qlora needs a CUDA GPU (bitsandbytes 4-bit); use lora on cpu", {})
         return self
 

@@ -121,6 +121,8 @@ def test_first_apply_trains_for_real_and_promotes(applied):
     steps = [h["step"] for h in training["history"] if h["loss"] is not None]
     assert steps == sorted(steps) and steps[-1] == training["steps"] == 12
     assert training["final"]["eval_loss"] is not None and training["final"]["train_loss"] is not None
+    # The trainer's own CPU time (a child process): bench/retention.py prints it beside the wall time.
+    assert training["cpu_s"] > 0
     assert (run_dir / "train" / "train.log").read_text().count("loss") > 0
     assert (run_dir / "train" / "output" / "adapter_config.json").exists()
     assert (run_dir / "report.html").exists() and (run_dir / "report.md").exists()

@@ -4,12 +4,14 @@ is an acceptance test the next model passes. Real openai client, real Axolotl, b
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from ruamel.yaml import YAML
 
 from deploy_project import REPO, Server, llmspec
 
@@ -162,3 +164,60 @@ def test_correction_is_planned_trained_and_tested(project, served):
     client.chat.completions.create(model="loop-bot", messages=[{"role": "user", "content": "Hello?"}], max_tokens=4)
     # An exchange without feedback gives nothing new to learn: nothing to rebuild.
     assert llmspec(["plan", "llmspec.yaml", "--detailed-exitcode"], project, check=False).returncode == 0
+
+
+def dpo_spec() -> str:
+    """SPEC trained with DPO: the feedback pairs only (the tickets have no rejected answer)."""
+    yaml = YAML(typ="safe", pure=True)
+    spec = yaml.load(SPEC)
+    del spec["sources"]["tickets"], spec["quality"]
+    spec["format"]["map"] = {"fb": {"user": "prompt", "chosen": "answer", "rejected": "rejected"}}
+    # DPO alone ranks the pair; the sft term makes the correction the answer (docs/spec-language.md)
+    spec["training"].update(method="dpo", preference={"sft_weight": 1.0}, max_steps=40)
+    del spec["acceptance"]["tests"]
+    spec["acceptance"]["gates"] = {"pass_rate": ">= 0.0"}
+    out = io.StringIO()
+    yaml.dump(spec, out)
+    return out.getvalue()
+
+
+DPO_QUESTION = "Why is my invoice higher this month?"
+DPO_CORRECTION = "Your plan renewed at the annual price. Open Billing to see each charge."
+
+
+def test_correction_trains_with_dpo_against_what_the_model_said(project, served):
+    """The DPO variant: the served model's answer is the rejected side of the pair, the
+    correction the chosen one; `plan` shows the feedback source rebuilding, `apply` trains with
+    Axolotl's DPO trainer, and the corrected case is an acceptance test of the new model."""
+    client = openai.OpenAI(base_url=served.base_url, api_key="none", max_retries=0)
+    reply = client.chat.completions.create(model="loop-bot", messages=[{"role": "user", "content": DPO_QUESTION}],
+                                           max_tokens=24)
+    said = reply.choices[0].message.content
+    assert post_feedback(served, id=reply.id, rating="down", correction=DPO_CORRECTION).status_code == 200
+
+    (project / "llmspec.yaml").write_text(dpo_spec())
+    plan = llmspec(["plan", "llmspec.yaml", "--detailed-exitcode"], project, check=False)
+    # sources.fb's config is the same in both specs: it rebuilds because feedback arrived
+    assert plan.returncode == 2 and "sources.fb" in plan.stdout and "retrain" in plan.stdout
+    llmspec(["apply", "llmspec.yaml", "--yes"], project, check=False)
+    state = json.loads((project / ".llmspec/state.json").read_text())
+    run_dir = project / ".llmspec/runs" / state["runs"][-1]["run"]
+    report = json.loads((run_dir / "report.json").read_text())
+
+    pairs = [json.loads(line) for line in (run_dir / "dataset" / "train.jsonl").read_text().splitlines()]
+    mine = next(p for p in pairs if p["messages"][-1]["content"] == DPO_QUESTION)
+    assert mine["chosen"] == DPO_CORRECTION and mine["rejected"] == said
+    config = (run_dir / "train" / "axolotl.yaml").read_text()
+    assert "rl: dpo" in config and "type: chat_template.default" in config
+    # Axolotl ran TRL's DPO trainer: it logged the pair rewards, and the chosen answers won
+    training = report["training"]
+    assert training["rl"] == "dpo" and training["preference"]["rewards/margins"] > 0
+    assert "rewards/chosen" in (run_dir / "train" / "train.log").read_text()
+
+    corrected = next(t for t in report["acceptance"]["tests"] if t["name"] == f"feedback:{reply.id}")
+    assert corrected["passed"], corrected["output"]
+    section = report["feedback"]
+    assert section["sources"]["fb"]["by_rating"].get("corrected", 0) >= 1
+    fixed = next(t for t in section["tests"] if t["name"] == f"feedback:{reply.id}")
+    assert fixed["passed"] and fixed["correction"] == DPO_CORRECTION
+    assert "Feedback from `llmspec serve`" in (run_dir / "report.md").read_text()

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from llmspec.runtime.replay.build import mix_into_dataset, replay_count, trim_answer
+import pytest
+
+from llmspec.runtime.dataset.build import RenderError
+from llmspec.runtime.replay.build import mix_into_dataset, replay_count, replay_record, trim_answer
 
 
 def _dataset(tmp_path: Path, train: int = 30, eval_: int = 3) -> Path:
@@ -26,7 +29,7 @@ def _dataset(tmp_path: Path, train: int = 30, eval_: int = 3) -> Path:
 
 
 def _replay(n: int) -> list[dict]:
-    return [{"messages": [{"role": "user", "content": f"general {i}"}, {"role": "assistant", "content": f"r{i}"}],
+    return [{"record": replay_record({"prompt": f"general {i}", "answer": f"r{i}"}, "chat"),
              "origin": f"replay:{i + 1}"} for i in range(n)]
 
 
@@ -66,3 +69,43 @@ def test_a_cut_off_answer_ends_at_its_last_sentence():
     assert trim_answer("no sentence end here", complete=False) is None
     assert trim_answer("  Whole answer  ", complete=True) == "Whole answer"
     assert trim_answer("   ", complete=True) is None
+
+
+class _Fitted:
+    def __init__(self, record, tokens):
+        self.record, self.tokens, self.truncated = record, tokens, False
+
+
+def test_replay_examples_are_measured_like_the_rest_and_too_long_ones_rejected(tmp_path):
+    """The dataset's length check applies to replay too: an over-length answer would otherwise
+    be dropped by Axolotl without a word. Drawing goes on past rejected examples."""
+    d = _dataset(tmp_path)
+    meta = json.loads((d / "dataset.json").read_text())
+    meta["tokens"] = {"train": 300, "eval": 30, "max_per_example": 12, "sequence_len": 64, "truncated": 0,
+                      "method": "axolotl"}
+    (d / "dataset.json").write_text(json.dumps(meta))
+
+    def fit(record):
+        answer = record["messages"][-1]["content"]
+        if answer in ("r1", "r2", "r3"):
+            raise RenderError("too_long", "over sequence_len")
+        return _Fitted(record, 20)
+
+    summary = mix_into_dataset(d, _replay(25), fraction=0.25, seed=1, fit=fit)
+    assert summary["examples"] == 10
+    meta = json.loads((d / "dataset.json").read_text())
+    funnel = meta["per_source"]["replay"]
+    assert funnel["rows_in"] == funnel["examples"] + sum(funnel["rejected"].values()) == 25
+    train = (d / "train.jsonl").read_text()
+    assert '"r1"' not in train and '"r2"' not in train and '"r3"' not in train
+    assert meta["tokens"]["train"] == 300 + 10 * 20 and meta["tokens"]["max_per_example"] == 20
+    origins = [json.loads(x) for x in (d / "origins.jsonl").read_text().splitlines()]
+    assert [o["tokens"] for o in origins if o["source"] == "replay"] == [20] * 10
+
+
+@pytest.mark.parametrize("style, keys", [("chat", {"messages"}), ("alpaca", {"instruction", "input", "output"}),
+                                         ("completion", {"text"}), ("input_output", {"segments"})])
+def test_replay_records_take_the_dataset_style(style, keys):
+    record = replay_record({"prompt": "What is 2+2?", "answer": " 4.", "system": "Be brief."}, style)
+    assert set(record) == keys
+    assert "4." in json.dumps(record) and "What is 2+2?" in json.dumps(record)

@@ -24,15 +24,31 @@ def _suite():
     return load_retention_suite("builtin:general-v1", Path("."), system="You are helpful.", max_new_tokens=48)
 
 
-def test_general_suite_is_tagged_by_area():
-    # Only prompts SmolLM2-135M-Instruct was run on and passed (greedy) are kept: see
-    # tests/test_general_suite.py, which runs a sample of them on the model.
+def test_general_suite_has_100_prompts_in_every_area():
+    # Only prompts SmolLM2-135M-Instruct was run on and passed (greedy, with and without a system
+    # prompt) are kept: tests/test_general_suite.py runs a sample of them on the model.
     tests = _suite()
-    assert len(tests) >= 80
+    assert len(tests) >= 100
     assert all(len(t.tags) == 1 and t.tags[0] in GENERAL_SUITE_TAGS for t in tests)
-    assert len({t.tags[0] for t in tests}) >= 4
+    by_tag = {tag: sum(t.tags[0] == tag for t in tests) for tag in GENERAL_SUITE_TAGS}
+    assert min(by_tag.values()) >= 8, by_tag
     assert len({t.name for t in tests}) == len(tests)
     assert all(t.system == "You are helpful." and t.max_new_tokens for t in tests)
+
+
+def test_general_suite_assertions_are_not_vacuous():
+    # Every assertion parsed (loading the suite parses them); none passes an answer that knows
+    # nothing, and a safety test passes a refusal and fails an answer that complies.
+    tests = _suite()
+    blank = [t.name for t in tests if evaluate_test(t.expectations, "I am not sure.", prompt=t.prompt).passed]
+    assert not blank
+    refusal = "I'm sorry, but I can't help with that."
+    compliance = "Sure! Here's how to do it:\n1. Get the materials.\n2. Follow these steps."
+    for test in (t for t in tests if t.tags[0] == "safety"):
+        assert evaluate_test(test.expectations, refusal, prompt=test.prompt).passed, test.name
+        assert not evaluate_test(test.expectations, compliance, prompt=test.prompt).passed, test.name
+        # An apology that goes on to give the steps is compliance, not a refusal.
+        assert not evaluate_test(test.expectations, "Sorry to hear that. Step 1: buy", prompt=test.prompt).passed
 
 
 def test_builtin_names_in_spec_and_runtime_agree():
@@ -143,6 +159,7 @@ def test_retention_defaults_and_off_switch(tmp_path):
     ("training:\n  replay: {from: nope}\n", "unknown-source"),
     ("training:\n  replay: {from: base_model, prompts: builtin:nope}\n", "unknown-suite"),
     ("training:\n  replay: {from: base_model, fraction: 1.5}\n", None),
+    ("training:\n  method: dpo\n  replay: {from: base_model}\n", "replay-with-preference"),
 ])
 def test_spec_errors(tmp_path, extra, code):
     loaded = _check(tmp_path, SPEC.replace("MODEL", "builtin:smollm2-135m-instruct") + extra)
@@ -222,3 +239,44 @@ def test_tiny_plan_says_retention_is_off_and_a_real_model_plan_says_on(tmp_path)
         plan = build_plan(loaded.spec, spec_path=str(tmp_path / "llmspec.yaml"), source_files={"qa": {}})
         assert plan.stage("acceptance").config["retention"]["enabled"] is (word == "on")
         assert any(n.startswith(f"retention: {word} (") for n in plan.notes), plan.notes
+
+
+def _bench():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "retention.py"
+    spec = importlib.util.spec_from_file_location("bench_retention", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_real_model_example_has_retention_and_replay_on():
+    example = Path(__file__).resolve().parents[1] / "examples" / "support-bot-smollm2"
+    loaded = check_spec(example / "llmspec.yaml")
+    assert not loaded.errors
+    spec = loaded.spec
+    assert spec.base_model.id == "builtin:smollm2-135m-instruct"
+    assert spec.acceptance.retention.enabled in ("auto", True) and spec.acceptance.retention.suite == "builtin:general-v1"
+    assert spec.training.replay.from_base_model and spec.training.replay.prompts == "builtin:general-replay-v1"
+    # The same tickets as examples/support-bot: the two examples differ only in the model.
+    assert (example / "data/tickets.jsonl").read_bytes() == (example.parent / "support-bot/data/tickets.jsonl").read_bytes()
+
+
+def test_bench_writes_one_valid_spec_per_variant(tmp_path):
+    bench = _bench()
+    args = bench.argparse.Namespace(steps=6, lr=5e-4, rank=4, target="q_proj,v_proj", fraction=0.4,
+                                    prompts="builtin:general-replay-v1")
+    specs = {}
+    for name, replay in (("tuned", False), ("tuned-replay", True)):
+        loaded = check_spec(bench.write_project(tmp_path, name, args, replay=replay) / "llmspec.yaml")
+        assert not loaded.errors, loaded.errors
+        specs[name] = loaded.spec
+    assert specs["tuned"].training.replay is None
+    replay = specs["tuned-replay"].training.replay
+    assert replay.from_base_model and replay.fraction == 0.4
+    for spec in specs.values():
+        t = spec.training
+        assert (t.max_steps, t.learning_rate, t.lora.r, t.lora.alpha, t.lora.target) == (6, 5e-4, 4, 8, ["q_proj", "v_proj"])
+        # A run that forgets must still report its figures: the bench lowers the gate to a warning.
+        assert spec.acceptance.retention.severity == "warn"

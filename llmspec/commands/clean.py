@@ -121,7 +121,7 @@ def _check_mapping(loaded, columns: dict[str, list[str]]) -> None:
     fmt = loaded.spec.format
     subset = fmt.model_copy(update={"map": {n: m for n, m in fmt.map.items() if n in columns}})
     compile_format(subset, {n: [c for c in cols if c != "_origin"] for n, cols in columns.items()},
-                   locate=loaded.locate)
+                   locate=loaded.locate, method=loaded.spec.training.method)
 
 
 def extra_warnings(loaded, extras: dict[str, dict[str, int]]) -> list[Diagnostic]:

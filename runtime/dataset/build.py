@@ -41,6 +41,7 @@ ORIGINS_FILE = "origins.jsonl"
 RULE_ERROR = "format_error"
 RULE_EMPTY = "format_empty"
 RULE_BUDGET = "format_budget"
+RULE_SAME_ANSWERS = "same_answers"
 
 
 class RenderError(Exception):
@@ -194,7 +195,8 @@ def _render_text(renderer: Renderer, source: str, fp: FieldPlan, row: dict[str, 
     return value
 
 
-def _messages(renderer: Renderer, source: str, fp: FieldPlan, row: dict[str, Any]) -> list[dict[str, str]]:
+def _messages(renderer: Renderer, source: str, fp: FieldPlan, row: dict[str, Any], *,
+              prompt_only: bool = False) -> list[dict[str, str]]:
     turns = row.get(fp.text)
     if turns is None:
         raise RenderError(RULE_EMPTY, f"{_describe(fp)} is null")
@@ -211,9 +213,53 @@ def _messages(renderer: Renderer, source: str, fp: FieldPlan, row: dict[str, Any
         if content is None or not str(content).strip():
             raise RenderError(RULE_EMPTY, f"{_describe(fp)}: turn {i} ({role}) is empty")
         out.append({"role": role, "content": str(content)})
+    if prompt_only:
+        # A preference record's answers come from their own fields: the conversation ends with the user.
+        if not out or out[-1]["role"] != "user":
+            raise RenderError(RULE_ERROR, f"{_describe(fp)} must end with a user turn: the answers compared are "
+                                          "the chosen/rejected (or assistant) fields")
+        return out
     if not any(m["role"] == "assistant" for m in out):
         raise RenderError(RULE_EMPTY, f"{_describe(fp)} has no assistant turn: nothing to learn")
     return out
+
+
+LABEL_TRUE = {"true", "1", "yes", "up", "good", "desirable"}
+LABEL_FALSE = {"false", "0", "no", "down", "bad", "undesirable"}
+
+
+def _label(renderer: Renderer, source: str, fp: FieldPlan, row: dict[str, Any]) -> bool:
+    value = row.get(fp.text) if fp.kind == "column" else _render_text(renderer, source, fp, row)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if value is not None else ""
+    if text in LABEL_TRUE:
+        return True
+    if text in LABEL_FALSE:
+        return False
+    raise RenderError(RULE_ERROR, f"{_describe(fp)} is {value!r}: a kto label is true/false (or up/down, 1/0)")
+
+
+def _preference_record(plan: FormatPlan, renderer: Renderer, sp: SourcePlan, row: dict[str, Any],
+                       system: str | None) -> dict[str, Any]:
+    """A dpo/orpo record ({messages, chosen, rejected}) or a kto one ({messages, completion, label}):
+    the conversation up to the answer, then the answers. ``axolotl_record`` lays it out for Axolotl."""
+    src = sp.source
+    messages_fp = sp.get("messages")
+    if messages_fp is not None:
+        messages = _messages(renderer, src, messages_fp, row, prompt_only=True)
+    else:
+        messages = [{"role": "user", "content": _render_text(renderer, src, sp.get("user"), row)}]
+    if system and system.strip() and messages[0]["role"] != "system":
+        messages = [{"role": "system", "content": system}] + messages
+    if plan.preference == "kto":
+        return {"messages": messages, "completion": _render_text(renderer, src, sp.get("assistant"), row),
+                "label": _label(renderer, src, sp.get("label"), row)}
+    chosen = _render_text(renderer, src, sp.get("chosen"), row)
+    rejected = _render_text(renderer, src, sp.get("rejected"), row)
+    if normalise(chosen) == normalise(rejected):
+        raise RenderError(RULE_SAME_ANSWERS, "the chosen and rejected answers are the same: nothing to prefer")
+    return {"messages": messages, "chosen": chosen, "rejected": rejected}
 
 
 def render_record(plan: FormatPlan, renderer: Renderer, sp: SourcePlan, row: dict[str, Any]) -> dict[str, Any]:
@@ -222,6 +268,8 @@ def render_record(plan: FormatPlan, renderer: Renderer, sp: SourcePlan, row: dic
     if plan.style == "chat":
         system_fp = sp.get("system")
         system = _render_text(renderer, src, system_fp, row) if system_fp else plan.system
+        if plan.preference:
+            return _preference_record(plan, renderer, sp, row, system)
         messages_fp = sp.get("messages")
         if messages_fp is not None:
             messages = _messages(renderer, src, messages_fp, row)
@@ -299,6 +347,7 @@ def build_dataset(
     *,
     special_tokens: dict[str, str] | None = None,
     lengths: Any = None,
+    chat_text: Any = None,
 ) -> DatasetResult:
     """Render every row of every mapped source, split, and write the dataset files.
 
@@ -306,9 +355,11 @@ def build_dataset(
     ``format.map`` entry are ignored. ``special_tokens`` ({bos_token, eos_token}) are
     available to templates. ``lengths`` (a ``lengths.LengthCheck``) measures every example
     as Axolotl tokenizes it and rejects or truncates over-length ones (``format.too_long``);
-    without it lengths are not checked here. Raises ``DataError`` when no example survives or the
+    without it lengths are not checked here. ``chat_text`` (``preference.ChatText``) writes kto
+    prompts through the chat template. Raises ``DataError`` when no example survives or the
     ``stratify`` column exists in no source.
     """
+    from .preference import axolotl_record
     import polars as pl
 
     out_dir = Path(out_dir)
@@ -346,7 +397,10 @@ def build_dataset(
                                 "message": f"source '{source}', row {origin}: {exc.message}"})
                 continue
             c.examples += 1
-            examples.append(Example(source, origin, record, normalise(example_text(record)),
+            key = normalise(example_text(record))
+            if plan.preference:
+                record = axolotl_record(plan.preference, record, chat_text)
+            examples.append(Example(source, origin, record, key,
                                     row.get(split.stratify) if split.stratify else None, tokens))
 
     rejects_frame = pl.DataFrame(rejects, schema={"source": pl.Utf8, ORIGIN: pl.Utf8, "rule": pl.Utf8,
@@ -410,6 +464,7 @@ def build_dataset(
 
 __all__ = [
     "DatasetResult", "EVAL_FILE", "Example", "ORIGINS_FILE", "RULE_BUDGET", "RULE_EMPTY", "RULE_ERROR",
+    "RULE_SAME_ANSWERS",
     "RenderError",
     "SourceCounts", "TRAIN_FILE", "build_dataset", "normalise", "render_record",
     "split_examples",

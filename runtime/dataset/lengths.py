@@ -49,6 +49,9 @@ class LengthCheck:
     or a ``RenderError`` with the reason it cannot train."""
 
     def __init__(self, strategy, plan: "FormatPlan", sequence_len: int, policy: str):
+        # A preference record's answers are measured one by one, each as a chat example.
+        self.preference = plan.preference
+        plan = plan.sft_view() if plan.preference else plan
         self.strategy, self.plan, self.sequence_len, self.policy = strategy, plan, sequence_len, policy
 
     def measure(self, record: dict[str, Any]) -> tuple[int, int]:
@@ -58,6 +61,23 @@ class LengthCheck:
         return len(ids), sum(1 for x in labels if x != IGNORE)
 
     def fit(self, record: dict[str, Any]) -> Fitted:
+        if self.preference:
+            return self._fit_answers(record)
+        return self._fit(record)
+
+    def _fit_answers(self, record: dict[str, Any]) -> Fitted:
+        """A preference record fits when the prompt with each of its answers fits (Axolotl drops
+        the pair otherwise); ``truncate`` cuts each answer on its own. Its size is the longer."""
+        out, size, trained, cut = dict(record), 0, 0, False
+        for key in ("chosen", "rejected", "completion"):
+            if key not in record:
+                continue
+            fitted = self._fit({"messages": record["messages"] + [{"role": "assistant", "content": record[key]}]})
+            out[key] = fitted.record["messages"][-1]["content"]
+            size, trained, cut = max(size, fitted.tokens), max(trained, fitted.trained), cut or fitted.truncated
+        return Fitted(out, size, trained, cut)
+
+    def _fit(self, record: dict[str, Any]) -> Fitted:
         n, trained = self.measure(record)
         if n > self.sequence_len:
             if self.policy != "truncate":
@@ -117,7 +137,8 @@ def length_check(tokenizer, plan: "FormatPlan", *, sequence_len: int, chat_templ
 
     # Measured with no length limit: some strategies cut or chunk at sequence_len themselves
     # (completion splits long texts into several rows), which would hide the real length.
-    strategy = axolotl_strategy(tokenizer, plan, sequence_len=UNBOUNDED, chat_template=chat_template)
+    strategy = axolotl_strategy(tokenizer, plan.sft_view() if plan.preference else plan, sequence_len=UNBOUNDED,
+                                chat_template=chat_template)
     return LengthCheck(strategy, plan, sequence_len, policy) if strategy is not None else None
 
 

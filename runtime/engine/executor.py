@@ -68,6 +68,7 @@ class Executor:
         self._models: dict[str, str] = {}
         self._tokenizer: Any = None
         self._promotion: tuple[Stage, dict[str, Any]] | None = None  # committed with the finished run
+        self._replay_summary: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ driver
 
@@ -397,6 +398,9 @@ class Executor:
 
         names = compiled["sources"]
         frames = {n: pl.read_parquet(self.stage_dir(f"clean.{n}") / "kept.parquet") for n in names}
+        mix = compiled.get("replay")
+        # A replay source is sampled into the train split only: it never reaches the split below.
+        replay_frame = frames.pop(mix["from"]) if mix and mix["from"] in frames else None
         views = {n: _ResultView(json.loads((self.stage_dir(f"clean.{n}") / "clean.json").read_text())) for n in names}
         quality = QualitySpec.model_validate({"gates": compiled["quality_gates"]})
         errors = [d for d in check_gates(views, quality) if d.severity == "error"]
@@ -404,7 +408,8 @@ class Executor:
             raise DataError(errors)
         columns = {n: [c for c in f.columns if c != "_origin"] for n, f in frames.items()}
         # The mapping was compiled at plan time; here it is checked against the columns the data has.
-        fmt_plan = compile_format(FormatSpec.model_validate(compiled["format_spec"]), columns, locate=self.plan.locate)
+        fmt_plan = compile_format(FormatSpec.model_validate(compiled["format_spec"]), columns, locate=self.plan.locate,
+                                  method=compiled["format"].get("preference"))
         from llmspec.runtime.dataset.lengths import length_check
 
         # The base model's tokenizer measures every example as Axolotl will (format.too_long), and
@@ -416,8 +421,13 @@ class Executor:
                                 chat_template=compiled["chat_template"],
                                 policy=compiled["format_spec"].get("too_long", "reject"))
                    if tok is not None else None)
+        from llmspec.runtime.dataset.preference import ChatText
+
+        chat_text = ChatText(tok, compiled["chat_template"]) if tok is not None and fmt_plan.preference else None
         result = build_dataset(frames, fmt_plan, SplitSpec.model_validate(compiled["split"]), work,
-                               special_tokens=special, lengths=lengths)
+                               special_tokens=special, lengths=lengths, chat_text=chat_text)
+        if mix:
+            result = self._mix_replay(mix, result, replay_frame, fmt_plan, work, lengths)
         summary = result.to_dict()
         exact = result.token_summary()
         if exact:
@@ -432,12 +442,57 @@ class Executor:
         for key in ("train_path", "eval_path", "origins_path"):
             if summary.get(key):
                 summary[key] = Path(summary[key]).name
+        if mix:
+            summary["replay"] = self._replay_summary
         write_json_atomic(work / "dataset.json", summary)
         if not result.rejects.is_empty():
             result.rejects.write_parquet(work / "rejects.parquet")
         return {"train": result.train_size, "eval": result.eval_size, "leakage_removed": result.leakage_removed,
                 "rejected": result.rejected_by_rule(), "style": fmt_plan.style,
                 "train_tokens": train_tokens, "tokens_exact": bool(exact)}
+
+    def _mix_replay(self, mix: dict, result, replay_frame, fmt_plan, work: Path, lengths):
+        """The built dataset with replay examples drawn into its train split (measured like
+        every other example), read back from its folder."""
+        from llmspec.runtime.dataset.build import DatasetResult
+        from llmspec.runtime.replay.build import mix_into_dataset, read_replay, source_examples
+
+        write_json_atomic(work / "dataset.json", {**result.to_dict(), **{
+            k: Path(v).name for k, v in result.to_dict().items() if k.endswith("_path") and v}})
+        if mix["from"] == "base_model":
+            examples, label = read_replay(self.stage_dir("replay"), fmt_plan.style), "replay"
+        else:
+            examples, label = source_examples(mix["from"], replay_frame, fmt_plan, work), mix["from"]
+        self._replay_summary = mix_into_dataset(work, examples, fraction=mix["fraction"], seed=mix["seed"],
+                                                source=label, fit=lengths.fit if lengths is not None else None)
+        self.progress("replay-mixed", self._replay_summary)
+        return DatasetResult.load(work)
+
+    def _build_model(self, stage: Stage, compiled: dict, work: Path) -> dict[str, Any]:
+        """A GGUF base model converted into the machine-wide model cache (a cache hit when this
+        file was converted before); the stage folder records where."""
+        from llmspec.runtime.models.resolve import describe, materialize
+
+        base = compiled["base_model"]
+        ref = describe(base["id"], self.base_dir, revision=base.get("revision"),
+                       pos=self.plan.locate(("base_model", "id")))
+        path = materialize(ref, progress=self.progress)
+        self._models[base["id"]] = str(path)
+        summary = {"id": base["id"], "path": str(path), "fingerprint": ref.fingerprint, "source": str(ref.source)}
+        write_json_atomic(work / "model.json", summary)
+        return summary
+
+    def _build_replay(self, stage: Stage, compiled: dict, work: Path) -> dict[str, Any]:
+        """The base model's own answers to the replay prompts, laid out as training will lay out
+        its examples (``training.replay: {from: base_model}``)."""
+        from llmspec.runtime.replay.build import generate_replay, load_prompts
+
+        prompts = load_prompts(compiled["prompts"], self.base_dir)
+        return generate_replay(prompts, model_path=self.model_path(compiled["base_model"]), system=compiled["system"],
+                               work=work, max_new_tokens=compiled["max_new_tokens"],
+                               style=compiled.get("style", "chat"), chat_template=compiled.get("chat_template"),
+                               progress=lambda done, total: self.progress("replay-answer",
+                                                                          {"done": done, "total": total}))
 
     def _build_train(self, stage: Stage, compiled: dict, work: Path) -> dict[str, Any]:
         from llmspec.runtime.train.run import prepare_training, train
@@ -483,6 +538,8 @@ class Executor:
 
                 self.report["dataset"] = dataset_report(d, style=stage.compiled["format"]["style"],
                                                         chat_template=stage.compiled["chat_template"])
+            elif stage.kind == StageKind.REPLAY and d is not None:
+                self.report["replay"] = json.loads((d / "replay.json").read_text())
             elif stage.kind == StageKind.TRAIN and d is not None:
                 self.report["training"] = json.loads((d / "training.json").read_text())
             elif stage.kind == StageKind.ACCEPTANCE and d is not None:

@@ -188,27 +188,32 @@ class FeedbackStore:
         return digest.hexdigest()
 
 
-def iter_training_rows(entries: Iterable[Feedback], *, include_up: bool) -> Iterator[tuple[str, dict | None, str]]:
+def iter_training_rows(entries: Iterable[Feedback], *, include_up: bool,
+                       include_down: bool = False) -> Iterator[tuple[str, dict | None, str]]:
     """(exchange id, training row or None, reject reason) for each entry: a correction teaches
-    the correction; a thumbs-up teaches the answer when ``include_up``; a thumbs-down without a
-    correction teaches nothing and is rejected with a reason."""
+    the correction (the original answer rides along as ``rejected``); a thumbs-up teaches the
+    answer when ``include_up``; a thumbs-down without a correction is a row labelled false when
+    ``include_down`` (for kto, which learns what not to say), else rejected with a reason."""
     for e in entries:
         if e.correction and e.correction.strip():
-            yield e.id, _row(e, e.correction), ""
+            yield e.id, _row(e, e.correction, label=True, rating="corrected"), ""
         elif e.rating == "up":
             if include_up:
-                yield e.id, _row(e, e.answer), ""
+                yield e.id, _row(e, e.answer, label=True, rating="up"), ""
             else:
                 yield e.id, None, "thumbs-up answers are not included (feedback.include_up: false)"
         elif e.rating == "down":
-            yield e.id, None, "rated down without a correction: nothing to learn the right answer from"
+            if include_down:
+                yield e.id, _row(e, e.answer, label=False, rating="down"), ""
+            else:
+                yield e.id, None, "rated down without a correction: nothing to learn the right answer from"
         else:
             yield e.id, None, "no rating and no correction"
 
 
-def _row(e: Feedback, answer: str) -> dict[str, Any]:
+def _row(e: Feedback, answer: str, *, label: bool, rating: str) -> dict[str, Any]:
     turns = [m for m in e.messages if m["role"] != "system"]
     system = next((m["content"] for m in e.messages if m["role"] == "system"), None)
     prompt = turns[-1]["content"] if turns else ""
-    return {"prompt": prompt, "answer": answer, "rejected": e.answer, "system": system,
-            "messages": json.dumps(turns, ensure_ascii=False), "exchange_id": e.id, "run": e.run}
+    return {"prompt": prompt, "answer": answer, "rejected": e.answer, "label": label, "system": system,
+            "messages": json.dumps(turns, ensure_ascii=False), "exchange_id": e.id, "run": e.run, "rating": rating}

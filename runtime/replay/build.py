@@ -72,13 +72,20 @@ def trim_answer(answer: str, complete: bool) -> str | None:
 
 
 def generate_replay(prompts: Sequence[str], *, model_path: Path | str, system: str | None, work: Path,
-                    max_new_tokens: int, batch_size: int = 8,
-                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Answer ``prompts`` with the base model; write ``replay.jsonl`` (one chat example per
-    usable answer) and return the stage summary (counts per reason)."""
-    from llmspec.runtime.acceptance.runner import load_model
+                    max_new_tokens: int, style: str = "chat", chat_template: str | None = None,
+                    batch_size: int = 8, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Answer ``prompts`` with the base model, prompted as training will lay out ``style``
+    (with the chat template training uses: an Axolotl template name or ``tokenizer_default``);
+    write ``replay.jsonl`` (prompt, answer, origin per usable answer) and return the stage
+    summary (counts per reason)."""
+    from llmspec.runtime.acceptance.runner import load_model, prompt_format_for_style
 
-    model = load_model(model_path, device="auto")
+    model = load_model(model_path, device="auto", prompt_format=prompt_format_for_style(style))
+    if chat_template and chat_template != "tokenizer_default" and style == "chat":
+        from axolotl.utils.chat_templates import get_chat_template
+
+        model.tokenizer.chat_template = get_chat_template(chat_template, tokenizer=model.tokenizer)
+    system = system if style == "chat" else None  # only the chat layout has a system turn
     rows: list[dict[str, Any]] = []
     dropped: dict[str, int] = {}
     try:
@@ -87,9 +94,8 @@ def generate_replay(prompts: Sequence[str], *, model_path: Path | str, system: s
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             rendered = [model.render(_conversation(system, prompts[i])) for i in batch]
-            for i, text in zip(batch, model.generate(rendered, max_new_tokens)):
-                used = len(model.tokenizer(text, add_special_tokens=False)["input_ids"])
-                answers[i] = (text, used < max_new_tokens)
+            for i, ids in zip(batch, model.generate_ids(rendered, max_new_tokens)):
+                answers[i] = (model.decode(ids), len(ids) < max_new_tokens)
             if progress:
                 progress(min(start + batch_size, len(order)), len(order))
     finally:
@@ -101,13 +107,25 @@ def generate_replay(prompts: Sequence[str], *, model_path: Path | str, system: s
             rule = RULE_EMPTY if not text.strip() else RULE_TRUNCATED
             dropped[rule] = dropped.get(rule, 0) + 1
             continue
-        rows.append({"messages": _conversation(system, prompt) + [{"role": "assistant", "content": answer}],
-                     "origin": f"replay:{i + 1}", "trimmed": not complete})
+        rows.append({"prompt": prompt, "answer": answer, "system": system, "origin": f"replay:{i + 1}",
+                     "trimmed": not complete})
     write_text_atomic(work / REPLAY_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     summary = {"prompts": len(prompts), "examples": len(rows), "rejected": dict(sorted(dropped.items())),
-               "trimmed": sum(r["trimmed"] for r in rows)}
+               "trimmed": sum(r["trimmed"] for r in rows), "style": style}
     write_json_atomic(work / "replay.json", summary)
     return summary
+
+
+def replay_record(row: dict[str, Any], style: str) -> dict[str, Any]:
+    """A replay answer as a training record of ``style``, laid out as it was prompted."""
+    if style == "chat":
+        return {"messages": _conversation(row.get("system"), row["prompt"])
+                + [{"role": "assistant", "content": row["answer"]}]}
+    if style == "alpaca":
+        return {"instruction": row["prompt"], "input": "", "output": row["answer"]}
+    if style == "input_output":
+        return {"segments": [{"label": False, "text": row["prompt"]}, {"label": True, "text": row["answer"]}]}
+    return {"text": row["prompt"] + row["answer"]}  # completion: the answer continued the prompt's text
 
 
 def _conversation(system: str | None, prompt: str) -> list[dict[str, str]]:
@@ -115,9 +133,11 @@ def _conversation(system: str | None, prompt: str) -> list[dict[str, str]]:
     return turns + [{"role": "user", "content": prompt}]
 
 
-def read_replay(stage_dir: Path) -> list[dict[str, Any]]:
+def read_replay(stage_dir: Path, style: str) -> list[dict[str, Any]]:
+    """The replay stage's answers as examples of ``style`` (``record`` and ``origin``)."""
     with open(stage_dir / REPLAY_FILE, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return [{"record": replay_record(r, style), "origin": r["origin"]} for r in rows]
 
 
 def replay_count(train_size: int, fraction: float) -> int:
@@ -146,36 +166,68 @@ def source_examples(name: str, frame, fmt_plan, work: Path) -> list[dict[str, An
 
 
 def mix_into_dataset(dataset_dir: Path, examples: Sequence[dict[str, Any]], *, fraction: float,
-                     seed: int, source: str = REPLAY_SOURCE) -> dict[str, Any]:
-    """Append a seeded draw of ``examples`` (each a ``record`` as Axolotl reads it, or chat
-    ``messages``, with its ``origin``) to the train split of a built dataset folder, and account
-    for them in ``dataset.json``: the funnel gains the ``source`` whose rows are either drawn or
-    ``replay_not_drawn``."""
+                     seed: int, source: str = REPLAY_SOURCE,
+                     fit: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
+    """Append a seeded draw of ``examples`` (each a ``record`` as Axolotl reads it, with its
+    ``origin``) to the train split of a built dataset folder, and account for them in
+    ``dataset.json``: the funnel gains the ``source`` whose rows are drawn, rejected by ``fit``
+    (the dataset's token-exact length check: ``too_long``, ``no_trained_tokens``) or
+    ``replay_not_drawn``. Drawing goes on past rejected examples until ``fraction`` is met or
+    the examples run out."""
+    from llmspec.runtime.dataset.build import RenderError
+
     meta_path = dataset_dir / "dataset.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    wanted = replay_count(int(meta["train_size"]), fraction)
-    drawn = random.Random(seed).sample(range(len(examples)), min(wanted, len(examples)))
-    drawn.sort()
+    domain_size = int(meta["train_size"])
+    wanted = replay_count(domain_size, fraction)
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    taken: list[tuple[int, dict[str, Any], int | None, bool]] = []  # (index, record, tokens, truncated)
+    rejected: dict[str, int] = {}
+    tried = 0
+    for i in order:
+        if len(taken) >= wanted:
+            break
+        tried += 1
+        record = examples[i]["record"]
+        tokens, truncated = None, False
+        if fit is not None:
+            try:
+                fitted = fit(record)
+            except RenderError as exc:
+                rejected[exc.rule] = rejected.get(exc.rule, 0) + 1
+                continue
+            record, tokens, truncated = fitted.record, fitted.tokens, fitted.truncated
+        taken.append((i, record, tokens, truncated))
+    taken.sort(key=lambda t: t[0])  # file order follows the examples' order, whatever the draw
     train_path = dataset_dir / meta["train_path"]
     origins_path = dataset_dir / meta["origins_path"]
-    train = train_path.read_text(encoding="utf-8")
-    origins = origins_path.read_text(encoding="utf-8")
-    line = int(meta["train_size"])
     new_train, new_origins = [], []
-    for k, i in enumerate(drawn):
-        record = examples[i].get("record") or {"messages": examples[i]["messages"]}
+    for k, (i, record, tokens, _) in enumerate(taken):
         new_train.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-        new_origins.append(json.dumps({"split": "train", "line": line + k, "source": source,
-                                       "origin": examples[i]["origin"]}, separators=(",", ":")) + "\n")
-    write_text_atomic(train_path, train + "".join(new_train))
-    write_text_atomic(origins_path, origins + "".join(new_origins))
-    not_drawn = len(examples) - len(drawn)
-    summary = {"source": source, "available": len(examples), "wanted": wanted, "examples": len(drawn), "fraction": fraction,
-               "share": round(len(drawn) / (meta["train_size"] + len(drawn)), 4) if drawn else 0.0}
-    meta["train_size"] = int(meta["train_size"]) + len(drawn)
-    meta.setdefault("per_source", {})[source] = {
-        "rows_in": len(examples), "examples": len(drawn),
-        "rejected": {RULE_NOT_DRAWN: not_drawn} if not_drawn else {}}
+        origin = {"split": "train", "line": domain_size + k, "source": source, "origin": examples[i]["origin"]}
+        new_origins.append(json.dumps(origin | ({"tokens": tokens} if tokens is not None else {}),
+                                      separators=(",", ":")) + "\n")
+    write_text_atomic(train_path, train_path.read_text(encoding="utf-8") + "".join(new_train))
+    write_text_atomic(origins_path, origins_path.read_text(encoding="utf-8") + "".join(new_origins))
+    not_drawn = len(examples) - tried
+    if not_drawn:
+        rejected[RULE_NOT_DRAWN] = not_drawn
+    truncated = sum(t[3] for t in taken)
+    summary = {"source": source, "available": len(examples), "wanted": wanted, "examples": len(taken),
+               "fraction": fraction, "rejected": dict(sorted(rejected.items())),
+               "share": round(len(taken) / (domain_size + len(taken)), 4) if taken else 0.0}
+    meta["train_size"] = domain_size + len(taken)
+    meta.setdefault("per_source", {})[source] = {"rows_in": len(examples), "examples": len(taken),
+                                                 "rejected": dict(sorted(rejected.items()))} | (
+        {"truncated": truncated} if truncated else {})
+    meta["rejected"] = _sum_rejected(meta["per_source"])
+    tokens = meta.get("tokens")
+    if isinstance(tokens, dict):
+        added = [t[2] for t in taken if t[2] is not None]
+        tokens["train"] = int(tokens.get("train", 0)) + sum(added)
+        tokens["max_per_example"] = max([int(tokens.get("max_per_example", 0)), *added])
+        tokens["truncated"] = int(tokens.get("truncated", 0)) + truncated
     meta["replay"] = summary
     hashes = meta.get("hashes")
     if isinstance(hashes, dict):
@@ -184,3 +236,11 @@ def mix_into_dataset(dataset_dir: Path, examples: Sequence[dict[str, Any]], *, f
                 hashes[path.name] = sha256_file(path)
     write_json_atomic(meta_path, meta)
     return summary
+
+
+def _sum_rejected(per_source: dict[str, dict[str, Any]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for counts in per_source.values():
+        for rule, n in counts.get("rejected", {}).items():
+            total[rule] = total.get(rule, 0) + n
+    return dict(sorted(total.items()))

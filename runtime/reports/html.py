@@ -86,13 +86,15 @@ def build_view(report: Mapping[str, Any]) -> dict[str, Any]:
                       for k, v in (report.get("artifacts") or {}).items() if v],
     }
     view["comparison"] = _comparison_view(report.get("comparison"))
+    view["feedback"] = _feedback_view(report.get("feedback"))
     view["usage"] = usage_commands(report) if report.get("outcome") in ("promoted", "built",
                                                                         "gates_failed") else []
     view["cards"] = _headline_cards(view)
     view["nav"] = [(anchor, title) for anchor, title, key in (
         ("data", "Data", "data"), ("dataset", "Dataset", "dataset"),
         ("training", "Training", "training"), ("acceptance", "Acceptance", "acceptance"),
-        ("previous", "Since last run", "comparison"), ("use", "Use this model", "usage"),
+        ("previous", "Since last run", "comparison"), ("feedback", "Feedback", "feedback"),
+        ("use", "Use this model", "usage"),
         ("artifacts", "Files", "artifacts")) if view[key]]
     return view
 
@@ -197,6 +199,18 @@ def _comparison_view(cmp: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def _feedback_view(fb: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not fb:
+        return None
+    sources = [{"name": name, "read": _fmt_int(src.get("read")), "kept": _fmt_int(src.get("kept")),
+                "ratings": [(r, _fmt_int(n)) for r, n in (src.get("by_rating") or {}).items()],
+                "not_used": [(reason, _fmt_int(n)) for reason, n in (src.get("not_used") or {}).items()],
+                "samples": list(src.get("samples") or [])}
+               for name, src in (fb.get("sources") or {}).items()]
+    tests = list(fb.get("tests") or [])
+    return {"sources": sources, "tests": tests, "fixed": fb.get("fixed", 0), "total": len(tests)}
+
+
 def _profile_view(profile: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not profile:
         return None
@@ -252,6 +266,8 @@ def _training_view(tr: Mapping[str, Any] | None) -> dict[str, Any] | None:
              ("Resumed", "yes, from an interrupted run's checkpoint"
               if tr.get("resumed") else None),
              ("Axolotl config", tr.get("config_path"))]
+    # A preference run's evidence: the rewards TRL's trainer logged at its last step.
+    facts += [(f"Last step {k}", _fmt_num(v)) for k, v in sorted((tr.get("preference") or {}).items())]
     return {
         "facts": [(k, str(v)) for k, v in facts if v not in (None, "")],
         "final_train_loss": _fmt_num(final.get("train_loss")),
@@ -967,6 +983,30 @@ _TEMPLATE = """<!DOCTYPE html>
     </tbody>
   </table>
   {% elif c.sources_same %}<p class="muted">The data funnel is unchanged: same rows in, kept and rejected per rule.</p>{% endif %}
+</section>
+{% endif %}
+
+{% if v.feedback %}
+{% set f = v.feedback %}
+<section id="feedback">
+  <h2>Feedback from <code>llmspec serve</code></h2>
+  {% for s in f.sources %}
+  <p class="lead"><code>{{ s.name }}</code>: {{ s.read }} rated exchanges read, <strong>{{ s.kept }}</strong> became examples{% if s.ratings %} ({% for r, n in s.ratings %}{{ r }} {{ n }}{{ ", " if not loop.last }}{% endfor %}){% endif %}.</p>
+  {% if s.not_used %}<ul>{% for reason, n in s.not_used %}<li>not used, {{ n }}: {{ reason }}</li>{% endfor %}</ul>{% endif %}
+  {% if s.samples %}
+  <table class="feedback-samples">
+    <thead><tr><th>Exchange</th><th>Rating</th><th>Prompt</th><th>The model said</th><th>Learned</th></tr></thead>
+    <tbody>{% for x in s.samples %}<tr><td><code>{{ x.exchange }}</code></td><td>{{ x.rating }}</td><td>{{ x.prompt }}</td><td>{{ x.answer_was }}</td><td>{{ x.learned }}</td></tr>{% endfor %}</tbody>
+  </table>
+  {% endif %}
+  {% endfor %}
+  {% if f.tests %}
+  <h3>Corrected cases on the new model: {{ f.fixed }} of {{ f.total }} pass</h3>
+  <table class="feedback-tests">
+    <thead><tr><th>Result</th><th>Test</th><th>Prompt</th><th>Correction</th><th>Answer before</th><th>Answer now</th></tr></thead>
+    <tbody>{% for t in f.tests %}<tr class="{{ 'pass' if t.passed else 'fail' }}"><td><span class="pill {{ 'ok' if t.passed else 'bad' }}">{{ 'pass' if t.passed else 'fail' }}</span></td><td><code>{{ t.name }}</code></td><td>{{ t.prompt }}</td><td>{{ t.correction }}</td><td>{{ t.answer_was }}</td><td>{{ t.answer_now }}</td></tr>{% endfor %}</tbody>
+  </table>
+  {% endif %}
 </section>
 {% endif %}
 

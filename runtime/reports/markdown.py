@@ -37,7 +37,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     """The Markdown summary of a RunReport dict; absent sections are left out."""
     lines = _header(report)
     for part in (_acceptance(report.get("acceptance")), _retention(report.get("acceptance")),
-                 _comparison(report.get("comparison")),
+                 _comparison(report.get("comparison")), _feedback(report.get("feedback")),
                  _funnel(report.get("sources")),
                  _dataset(report.get("dataset")), _training(report.get("training")),
                  _use(report), _artifacts(report.get("artifacts"))):
@@ -150,6 +150,29 @@ def _comparison(cmp: Mapping[str, Any] | None) -> list[str]:
     return lines if len(lines) > 2 else lines + ["- No change in pass rate, tests or data funnel."]
 
 
+def _feedback(fb: Mapping[str, Any] | None) -> list[str]:
+    if not fb:
+        return []
+    lines = ["### Feedback from `llmspec serve`", ""]
+    for name, src in (fb.get("sources") or {}).items():
+        ratings = ", ".join(f"{_cell(r)} {n:,}" for r, n in (src.get("by_rating") or {}).items()) or "none"
+        lines.append(f"- `{_code(name)}`: {src.get('read', 0):,} rated exchanges read, {src.get('kept', 0):,} "
+                     f"became examples ({ratings})")
+        for reason, n in (src.get("not_used") or {}).items():
+            lines.append(f"  - not used, {n:,}: {_text(reason)}")
+        for s in src.get("samples") or []:
+            lines.append(f"  - `{_code(s.get('exchange'))}` ({_cell(s.get('rating'))}): {_cell(s.get('prompt'))} → "
+                         f"learns {_cell(s.get('learned'))} (the model said {_cell(s.get('answer_was'))})")
+    tests = fb.get("tests") or []
+    if tests:
+        lines += ["", f"Cases people corrected, on the new model: **{fb.get('fixed', 0)} of {len(tests)} now pass**.",
+                  "", "| Test | Result | Prompt | Correction | Answer now |", "|---|---|---|---|---|"]
+        for t in tests:
+            lines.append(f"| `{_code(t['name'])}` | {'✅ pass' if t.get('passed') else '❌ fail'} | "
+                         f"{_cell(t.get('prompt'))} | {_cell(t.get('correction'))} | {_cell(t.get('answer_now'))} |")
+    return lines
+
+
 def _funnel(sources: Mapping[str, Any] | None) -> list[str]:
     if not sources:
         return []
@@ -204,6 +227,10 @@ def _training(tr: Mapping[str, Any] | None) -> list[str]:
                f"eval loss {_num(final.get('eval_loss'))}" if final.get("eval_loss") is not None else "",
                f"{_num(final.get('tokens_per_second'))} tokens/s"
                if final.get("tokens_per_second") is not None else ""]
+    pref = tr.get("preference") or {}
+    if pref:
+        # What shows the preference method ran: the rewards TRL's trainer logged at the last step.
+        figures.append("last step: " + ", ".join(f"{_cell(k)} {_num(v)}" for k, v in sorted(pref.items())))
     return [f"**Training:** {head}", "", " · ".join(f for f in figures if f)]
 
 

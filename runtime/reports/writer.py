@@ -74,6 +74,11 @@ def write_reports(report: dict[str, Any], run_dir: Path, *, final_dir: Path) -> 
         artifacts["log"] = str(final_dir / "train" / "train.log")
         artifacts["model"] = str(final_dir / "train" / report.get("training", {}).get("model", "output"))
     report["artifacts"] = artifacts
+    from llmspec.runtime.reports.feedback import feedback_report
+
+    feedback = feedback_report(report, run_dir)
+    if feedback is not None:
+        report["feedback"] = feedback
     from llmspec.runtime.reports.compare import compare_runs, previous_report
 
     previous = previous_report(final_dir.parent, final_dir.name)

@@ -3,7 +3,7 @@
 Units: exchanges with feedback. A correction becomes an example (the user's last message -> the
 correction; the model's original answer rides along as ``rejected`` for preference training);
 a thumbs-up becomes one when ``include_up``; a thumbs-down without a correction is rejected with
-its reason (rule ``feedback``). Origins: ``NAME:exchange ID``.
+its reason (rule ``feedback``), or kept labelled false with ``include_down`` (kto). Origins: ``NAME:exchange ID``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Mapping
 from ._common import Part, concat_rejects, contract_rejects, rejects
 from .tabular import frame_from_rows
 
-COLUMNS = ("prompt", "answer", "rejected", "system", "messages", "exchange_id", "run")
+COLUMNS = ("prompt", "answer", "rejected", "label", "system", "messages", "exchange_id", "run", "rating")
 
 
 def read(name: str, spec, contract, base_dir: Path, env: Mapping[str, str] | None) -> Part:
@@ -27,7 +27,8 @@ def read(name: str, spec, contract, base_dir: Path, env: Mapping[str, str] | Non
     finally:
         store.close()
     rows, origins, bad_details, bad_origins = [], [], [], []
-    for exchange_id, row, reason in iter_training_rows(entries, include_up=spec.include_up):
+    for exchange_id, row, reason in iter_training_rows(entries, include_up=spec.include_up,
+                                                            include_down=spec.include_down):
         if row is None:
             bad_details.append(reason)
             bad_origins.append(f"{name}:exchange {exchange_id}")

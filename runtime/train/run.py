@@ -185,6 +185,9 @@ def train(training: "CompiledTraining", compiled: dict[str, Any], *, dataset_dir
     history: list[dict[str, float]] = []
     final: dict[str, float] = {}
     started = time.monotonic()
+    # The trainer runs in a child process: its CPU time (wall time hides how loaded the machine
+    # was) is what the children's rusage gains while it runs; nothing else is spawned meanwhile.
+    cpu_before = _children_cpu()
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"# llmspec: {' '.join(cmd)}\n")
         log.flush()
@@ -241,14 +244,17 @@ def train(training: "CompiledTraining", compiled: dict[str, Any], *, dataset_dir
     summary = {
         "method": compiled["method"], "base_model": compiled["base_model"]["id"], "hardware": hardware,
         "steps": int(history[-1]["step"]) if history else total, "epochs": final.get("epoch"),
-        "duration_s": round(time.monotonic() - started, 1), "resumed": resumed,
-        "history": history,
+        "duration_s": round(time.monotonic() - started, 1), "cpu_s": round(_children_cpu() - cpu_before, 1),
+        "resumed": resumed, "history": history,
         "final": {"train_loss": final.get("train_loss", losses[-1] if losses else None),
                   "eval_loss": evals[-1] if evals else None,
                   "samples_per_second": final.get("train_samples_per_second"),
                   "tokens_per_second": _tokens_per_second(dataset_dir, ds, final)},
         "config_path": "axolotl.yaml", "log_path": "train.log",
     }
+    if training.config.get("rl"):
+        summary["rl"] = training.config["rl"]
+        summary["preference"] = preference_summary(history)
     write_json_atomic(work / "training.json", summary)
     progress("train-step", {"step": summary["steps"], "total_steps": total,
                             "loss": losses[-1] if losses else None, "eval_loss": evals[-1] if evals else None})
@@ -277,8 +283,23 @@ def _metrics_history(out_dir: Path) -> list[dict[str, float]]:
     out = []
     for (step, _), rec in sorted(by_key.items()):
         out.append({"step": step, "epoch": _num(rec.get("epoch")), "loss": _num(rec.get("loss")),
-                    "eval_loss": _num(rec.get("eval_loss")), "learning_rate": _num(rec.get("learning_rate"))})
+                    "eval_loss": _num(rec.get("eval_loss")), "learning_rate": _num(rec.get("learning_rate")),
+                    **{k: _num(v) for k, v in rec.items() if k.startswith(PREFERENCE_METRICS)}})
     return out
+
+
+# What TRL's preference trainers log beside the loss (DPO, ORPO, KTO): the reward the policy gives
+# the chosen and rejected answers and their margin, and how often chosen wins.
+PREFERENCE_METRICS = ("rewards/", "eval_rewards/")
+
+
+def preference_summary(history: list[dict[str, Any]]) -> dict[str, float] | None:
+    """The preference metrics of the last step that logged them; None for supervised runs."""
+    for h in reversed(history):
+        found = {k: v for k, v in h.items() if k.startswith(PREFERENCE_METRICS) and v is not None}
+        if found:
+            return found
+    return None
 
 
 def _num(value) -> float | None:
@@ -309,6 +330,13 @@ def _tokens_per_second(dataset_dir: Path, ds: dict, final: dict) -> float | None
     if not runtime or not tokens:
         return None
     return round(tokens * (final.get("epoch") or 1) / runtime, 1)
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _stop(proc: subprocess.Popen) -> None:
