@@ -300,3 +300,12 @@ def test_orpo_refuses_a_conversation_whose_turns_do_not_alternate(tmp_path):
     result = build_dataset({"faq": frame}, plan, SplitSpec(eval_fraction=0.0), tmp_path)
     assert result.train_size == 1 and result.per_source["faq"].rejected == {"format_error": 1}
     assert "alternate" in result.rejects["message"][0]
+
+
+def test_plan_estimates_say_the_time_is_for_supervised_training():
+    from llmspec.compiler.estimates import TokenStats, estimate
+
+    counts = {"train_size": 8, "eval_size": 0}
+    sft = estimate(counts, make_spec("dpo").training.model_copy(update={"method": "lora"}), "cpu", TokenStats([50] * 8))
+    dpo = estimate(counts, make_spec("dpo").training, "cpu", TokenStats([50] * 8))
+    assert "undercounts dpo" in dpo["time_note"] and "undercounts" not in sft["time_note"]
