@@ -200,3 +200,29 @@ def test_llmspec_clean_imports_neither_axolotl_nor_torch(project, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=proj, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert '"rows_kept"' in r.stdout
+
+
+def test_stored_rows_are_read_back_in_exact_batches_in_flat_memory(tmp_path):
+    # the clean stage reads the sources stage's Parquet batch by batch: every row once, in order,
+    # and Arrow memory bounded by a row group or two (iter_batches grew ~80 bytes a row)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from llmspec.runtime.engine.parquet_out import iter_row_batches
+
+    import numpy as np
+
+    n = 240_000
+    noise = np.random.default_rng(0).integers(0, 256, size=(n, 75), dtype=np.uint8)  # incompressible: a 36 MB file
+    table = pa.table({"i": pa.array(range(n), pa.int64()), "text": pa.array([bytes(r).hex() for r in noise])})
+    pq.write_table(table, tmp_path / "rows.parquet", row_group_size=7_000)
+    del table, noise
+    sizes, ids, most = [], [], 0
+    for part in iter_row_batches(tmp_path / "rows.parquet", 2_500):
+        sizes.append(part.num_rows)
+        ids.append(part.column("i").to_numpy())
+        most = max(most, pa.total_allocated_bytes())
+        del part
+    assert set(sizes[:-1]) == {2_500} and sum(sizes) == n
+    assert np.array_equal(np.concatenate(ids), np.arange(n))
+    assert most < 8 * 7_000 * 170  # a few row groups' worth (iter_batches: 40 MB, the whole file)

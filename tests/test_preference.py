@@ -283,3 +283,29 @@ def test_previews_show_the_chosen_answer_trained_and_the_other_side_after_it(met
     else:
         assert "[[Hold it.<|im_end|>" in text and text.endswith("(rejected: Buy one.)")
     assert shown.n_trained > 0
+
+
+def test_orpo_refuses_a_conversation_whose_turns_do_not_alternate(tmp_path):
+    import polars as pl
+
+    from llmspec.runtime.dataset.build import build_dataset
+    from llmspec.spec.models import FormatSpec, SplitSpec
+
+    fmt = FormatSpec.model_validate({"style": "chat", "map": {"faq": {"messages": "turns", "chosen": "good",
+                                                                       "rejected": "bad"}}})
+    plan = compile_format(fmt, {"faq": ["turns", "good", "bad"]}, method="orpo")
+    user = {"role": "user", "content": "q"}
+    frame = pl.DataFrame({"turns": [[user], [user, user]], "good": ["yes", "yes"], "bad": ["no", "no"],
+                          "_origin": ["faq#0", "faq#1"]})
+    result = build_dataset({"faq": frame}, plan, SplitSpec(eval_fraction=0.0), tmp_path)
+    assert result.train_size == 1 and result.per_source["faq"].rejected == {"format_error": 1}
+    assert "alternate" in result.rejects["message"][0]
+
+
+def test_plan_estimates_say_the_time_is_for_supervised_training():
+    from llmspec.compiler.estimates import TokenStats, estimate
+
+    counts = {"train_size": 8, "eval_size": 0}
+    sft = estimate(counts, make_spec("dpo").training.model_copy(update={"method": "lora"}), "cpu", TokenStats([50] * 8))
+    dpo = estimate(counts, make_spec("dpo").training, "cpu", TokenStats([50] * 8))
+    assert "undercounts dpo" in dpo["time_note"] and "undercounts" not in sft["time_note"]

@@ -48,6 +48,19 @@ def band_keys(texts: "pl.Series", a: Mapping) -> tuple["np.ndarray", "np.ndarray
     return live, candidate_sketch(flat, lens, bands, rows, seed).keys
 
 
+def candidates(bands: int, load) -> "np.ndarray":
+    """Positions (in the order rows were added) of rows sharing a band key with another row.
+    ``load(b)`` gives band b's keys of every row, one band at a time (in memory: ``NearStage``
+    reads spilled keys in slices instead)."""
+    import numpy as np
+
+    hit = None
+    for b in range(bands):
+        dup = _duplicated(load(b))
+        hit = dup if hit is None else (hit | dup)
+    return np.flatnonzero(hit) if hit is not None else np.zeros(0, np.int64)
+
+
 def _duplicated(keys: "np.ndarray") -> "np.ndarray":
     import polars as pl
 
