@@ -129,6 +129,7 @@ class Engine:
                 self._time(barrier.reason, t0)
                 spill.put(df)
             self.seen.clear()  # dedupe state of the rules before the barrier: no longer needed
+            _give_back_free_memory()
             t0 = time.perf_counter()
             found = stage.finish(iter(spill))
             self._time(barrier.reason, t0)
@@ -200,3 +201,18 @@ class Engine:
         from llmspec.runtime.clean.run import StepProgress
 
         return StepProgress(rows, reason, done, total)
+
+
+def _give_back_free_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``) before the MinHash
+    grouping, whose large arrays are mmapped afresh and would not reuse them: of 9M exact-dedupe
+    keys just freed, 70 of 275 MB stayed in the heap otherwise."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl): nothing to do
+        pass
