@@ -6,6 +6,10 @@ the same prompts and token budget as the loop), wall time beside the server's CP
 range over several runs. Prints the overhead ratio at concurrency 1 (goal: the server adds <= 10%)
 and the throughput ratio at 8 (goal: above 1, by batching).
 
+The concurrency-1 overhead is also measured paired: each HTTP request right after (or before,
+alternating) the loop's generate of the same prompt, so that a shared machine's load, which drifts
+over seconds, weighs on both sides of each ratio alike.
+
     python bench/serve_load.py                       # applies a builtin:tiny project in a temp dir
     python bench/serve_load.py --spec path/llmspec.yaml --runs 3 --requests 64
 """
@@ -49,16 +53,25 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def baseline(spec: Path, requests: int, max_tokens: int) -> dict:
-    """The model's generate in a loop, one request at a time, in this process."""
+def questions(requests: int) -> list[str]:
+    return (QUESTIONS * (requests // len(QUESTIONS) + 1))[:requests]
+
+
+def load_model(spec: Path):
+    """The served run's model in this process, and a function rendering a question as serve does."""
     from llmspec.api import load_spec
     from llmspec.runtime.serve.target import resolve_run
 
     run = resolve_run(load_spec(spec))
     model = run.load(device="cpu")
-    prompts = [model.render([{"role": "system", "content": run.system or ""}, {"role": "user", "content": q}]
-                            if run.system else [{"role": "user", "content": q}])
-               for q in (QUESTIONS * (requests // len(QUESTIONS) + 1))[:requests]]
+    head = [{"role": "system", "content": run.system}] if run.system else []
+    return model, lambda q: model.render(head + [{"role": "user", "content": q}])
+
+
+def baseline(spec: Path, requests: int, max_tokens: int) -> dict:
+    """The model's generate in a loop, one request at a time, in this process."""
+    model, render = load_model(spec)
+    prompts = [render(q) for q in questions(requests)]
     with model.threads():
         model.generate_ids([prompts[0]], max_tokens)  # warm-up
         latencies = []
@@ -103,7 +116,7 @@ def load(server: Server, concurrency: int, requests: int, max_tokens: int) -> di
     client = httpx.Client(base_url=server.url + "/v1", timeout=600,
                           limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
     bodies = [{"messages": [{"role": "user", "content": q}], "max_tokens": max_tokens, "temperature": 0}
-              for q in (QUESTIONS * (requests // len(QUESTIONS) + 1))[:requests]]
+              for q in questions(requests)]
     client.post("/chat/completions", json=bodies[0]).raise_for_status()  # warm-up
 
     def one(body):
@@ -120,6 +133,32 @@ def load(server: Server, concurrency: int, requests: int, max_tokens: int) -> di
             "wall": wall, "cpu": cpu}
 
 
+def paired(server: Server, model, render, requests: int, max_tokens: int) -> dict:
+    """Concurrency 1, each request timed beside its loop twin: the median of serve/loop ratios,
+    and both sides' CPU time (the server process's, this process's for the loop)."""
+    import httpx
+
+    client = httpx.Client(base_url=server.url + "/v1", timeout=600)
+    ratios, loop_cpu, serve_cpu = [], 0.0, 0.0
+    with model.threads():
+        for i, q in enumerate(questions(requests)):
+            prompt = render(q)
+            body = {"messages": [{"role": "user", "content": q}], "max_tokens": max_tokens, "temperature": 0}
+            times = {}
+            for side in (("loop", "serve") if i % 2 == 0 else ("serve", "loop")):
+                if side == "loop":
+                    cpu, t = time.process_time(), time.perf_counter()
+                    model.generate_ids([prompt], max_tokens)
+                    times[side], loop_cpu = time.perf_counter() - t, loop_cpu + time.process_time() - cpu
+                else:
+                    cpu, t = server.cpu_seconds(), time.perf_counter()
+                    client.post("/chat/completions", json=body).raise_for_status()
+                    times[side], serve_cpu = time.perf_counter() - t, serve_cpu + server.cpu_seconds() - cpu
+            ratios.append(times["serve"] / times["loop"])
+    client.close()
+    return {"ratio": statistics.median(ratios), "cpu_ratio": serve_cpu / loop_cpu}
+
+
 def span(values: list[float], fmt: str = "{:.3f}") -> str:
     lo, hi = min(values), max(values)
     return fmt.format(statistics.median(values)) + f" [{fmt.format(lo)}..{fmt.format(hi)}]"
@@ -134,14 +173,16 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=8)
     args = parser.parse_args()
     spec = spec_path(args.spec)
-    results: dict[str, list[dict]] = {"loop": [], "c1": [], "c8": [], "c32": []}
+    results: dict[str, list[dict]] = {"loop": [], "c1": [], "c8": [], "c32": [], "paired": []}
     server = Server(spec, args.max_batch)
+    model, render = load_model(spec)
     try:
         for _ in range(args.runs):
             # Interleaved, so machine load drifts affect the baseline and the server alike.
             results["loop"].append(baseline(spec, args.requests, args.max_tokens))
             for c in (1, 8, 32):
                 results[f"c{c}"].append(load(server, c, args.requests, args.max_tokens))
+            results["paired"].append(paired(server, model, render, args.requests, args.max_tokens))
     finally:
         server.stop()
     print(f"\n{args.requests} requests x {args.runs} runs, max_tokens={args.max_tokens}, "
@@ -155,6 +196,10 @@ def main() -> None:
     gain8 = [c["rps"] / b["rps"] for c, b in zip(results["c8"], results["loop"])]
     gain32 = [c["rps"] / b["rps"] for c, b in zip(results["c32"], results["loop"])]
     print(f"\nlatency overhead at concurrency 1 (serve p50 / loop p50): {span(overhead, '{:.2f}x')}  (goal <= 1.10x)")
+    print(f"  paired, each request beside its loop twin (median ratio): "
+          f"{span([r['ratio'] for r in results['paired']], '{:.2f}x')}")
+    print(f"  CPU time, paired (server process / loop):                "
+          f"{span([r['cpu_ratio'] for r in results['paired']], '{:.2f}x')}")
     print(f"throughput at concurrency 8 (serve req/s / loop req/s):  {span(gain8, '{:.2f}x')}  (goal > 1x)")
     print(f"throughput at concurrency 32:                            {span(gain32, '{:.2f}x')}")
 

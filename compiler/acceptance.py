@@ -223,6 +223,10 @@ def holdout_tests(holdout: HoldoutSpec, eval_records: Iterable[Mapping[str, Any]
         if len(tests) >= holdout.count:
             break
         messages = record.get("messages") if isinstance(record, Mapping) else None
+        if messages is None and isinstance(record, Mapping) and _is_conversation(record.get("chosen")):
+            # An orpo record: the chosen conversation, its last turn the preferred answer.
+            messages = [{"role": "system", "content": record["system"]}] if record.get("system") else []
+            messages += list(record["chosen"])
         if not _is_conversation(messages):
             raise DataError(Diagnostic(
                 "holdout-format", "acceptance.holdout needs chat records ({\"messages\": [{role, "

@@ -76,7 +76,8 @@ def known_columns(spec: ProjectSpec, source: str) -> set[str] | None:
 def run_checks(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     for check in (_check_version, _check_format_map, _check_paths, _check_queries, _check_secrets, _check_rules,
-                  _check_split, _check_acceptance, _check_base_model, _check_retention, _check_feedback_down):
+                  _check_split, _check_acceptance, _check_base_model, _check_retention, _check_feedback_down,
+                  _check_kto_holdout):
         diags.extend(check(spec, data, at, key_at))
     return diags
 
@@ -147,6 +148,14 @@ def _check_format_map(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate)
                              if isinstance(seg, Segment))
             for path, text in texts:
                 yield from _template_diags(text, path, columns, name, at)
+
+
+def _check_kto_holdout(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:
+    # kto examples are answers labelled good or bad, with no reference answer to compare against.
+    if spec.training.method == "kto" and spec.acceptance.holdout is not None:
+        yield Diagnostic("conflict", "acceptance.holdout compares answers with the eval split's reference answers, "
+                         "and training.method kto has none (its answers are labelled good or bad)",
+                         at(("acceptance", "holdout")), hint="use acceptance.tests or tests_from with kto")
 
 
 def _check_feedback_down(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate) -> Iterator[Diagnostic]:

@@ -175,6 +175,20 @@ def test_explicit_hardware_never_imports_torch():
     assert resolve_hardware("auto") in ("cpu", "cuda")
 
 
+def test_auto_hardware_without_a_driver_never_imports_torch():
+    # no CUDA driver (this is how a GPU-less Linux machine looks): cpu, and torch's import
+    # (seconds, ~600 MiB) is not paid by every plan; with a driver torch is asked as before
+    code = ("import sys, ctypes; import llmspec.compiler.axolotl_config as ac;"
+            "ac.cuda_driver_present = lambda: False;"
+            "assert ac.resolve_hardware('auto') == 'cpu';"
+            "assert 'torch' not in sys.modules, 'torch imported';"
+            "ac.cuda_driver_present = lambda: True;"
+            "got = ac.resolve_hardware('auto');"
+            "import importlib.util;"
+            "assert ('torch' in sys.modules) == (importlib.util.find_spec('torch') is not None), 'torch not asked'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # ----------------------------------------------------------------------------- errors -> spec lines
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from llmspec.compiler.cleaning import compile_cleaning
 from llmspec.runtime.clean.run import clean_batches, clean_to_files, run_cleaning
+from llmspec.runtime.clean.near_stage import NearStage
 from llmspec.runtime.clean.seen import SeenKeys
 from llmspec.runtime.sources import read_source
 from llmspec.runtime.sources.stream import iter_source
@@ -59,6 +60,9 @@ def test_batch_size_does_not_change_kept_rows_rejects_or_counts(project, tmp_pat
 
     if spill_to_disk:  # every batch waiting for a MinHash rule goes through a Parquet file
         monkeypatch.setattr(Spill, "MEMORY_BUDGET", 0)
+        # band keys read back in several slices of the key space; key runs capped small
+        monkeypatch.setattr(NearStage, "PASS_ROWS", 700)
+        monkeypatch.setattr(SeenKeys, "MAX_RUN", 1000)
     loaded, src, plan, whole = _whole(project)
     # every rule fires, and the dedupes find rows across batches, not only inside one
     assert all(whole.rejected[r] > 0 for r in ("corrupt", "exact_dup", "near_dup", "short", "same_subject",
@@ -125,6 +129,43 @@ def test_seen_keys_hold_hashes_in_merged_runs():
     assert seen.find(h[[7], 0], h[[8], 1]).to_list() == [None]
 
 
+def test_state_kept_across_batches_does_not_grow_with_the_rows_size(tmp_path):
+    # what outlives a batch is a few bytes a distinct row, whatever the rows' or origins' length
+    import numpy as np
+
+    from llmspec.runtime.sources.profile import ProfileParts
+
+    rng = np.random.default_rng(3)
+    n, batch = 60_000, 5_000
+    for width in (10, 2_000):
+        seen, prof = SeenKeys(), ProfileParts()
+        prefix = "data/" + "d" * width + "/tickets.jsonl:"
+        for lo in range(0, n, batch):
+            h = rng.integers(0, 2**63, size=(batch, 2), dtype=np.uint64)
+            seen.add(h[:, 0], h[:, 1], pl.Series([f"{prefix}{i}" for i in range(lo + 1, lo + batch + 1)]))
+            lengths = rng.integers(0, width, size=batch)
+            prof.add(pl.DataFrame({"body": ["x" * int(k) for k in lengths], "n": h[:, 0]}))
+        assert len(seen) == n and seen.nbytes() <= 33 * n + 100 * (width + 100)
+        assert seen.find(h[[0], 0], h[[0], 1]).to_list() == [f"{prefix}{n - batch + 1}"]
+        assert prof.nbytes() <= 8 * n + 100 * width and prof.result()["duplicate_rows"] == 0
+    # runs stop merging at MAX_RUN keys: a merge never copies the whole state
+    seen = SeenKeys()
+    seen.MAX_RUN = 4096
+    for lo in range(0, 20_000, 1000):
+        h = rng.integers(0, 2**63, size=(1000, 2), dtype=np.uint64)
+        seen.add(h[:, 0], h[:, 1], pl.Series([f"r:{i}" for i in range(lo + 1, lo + 1001)]))
+    assert max(len(r[0]) for r in seen.runs) <= 4096 and len(seen.runs) <= 8
+
+
+def test_near_stage_keeps_no_row_in_memory_with_a_spill_folder(project, tmp_path):
+    loaded, src, plan, whole = _whole(project)
+    step = next(s for s in plan.steps if s.reason == "near_dup")
+    stage = NearStage(step, tmp_path)
+    for batch in iter_source("tickets", src, loaded.base_dir, batch_rows=1000):
+        stage.add(batch.rows.with_columns(pl.int_range(pl.len(), dtype=pl.UInt64).alias("__ord")))
+    assert stage.parts and all(isinstance(o, str) and isinstance(k, str) for _, o, k in stage.parts)
+
+
 def test_llmspec_clean_out_writes_what_run_cleaning_returns(project, tmp_path):
     import shutil
 
@@ -141,3 +182,47 @@ def test_llmspec_clean_out_writes_what_run_cleaning_returns(project, tmp_path):
     _, _, _, whole = _whole(project)
     assert pl.read_parquet(tmp_path / "out" / "tickets.parquet").equals(whole.kept)
     assert pl.read_parquet(tmp_path / "out" / "tickets.rejects.parquet").equals(whole.rejects)
+
+
+def test_llmspec_clean_imports_neither_axolotl_nor_torch(project, tmp_path):
+    # cleaning never trains: Axolotl's check and torch's import (seconds, ~600 MiB of the peak) stay out
+    import shutil
+    import subprocess
+
+    proj = tmp_path / "p"
+    shutil.copytree(project, proj)
+    code = ("import sys; from llmspec.cli import cli\n"
+            "try: cli(['clean', 'llmspec.yaml', '--json'], standalone_mode=False)\n"
+            "except SystemExit: pass\n"
+            "from llmspec.compiler.axolotl_config import cuda_driver_present\n"
+            "assert 'axolotl' not in sys.modules, 'axolotl imported'\n"
+            "assert cuda_driver_present() or 'torch' not in sys.modules, 'torch imported'\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=proj, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '"rows_kept"' in r.stdout
+
+
+def test_stored_rows_are_read_back_in_exact_batches_in_flat_memory(tmp_path):
+    # the clean stage reads the sources stage's Parquet batch by batch: every row once, in order,
+    # and Arrow memory bounded by a row group or two (iter_batches grew ~80 bytes a row)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from llmspec.runtime.engine.parquet_out import iter_row_batches
+
+    import numpy as np
+
+    n = 240_000
+    noise = np.random.default_rng(0).integers(0, 256, size=(n, 75), dtype=np.uint8)  # incompressible: a 36 MB file
+    table = pa.table({"i": pa.array(range(n), pa.int64()), "text": pa.array([bytes(r).hex() for r in noise])})
+    pq.write_table(table, tmp_path / "rows.parquet", row_group_size=7_000)
+    del table, noise
+    sizes, ids, most = [], [], 0
+    for part in iter_row_batches(tmp_path / "rows.parquet", 2_500):
+        sizes.append(part.num_rows)
+        ids.append(part.column("i").to_numpy())
+        most = max(most, pa.total_allocated_bytes())
+        del part
+    assert set(sizes[:-1]) == {2_500} and sum(sizes) == n
+    assert np.array_equal(np.concatenate(ids), np.arange(n))
+    assert most < 8 * 7_000 * 170  # a few row groups' worth (iter_batches: 40 MB, the whole file)

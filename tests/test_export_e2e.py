@@ -95,6 +95,37 @@ print(json.dumps(out))
     assert json.loads(answers) == trained["tuned"]
 
 
+def test_gguf_export_loads_with_transformers_alone_and_answers_as_the_adapter(project, trained, tmp_path):
+    out = tmp_path / "gguf"
+    proc = llmspec(["export", "llmspec.yaml", "--format", "gguf", "--out", str(out)], project)
+    assert "parity PASS" in proc.stdout and "ollama create deploy-bot" in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "README.md", "model.gguf", "parity.json"]
+    modelfile = (out / "Modelfile").read_text()
+    assert "FROM ./model.gguf" in modelfile and f'SYSTEM """{SYSTEM}"""' in modelfile
+    # The file alone: weights, vocabulary and the chat template the run trained with.
+    answers = fresh_python(NO_LLMSPEC + f"""
+from transformers import AutoModelForCausalLM, AutoTokenizer
+tok = AutoTokenizer.from_pretrained("{out}", gguf_file="model.gguf")
+model = AutoModelForCausalLM.from_pretrained("{out}", gguf_file="model.gguf", dtype="float32")
+out = []
+for q in {QUESTIONS!r}:
+    text = tok.apply_chat_template([{{"role": "system", "content": {SYSTEM!r}}}, {{"role": "user", "content": q}}],
+                                   tokenize=False, add_generation_prompt=True)
+    ids = tok(text, add_special_tokens=False, return_tensors="pt")
+    gen = model.generate(**ids, max_new_tokens=16, do_sample=False)  # stops where the file says
+    out.append(tok.decode(gen[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
+print(json.dumps(out))
+""", tmp_path)
+    assert json.loads(answers) == trained["tuned"]
+
+
+def test_q8_0_is_for_gguf_only(project, tmp_path):
+    proc = llmspec(["export", "llmspec.yaml", "--format", "merged", "--dtype", "q8_0", "--out", str(tmp_path / "m")],
+                   project, check=False)
+    assert proc.returncode != 0 and "error[export-dtype]" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "m").exists()
+
+
 def test_adapter_export_loads_with_peft_from_a_copied_folder(project, trained, tmp_path):
     out = tmp_path / "adapter"
     llmspec(["export", "llmspec.yaml", "--format", "adapter", "--out", str(out)], project)

@@ -107,9 +107,10 @@ training:
 
 
 def diagnostics(tmp_path, **kw) -> list:
+    tail = kw.pop("tail", "")
     values = {"extra": "", "style": "chat", "mapping": "{user: prompt, assistant: answer}", "method": "dpo", **kw}
     path = tmp_path / "llmspec.yaml"
-    path.write_text(SPEC.format(**values))
+    path.write_text(SPEC.format(**values) + tail)
     return [d for d in check_spec(path).diagnostics if d.severity == "error"]
 
 
@@ -136,6 +137,9 @@ def test_thumbs_down_rows_are_refused_unless_the_method_is_kto(tmp_path):
     ok = SPEC.format(extra=", include_down: true", style="chat", method="kto",
                      mapping="{user: prompt, assistant: answer, label: label}")
     (tmp_path / "ok.yaml").write_text(ok)
+    (holdout,) = diagnostics(tmp_path, method="kto", mapping="{user: prompt, assistant: answer, label: label}",
+                             tail="acceptance: {holdout: {count: 2}}\n")
+    assert holdout.code == "conflict" and "holdout" in holdout.message and holdout.pos.line == 13
     assert check_spec(tmp_path / "ok.yaml").spec.training.method == "kto"
 
 
@@ -238,9 +242,13 @@ def test_dpo_eval_records_make_holdout_tests_against_the_chosen_answer():
     from llmspec.spec.models import HoldoutSpec
 
     record = {"messages": [{"role": "user", "content": "q1"}], "chosen": "right", "rejected": "wrong"}
-    (test,) = holdout_tests(HoldoutSpec(count=1), [record])
-    assert test.messages == ({"role": "user", "content": "q1"},)
-    assert "right" in json.dumps([e.__dict__ for e in test.expectations], default=str)
+    orpo = {"system": "S", "chosen": [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "ok"}],
+            "rejected": [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "no"}]}
+    dpo, orpo_test = holdout_tests(HoldoutSpec(count=2), [record, orpo])
+    assert dpo.messages == ({"role": "user", "content": "q1"},)
+    assert "right" in json.dumps([e.__dict__ for e in dpo.expectations], default=str)
+    assert orpo_test.messages == ({"role": "system", "content": "S"}, {"role": "user", "content": "q2"})
+    assert "'ok'" in json.dumps([e.__dict__ for e in orpo_test.expectations], default=str)
 
 
 def test_sft_weight_adds_the_supervised_loss_beside_dpo(tiny_model, tmp_path):
@@ -254,3 +262,50 @@ def test_sft_weight_adds_the_supervised_loss_beside_dpo(tiny_model, tmp_path):
     assert validate_axolotl_config(compiled, lambda path: None) == []
     with pytest.raises(Exception, match="sft_weight applies to training.method dpo only"):
         make_spec("orpo", preference={"sft_weight": 0.5})
+
+
+@pytest.mark.parametrize("method", ["dpo", "orpo", "kto"])
+def test_previews_show_the_chosen_answer_trained_and_the_other_side_after_it(method, tiny_model, tmp_path):
+    pytest.importorskip("axolotl")
+    from llmspec.runtime.dataset.preference import ChatText
+    from llmspec.runtime.dataset.preview import load_tokenizer, render_examples
+
+    tok = load_tokenizer(tiny_model)
+    rows = ([{"question": "q1", "answer": "fine", "label": False}] if method == "kto"
+            else [{"question": "q1", "good": "Hold it.", "bad": "Buy one."}])
+    _, lines = build(method, rows, tmp_path, chat_text=ChatText(tok))
+    plan = compile_format(make_spec(method).format, {"faq": list(rows[0])}, method=method)
+    (shown,) = render_examples("", plan, lines, 1, tokenizer=tok)
+    text = shown.plain()
+    assert "<|im_start|>user\nq1<|im_end|>" in text
+    if method == "kto":
+        assert "[[fine<|im_end|>]]" in text and text.endswith("(label: undesirable)")
+    else:
+        assert "[[Hold it.<|im_end|>" in text and text.endswith("(rejected: Buy one.)")
+    assert shown.n_trained > 0
+
+
+def test_orpo_refuses_a_conversation_whose_turns_do_not_alternate(tmp_path):
+    import polars as pl
+
+    from llmspec.runtime.dataset.build import build_dataset
+    from llmspec.spec.models import FormatSpec, SplitSpec
+
+    fmt = FormatSpec.model_validate({"style": "chat", "map": {"faq": {"messages": "turns", "chosen": "good",
+                                                                       "rejected": "bad"}}})
+    plan = compile_format(fmt, {"faq": ["turns", "good", "bad"]}, method="orpo")
+    user = {"role": "user", "content": "q"}
+    frame = pl.DataFrame({"turns": [[user], [user, user]], "good": ["yes", "yes"], "bad": ["no", "no"],
+                          "_origin": ["faq#0", "faq#1"]})
+    result = build_dataset({"faq": frame}, plan, SplitSpec(eval_fraction=0.0), tmp_path)
+    assert result.train_size == 1 and result.per_source["faq"].rejected == {"format_error": 1}
+    assert "alternate" in result.rejects["message"][0]
+
+
+def test_plan_estimates_say_the_time_is_for_supervised_training():
+    from llmspec.compiler.estimates import TokenStats, estimate
+
+    counts = {"train_size": 8, "eval_size": 0}
+    sft = estimate(counts, make_spec("dpo").training.model_copy(update={"method": "lora"}), "cpu", TokenStats([50] * 8))
+    dpo = estimate(counts, make_spec("dpo").training, "cpu", TokenStats([50] * 8))
+    assert "undercounts dpo" in dpo["time_note"] and "undercounts" not in sft["time_note"]

@@ -118,3 +118,18 @@ def test_expected_steps_is_axolotls_count() -> None:
     assert steps(100, 8, 1, 2) == 25
     assert steps(100, 4, 2, 3, gpus=2) == 19
     assert steps(100, 8, 1, 2, max_steps=7) == 7
+
+
+def test_replay_and_model_conversion_say_what_they_do() -> None:
+    console, buf = _pipe()
+    with ApplyProgress(console, interval_s=10) as progress:
+        progress.event("model-convert-start", {"file": "/x/SmolLM2.Q4_1.gguf", "target": "/c/gguf-ab"})
+        progress.event("model-convert-done", {"target": "/c/gguf-ab"})
+        progress.event("replay-answer", {"done": 6, "total": 6})
+        progress.event("replay-mixed", {"examples": 6, "wanted": 17, "share": 0.0811, "fraction": 0.2,
+                                        "available": 6, "source": "replay", "rejected": {}})
+    out = buf.getvalue()
+    assert "converting SmolLM2.Q4_1.gguf" in out and "/c/gguf-ab" in out
+    assert "the base model answered 6 prompts" in out
+    assert "6 examples mixed into the train split (8% of it, 20% asked)" in out
+    assert "only 6 of the 17 wanted" in out

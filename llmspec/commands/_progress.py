@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 import time
 
 from rich.console import Console
@@ -142,6 +143,25 @@ class ApplyProgress:
                     f"eval_loss {data['eval_loss']:.4f}" if data.get("eval_loss") is not None else "")
                 self._progress.update(self._task, completed=min(data["step"], data["total_steps"]),
                                       total=data["total_steps"], info=info)
+        elif kind == "model-convert-start":
+            self.console.print(f"  converting {Path(data['file']).name} into a model folder (once per file, "
+                               "about 30 s for a 135M model)", highlight=False, soft_wrap=True)
+        elif kind == "model-convert-done":
+            self.console.print(f"  model folder: {data['target']}", highlight=False, soft_wrap=True)
+        elif kind == "replay-answer":
+            if self._task is None:
+                self._new_task("replay answers", data["total"])
+            if self._progress is not None and self._task is not None:
+                self._progress.update(self._task, completed=data["done"], total=data["total"])
+            elif data["done"] == data["total"]:
+                self.console.print(f"  replay: the base model answered {data['total']} prompts")
+        elif kind == "replay-mixed":
+            line = (f"  replay: {data['examples']} examples mixed into the train split "
+                    f"({data['share']:.0%} of it, {data['fraction']:.0%} asked)")
+            if data["examples"] < data["wanted"]:
+                line += (f"; only {data['examples']} of the {data['wanted']} wanted could be drawn: "
+                         "give more replay prompts (or a lower fraction)")
+            self.console.print(line, highlight=False, soft_wrap=True)
         elif kind == "acceptance-start":
             self._new_task("acceptance", data["tests"] * (2 if data.get("baseline") else 1))
         elif kind == "acceptance-test" and self._progress is not None and self._task is not None:

@@ -56,7 +56,8 @@ def _clean(spec_path: Path, only: tuple[str, ...], as_json: bool, out_dir: Path 
     from llmspec.runtime.clean.run import StreamResult, check_gates
     from llmspec.spec.models import QualitySpec
 
-    report = make_plan(spec_path, for_apply=True)
+    # cleaning never trains: Axolotl's schema check (its import: torch, seconds, ~600 MiB) is not paid
+    report = make_plan(spec_path, for_apply=True, check_training=False)
     plan = report.plan
     names = [s.name for s in plan.stages if s.kind == "sources"]
     for name in only:

@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from llmspec.compiler.estimates import PREFERENCE_TIME_NOTE
+
 PREVIEW_EXAMPLES = 3
 
 
@@ -223,6 +225,8 @@ def _print_summary(plan: dict[str, Any], out: Path) -> None:
                f"(effective batch {steps['effective_batch']})")
     for cls, t in est.get("time", {}).items():
         click.echo(f"  time on {cls:<12} ~{t['human']} ({t['tokens_per_second']} tokens/s, rough)")
+    if est.get("time") and PREFERENCE_TIME_NOTE in est.get("time_note", ""):
+        click.echo(f"                       ({PREFERENCE_TIME_NOTE})")
     for ex in plan.get("_rendered", [])[:3]:
         click.echo(f"\n  example {ex.origin or ''} ({ex.n_trained}/{ex.n_tokens} tokens trained, [[...]]):")
         for line in ex.plain().splitlines() or [""]:

@@ -1,5 +1,5 @@
-"""`llmspec export`: the promoted (or a given) run as an adapter, merged weights or an Ollama
-model, checked for parity with the adapter as trained."""
+"""`llmspec export`: the promoted (or a given) run as an adapter, merged weights, an Ollama model
+or a GGUF file, checked for parity with the adapter as trained."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import click
 
 @click.command("export")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["adapter", "merged", "ollama"]), required=True,
-              help="adapter: PEFT adapter + tokenizer + template; merged: full weights; ollama: merged + Modelfile.")
+@click.option("--format", "fmt", type=click.Choice(["adapter", "merged", "ollama", "gguf"]), required=True,
+              help="adapter: PEFT adapter + tokenizer + template; merged: full weights; ollama: merged + Modelfile; "
+                   "gguf: one GGUF file (llama architecture) + Modelfile.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write.")
 @click.option("--run", "run_id", help="Export this run instead of the promoted one.")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
-              show_default=True, help="Weights' dtype for merged/ollama (auto: the base model's).")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16", "q8_0"]), default="auto",
+              show_default=True, help="Weights' dtype for merged/ollama/gguf (auto: the base model's); "
+                                      "q8_0: GGUF's 8-bit quantization, gguf only.")
 @click.option("--min-identical", default=1.0, show_default=True, type=click.FloatRange(0, 1),
               help="Parity tolerance: the share of acceptance prompts whose greedy answers must be identical.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
@@ -33,5 +35,7 @@ def export_command(spec: Path, fmt: str, out: Path, run_id: str | None, dtype: s
                           say=lambda m: click.echo(m, err=True))
     click.echo(result.summary())
     click.echo(f"Exported run {run.run} as {fmt} to {out}")
-    if fmt == "ollama":
+    if fmt in ("ollama", "gguf"):
         click.echo(f"Create it with: ollama create {loaded.spec.project} -f {out / 'Modelfile'}")
+    if fmt == "gguf":
+        click.echo(f"Or run it with llama.cpp: llama-cli -m {out / 'model.gguf'} -cnv")

@@ -4,8 +4,8 @@ filter), so no stage holds every row's text or signature at once:
 1. ``band_keys`` per batch: each row's band keys from its one-permutation sketch (``BandSketch``;
    classic MinHash signatures from rensa past 8 rows per band, where the sketch loses recall),
    16 bytes or so a band and row, written to the spill folder;
-2. ``candidates``: band by band, the rows whose key another row shares (one band's keys of
-   every row in memory at a time: 8 bytes a row);
+2. ``NearStage._candidates``: band by band, the rows whose key another row shares (a slice of
+   one band's keys in memory at a time; one byte a row for the mask);
 3. ``groups``: ``minhash_groups`` (estimates, exact Jaccard, connected components) on the
    candidates' texts only, in source order (4% of the 400k-ticket bench);
 4. per batch again, a candidate grouped under an earlier row is rejected (``reject``).
@@ -16,6 +16,7 @@ the batch size, locally or on Ray (``ray_engine``), which calls these same funct
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 if TYPE_CHECKING:
@@ -49,16 +50,21 @@ def band_keys(texts: "pl.Series", a: Mapping) -> tuple["np.ndarray", "np.ndarray
 
 def candidates(bands: int, load) -> "np.ndarray":
     """Positions (in the order rows were added) of rows sharing a band key with another row.
-    ``load(b)`` gives band b's keys of every row, one band at a time."""
+    ``load(b)`` gives band b's keys of every row, one band at a time (in memory: ``NearStage``
+    reads spilled keys in slices instead)."""
     import numpy as np
-    import polars as pl
 
     hit = None
     for b in range(bands):
-        keys = load(b)
-        dup = pl.Series(keys).is_duplicated().to_numpy()
+        dup = _duplicated(load(b))
         hit = dup if hit is None else (hit | dup)
     return np.flatnonzero(hit) if hit is not None else np.zeros(0, np.int64)
+
+
+def _duplicated(keys: "np.ndarray") -> "np.ndarray":
+    import polars as pl
+
+    return pl.Series(keys).is_duplicated().to_numpy()
 
 
 def groups(cand: "pl.DataFrame", a: Mapping) -> "pl.DataFrame":
@@ -104,32 +110,64 @@ def reject(df: "pl.DataFrame", found: "pl.DataFrame", reason: str) -> tuple["pl.
 
 
 class NearStage:
-    """Steps 1-3 for one MinHash rule, local: band keys of each batch kept in memory or, with a
-    spill folder, in one .npy file per batch (memory-mapped back one band at a time)."""
+    """Steps 1-3 for one MinHash rule, local: band keys and row numbers of each batch kept in
+    memory or, with a spill folder, in .npy files (memory-mapped back a slice at a time), so
+    that memory holds neither per row: step 2 reads each band in ``passes`` slices of the key
+    space (a key's rows all fall in one slice), at most ``PASS_ROWS`` keys at once, and keeps
+    one byte a row (the candidate mask)."""
+
+    PASS_ROWS = 1 << 21
 
     def __init__(self, step: "CleaningStep", spill_dir=None):
         self.step = step
         self.a = step.args
         self.spill = spill_dir
-        self.parts: list = []  # per batch: (ords of rows with shingles, keys or the .npy path)
+        self.parts: list = []  # per batch: (rows with shingles, their ords, their band keys): arrays or .npy paths
 
     def add(self, df: "pl.DataFrame") -> None:
         import numpy as np
 
         live, keys = band_keys(step_texts(df, self.step), self.a)
-        ords = df.get_column("__ord").to_numpy()[live]
+        ords = df.get_column("__ord").to_numpy()[live].astype(np.uint64)
         if self.spill is not None:
-            path = self.spill / f"near-{id(self)}-{len(self.parts)}.npy"
-            np.save(path, keys)
-            self.parts.append((ords, path))
+            base = self.spill / f"near-{id(self)}-{len(self.parts)}"
+            np.save(f"{base}-keys.npy", keys)
+            np.save(f"{base}-ords.npy", ords)
+            self.parts.append((len(ords), f"{base}-ords.npy", f"{base}-keys.npy"))
         else:
-            self.parts.append((ords, keys))
+            self.parts.append((len(ords), ords, keys))
 
-    def _band(self, b: int) -> "np.ndarray":
+    @staticmethod
+    def _open(item) -> "np.ndarray":
         import numpy as np
 
-        out = [np.load(k, mmap_mode="r")[b] if not isinstance(k, np.ndarray) else k[b] for _, k in self.parts]
-        return np.concatenate(out) if out else np.zeros(0, np.uint64)
+        return item if isinstance(item, np.ndarray) else np.load(item, mmap_mode="r")
+
+    def _candidates(self) -> "np.ndarray":
+        """``candidates``, band by band and pass by pass over the parts."""
+        import numpy as np
+
+        total = sum(n for n, _, _ in self.parts)
+        hit = np.zeros(total, bool)
+        passes = max(1, -(-total // self.PASS_ROWS))
+        for b in range(self.a["bands"]):
+            for p in range(passes):
+                keys, pos, at = [], [], 0
+                for n, _, k in self.parts:
+                    band = np.asarray(self._open(k)[b])
+                    if passes > 1:
+                        sel = np.flatnonzero(band % np.uint64(passes) == p)
+                        keys.append(band[sel])
+                        pos.append(sel + at)
+                    else:
+                        keys.append(band)
+                    at += n
+                if passes == 1:
+                    hit |= _duplicated(np.concatenate(keys))
+                    continue
+                pos = np.concatenate(pos)
+                hit[pos[_duplicated(np.concatenate(keys))]] = True
+        return np.flatnonzero(hit)
 
     def finish(self, batches: Iterable["pl.DataFrame"]) -> "pl.DataFrame":
         """Groups of the candidates; ``batches`` gives the rows added, again, in order."""
@@ -138,13 +176,18 @@ class NearStage:
 
         if not self.parts:
             return groups(pl.DataFrame(), self.a)
-        ords = np.concatenate([o for o, _ in self.parts])
-        pos = candidates(self.a["bands"], self._band)
-        for _, k in self.parts:
-            if not isinstance(k, np.ndarray):
-                k.unlink(missing_ok=True)
+        pos = self._candidates()
+        want, at = [], 0
+        for n, o, k in self.parts:
+            inside = pos[(pos >= at) & (pos < at + n)] - at
+            if len(inside):
+                want.append(np.asarray(self._open(o))[inside])
+            at += n
+            for f in (o, k):
+                if not isinstance(f, np.ndarray):
+                    Path(f).unlink(missing_ok=True)
         self.parts = []
-        want = pl.Series(ords[pos].astype(np.uint64)).implode()
+        want = pl.Series(np.concatenate(want) if want else np.zeros(0, np.uint64)).implode()
         picked = []
         for df in batches:
             sub = df.filter(pl.col("__ord").is_in(want))

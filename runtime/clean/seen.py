@@ -1,12 +1,13 @@
 """Exact and fingerprint dedupe across batches: the keys seen so far, as hashes, not rows.
 
-Each distinct key is two 64-bit Polars hashes (different seeds) and the ``_origin`` of the row
-that first had it: 24 bytes (hashes and an index) plus the origin per distinct row, whatever the
-row's size; origins are appended once and never copied.
+Each distinct key is two 64-bit Polars hashes (different seeds), a 32-bit index and the
+``_origin`` of the row that first had it, itself compact (``Origins``): 32 bytes a distinct key
+whatever the row's or the origin's size (10M distinct rows: 320 MB).
 Two different keys are taken as equal only if both hashes agree (odds ~ n^2 / 2^129: nil at
 any real size). The hashes live in sorted runs merged like a binary counter (a run is merged
-into the one before it while that one is no larger), so a lookup is a few binary searches and
-building costs O(n log n) over the whole source.
+into the one before it while that one is no larger), up to ``MAX_RUN`` keys a run: a lookup is
+a few binary searches, and a merge never copies more than two capped runs at once (merging
+everything into one run would briefly need twice the whole state).
 """
 
 from __future__ import annotations
@@ -20,18 +21,68 @@ if TYPE_CHECKING:
     from llmspec.compiler.cleaning import CleaningStep
 
 SEEDS = (0x5EED_0001, 0x5EED_0002)
+NO_NUMBER = 2**64 - 1
+# an origin is nearly always a prefix and a line, row or page number ("data/t.jsonl:1234"); a
+# number with no leading zero, at most 18 digits (under 2^63), so that prefix + str(n) gives it back
+_ORIGIN = r"(?s)^(.*?)([1-9][0-9]{0,17})$"
 
 
-class SeenKeys:
+class Origins:
+    """``_origin`` strings appended in order and gathered by index, at 12 bytes each: a prefix
+    id (the few distinct prefixes, file by file, stored once) and the number after it. An origin
+    not ending in a number (an email's message id) is its own prefix (as costly as the string)."""
+
     def __init__(self) -> None:
         import polars as pl
 
-        self.runs: list[tuple["np.ndarray", "np.ndarray", "np.ndarray"]] = []  # (h1 sorted, h2, origin id)
-        # origins of first rows, appended chunk by chunk (never copied when runs merge)
-        self.origins = pl.Series("origin", [], dtype=pl.String)
+        self.prefixes: dict[str, int] = {}
+        self.names: list[str] = []
+        self.pid = pl.Series("pid", [], dtype=pl.UInt32)  # appended chunk by chunk: never copied
+        self.num = pl.Series("num", [], dtype=pl.UInt64)
 
     def __len__(self) -> int:
-        return self.origins.len()
+        return self.pid.len()
+
+    def nbytes(self) -> int:
+        return self.pid.estimated_size() + self.num.estimated_size() + sum(len(n) + 60 for n in self.names)
+
+    def append(self, origins: "pl.Series") -> None:
+        import polars as pl
+
+        parts = origins.cast(pl.String).str.extract_groups(_ORIGIN).struct.unnest()
+        prefix = pl.select(pl.coalesce(parts.to_series(0), origins.cast(pl.String))).to_series()
+        for p in prefix.unique(maintain_order=True).to_list():
+            if p not in self.prefixes:
+                self.prefixes[p] = len(self.names)
+                self.names.append(p)
+        pid = prefix.replace_strict(self.prefixes, return_dtype=pl.UInt32)
+        num = parts.to_series(1).cast(pl.UInt64).fill_null(NO_NUMBER)
+        self.pid.append(pid.alias("pid"))
+        self.num.append(num.alias("num"))
+
+    def gather(self, ids: "np.ndarray") -> "pl.Series":
+        import polars as pl
+
+        idx = pl.Series(ids.astype("int64", copy=False))
+        num = self.num.gather(idx)
+        prefix = pl.Series(self.names, dtype=pl.String).gather(self.pid.gather(idx))
+        return pl.select(prefix + pl.when(num == NO_NUMBER).then(pl.lit("")).otherwise(num.cast(pl.String))
+                         ).to_series().alias("origin")
+
+
+class SeenKeys:
+    MAX_RUN = 1 << 21  # keys a run (20 bytes each: 40 MB); a merge copies at most two runs
+
+    def __init__(self) -> None:
+        self.runs: list[tuple["np.ndarray", "np.ndarray", "np.ndarray"]] = []  # (h1 sorted, h2, origin id)
+        self.origins = Origins()  # of first rows, by id
+
+    def __len__(self) -> int:
+        return len(self.origins)
+
+    def nbytes(self) -> int:
+        """Memory held: what a test bounds per distinct key."""
+        return sum(a.nbytes + b.nbytes + c.nbytes for a, b, c in self.runs) + self.origins.nbytes()
 
     def find(self, h1: "np.ndarray", h2: "np.ndarray") -> "pl.Series":
         """The origin under which each (h1, h2) was seen, else null."""
@@ -58,11 +109,13 @@ class SeenKeys:
 
         if not len(h1):
             return
-        ids = np.arange(len(self), len(self) + len(h1), dtype=np.int64)
-        self.origins.append(origins.cast(self.origins.dtype).alias("origin"))
+        first = len(self)
+        ids = np.arange(first, first + len(h1), dtype=np.uint32 if first + len(h1) < 2**32 else np.int64)
+        self.origins.append(origins)
         order = np.argsort(h1, kind="stable")
         self.runs.append((h1[order], h2[order], ids[order]))
-        while len(self.runs) > 1 and len(self.runs[-2][0]) <= len(self.runs[-1][0]):
+        while len(self.runs) > 1 and len(self.runs[-2][0]) <= len(self.runs[-1][0]) \
+                and len(self.runs[-2][0]) + len(self.runs[-1][0]) <= self.MAX_RUN:
             (a1, a2, ai), (b1, b2, bi) = self.runs[-2], self.runs[-1]
             m1 = np.concatenate([a1, b1])
             order = np.argsort(m1, kind="stable")

@@ -384,22 +384,22 @@ def build_dataset(
         c.rows_in = frame.height
         for i, row in enumerate(frame.iter_rows(named=True)):
             origin = str(row.get(ORIGIN) if row.get(ORIGIN) is not None else f"{source}#{i}")
-            tokens = None
+            tokens, truncated = None, False
             try:
                 record = render_record(plan, renderer, sp, row)
                 if lengths is not None:
                     fitted = lengths.fit(record)
-                    record, tokens = fitted.record, fitted.tokens
-                    c.truncated += fitted.truncated
+                    record, tokens, truncated = fitted.record, fitted.tokens, fitted.truncated
+                key = normalise(example_text(record))
+                if plan.preference:
+                    record = axolotl_record(plan.preference, record, chat_text)
             except RenderError as exc:
                 c.rejected[exc.rule] = c.rejected.get(exc.rule, 0) + 1
                 rejects.append({"source": source, ORIGIN: origin, "rule": exc.rule,
                                 "message": f"source '{source}', row {origin}: {exc.message}"})
                 continue
             c.examples += 1
-            key = normalise(example_text(record))
-            if plan.preference:
-                record = axolotl_record(plan.preference, record, chat_text)
+            c.truncated += truncated
             examples.append(Example(source, origin, record, key,
                                     row.get(split.stratify) if split.stratify else None, tokens))
 

@@ -28,7 +28,7 @@ class RenderedExample:
     input_ids: list[int]
     labels: list[int] | None                 # None when Axolotl was not available
     spans: list[tuple[str, bool]]            # decoded text runs, trained or not
-    marks_from: str                          # "axolotl" | "none"
+    marks_from: str                          # "axolotl" | "trl" (kto) | "none"
     origin: str | None = None
     dropped: bool = False                    # longer than sequence_len: Axolotl drops it
     extra: dict[str, Any] = field(default_factory=dict)
@@ -129,6 +129,11 @@ def render_examples(
 ) -> list[RenderedExample]:
     """The first ``n`` records rendered as the model sees them, trained tokens marked."""
     tok = tokenizer if tokenizer is not None else load_tokenizer(tokenizer_path)
+    preference = format_plan.preference
+    if preference:
+        # A preference record is shown as its chosen (kto: its only) answer trained, the way one
+        # side of the pair reaches the model, with the other side or the label after it.
+        format_plan = format_plan.sft_view()
     strategy = axolotl_strategy(tok, format_plan, sequence_len=sequence_len, chat_template=chat_template)
     if strategy is None:
         LOG.debug("axolotl is not installed: examples are shown without trained-token marks")
@@ -138,17 +143,44 @@ def render_examples(
         if i >= n:
             break
         origin = origin_list[i] if i < len(origin_list) else None
-        if strategy is not None:
+        note = ""
+        if preference:
+            record, note = _one_side(preference, record)
+        if preference == "kto":
+            ids, labels = _kto_ids(tok, record)
+            marks_from = "trl"
+        elif strategy is not None:
             ids, labels = tokenize_record(strategy, format_plan, record)
             marks_from = "axolotl"
         else:
             ids, labels, marks_from = _unmarked_ids(tok, format_plan, record, chat_template), None, "none"
         mask = [x != IGNORE for x in labels] if labels is not None else [False] * len(ids)
+        spans = _spans(tok, ids, mask) + ([(note, False)] if note else [])
         out.append(RenderedExample(
-            input_ids=ids, labels=labels, spans=_spans(tok, ids, mask), marks_from=marks_from,
+            input_ids=ids, labels=labels, spans=spans, marks_from=marks_from,
             origin=origin, dropped=len(ids) > sequence_len,
         ))
     return out
+
+
+def _one_side(method: str, record: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(the record as its chosen answer reaches the model, what is shown after it). Records
+    are in the layout Axolotl reads (``preference.axolotl_record``)."""
+    if method == "kto":
+        return record, f"\n(label: {'desirable' if record.get('label') else 'undesirable'})"
+    if method == "orpo":
+        system = [{"role": "system", "content": record["system"]}] if record.get("system") else []
+        return {"messages": system + list(record["chosen"])}, f"\n(rejected: {record['rejected'][-1]['content']})"
+    chosen = list(record["messages"]) + [{"role": "assistant", "content": record["chosen"]}]
+    return {"messages": chosen}, f"\n(rejected: {record['rejected']})"
+
+
+def _kto_ids(tok, record: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """(ids, labels) as TRL's KTO trainer builds them: the prompt (already written through the chat
+    template) and the completion tokenized apart and joined, the completion trained."""
+    prompt = list(tok(record["prompt"], add_special_tokens=False)["input_ids"])
+    completion = list(tok(record["completion"], add_special_tokens=False)["input_ids"])
+    return prompt + completion, [IGNORE] * len(prompt) + completion
 
 
 def _unmarked_ids(tok, plan: "FormatPlan", record: dict[str, Any], chat_template: str) -> list[int]:

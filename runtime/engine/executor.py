@@ -554,12 +554,13 @@ def _stored_batches(name: str, src_dir: Path, meta: dict, batch_rows: int):
     import polars as pl
     import pyarrow.parquet as pq
 
+    from llmspec.runtime.engine.parquet_out import iter_row_batches
     from llmspec.runtime.sources import SourceBatch
 
     rows_file = pq.ParquetFile(src_dir / "rows.parquet")
     total = rows_file.metadata.num_rows
     first = True
-    for part in rows_file.iter_batches(batch_size=batch_rows):
+    for part in iter_row_batches(src_dir / "rows.parquet", batch_rows):  # not iter_batches: it grows
         rows = pl.from_arrow(part)
         yield SourceBatch(name=name, rows=rows,
                           rejected=pl.read_parquet(src_dir / "rejected.parquet") if first else None,

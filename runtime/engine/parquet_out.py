@@ -60,3 +60,26 @@ class ParquetAppender:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def iter_row_batches(path: Path, batch_rows: int):
+    """A Parquet file as Arrow tables of ``batch_rows`` rows (the last may be shorter), one row
+    group decoded at a time. ``ParquetFile.iter_batches`` kept ~80 bytes a row of Arrow memory
+    until the file was closed (pyarrow 26: 190 MiB at 1.6M rows, most of the clean stage's
+    growth with the source's size); reading row groups one by one stays flat."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows_file = pq.ParquetFile(path)
+    carry = None
+    for g in range(rows_file.metadata.num_row_groups):
+        table = rows_file.read_row_group(g)
+        if carry is not None:
+            table = pa.concat_tables([carry, table])
+        lo = 0
+        while table.num_rows - lo >= batch_rows:
+            yield table.slice(lo, batch_rows)
+            lo += batch_rows
+        carry = table.slice(lo) if lo < table.num_rows else None
+    if carry is not None:
+        yield carry

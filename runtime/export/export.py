@@ -6,6 +6,9 @@
   and vLLM; its generation_config stops at the end-of-turn token.
 - ``ollama``: the merged folder plus a Modelfile (TEMPLATE translated from the chat template,
   SYSTEM, stop tokens).
+- ``gguf``: the merged weights as one GGUF file for llama.cpp / Ollama (llama architecture; see
+  gguf_file.py), with the tokenizer and chat template inside, and a Modelfile ``FROM`` it. Its
+  parity check reads the file back with transformers' GGUF reader.
 
 Everything is written into a staging folder beside ``out``; the parity check then answers the
 acceptance prompts with the export and with the adapter as trained. Only when parity holds is the
@@ -26,11 +29,12 @@ from llmspec.spec.load import LoadedSpec
 from llmspec.runtime.engine.atomic import write_json_atomic, write_text_atomic
 from llmspec.runtime.serve.target import RunModel
 
-from .parity import DEFAULT_MIN_IDENTICAL, ParityResult, answers, compare_answers
+from .parity import DEFAULT_MIN_IDENTICAL, ParityResult, answers, compare_answers, gguf_answers
 from .templates import ALPACA_CHAT_TEMPLATE, ollama_layout
 
-FORMATS = ("adapter", "merged", "ollama")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+FORMATS = ("adapter", "merged", "ollama", "gguf")
+DTYPES = ("auto", "float32", "bfloat16", "float16", "q8_0")  # q8_0: a GGUF block quantization
+GGUF_FILE = "model.gguf"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "vocab.json", "merges.txt", "added_tokens.json")
@@ -51,6 +55,9 @@ def export_model(loaded: LoadedSpec, run: RunModel, fmt: str, out: Path, *, dtyp
 
     if fmt not in FORMATS:
         raise LlmspecError(Diagnostic("export-format", f"unknown export format {fmt!r}; use {', '.join(FORMATS)}"))
+    if dtype == "q8_0" and fmt != "gguf":
+        raise LlmspecError(Diagnostic("export-dtype", "q8_0 is a GGUF quantization; safetensors exports take "
+                                      "float32, bfloat16 or float16", hint="--format gguf --dtype q8_0"))
     out = out.resolve()
     if out.exists() and any(out.iterdir()) and not force:
         raise LlmspecError(Diagnostic("export-exists", f"{out} exists and is not empty", Pos(str(out)),
@@ -77,6 +84,9 @@ def export_model(loaded: LoadedSpec, run: RunModel, fmt: str, out: Path, *, dtyp
         if fmt == "adapter":
             exported = answers(tests, model_path=run.base_model_path, adapter_path=model_dir,
                                prompt_format=prompt_format, max_new_tokens=budget)
+        elif fmt == "gguf":
+            exported = gguf_answers(tests, model_dir / GGUF_FILE, prompt_format=prompt_format,
+                                    max_new_tokens=budget)
         else:
             exported = answers(tests, model_path=model_dir, adapter_path=None, prompt_format=prompt_format,
                                max_new_tokens=budget)
@@ -119,12 +129,20 @@ def _write(run: RunModel, fmt: str, staging: Path, *, dtype: str, project: str, 
         say(f"adapter: copying {run.model_dir.name} without llmspec's paths")
         _copy_adapter(run, staging)
         return staging
+    if fmt == "gguf":
+        say(f"gguf: {'merging the LoRA adapter into' if run.adapter else 'reading'} the base weights, "
+            f"writing {GGUF_FILE} ({dtype})")
+        _save_gguf(run, staging, dtype, project)
+        return staging
     target = staging / "merged" if fmt == "ollama" else staging
     target.mkdir(exist_ok=True)
     say(f"merged: {'merging the LoRA adapter into' if run.adapter else 'saving'} the base weights ({dtype})")
     _save_merged(run, target, dtype)
     if fmt == "ollama":
-        _write_modelfile(run, staging, project)
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(target), local_files_only=True)
+        _write_modelfile(run, staging, project, tokenizer, source="./merged")
     return target
 
 
@@ -158,12 +176,29 @@ def _copy_adapter(run: RunModel, staging: Path) -> None:
         write_text_atomic(staging / "chat_template.jinja", template)
 
 
-def _save_merged(run: RunModel, target: Path, dtype: str) -> None:
+def _merged(run: RunModel):
+    """(the run's model loaded on the CPU in float32, its network with the adapter merged in)."""
     from llmspec.runtime.acceptance.runner import load_model
 
     model = load_model(run.model_ref().model_path, adapter_path=run.model_ref().adapter_path, device="cpu",
                        prompt_format=run.prompt_format)
-    net = model.model.merge_and_unload() if run.adapter else model.model
+    return model, model.model.merge_and_unload() if run.adapter else model.model
+
+
+def _save_gguf(run: RunModel, staging: Path, dtype: str, project: str) -> None:
+    from .gguf_file import write_gguf
+
+    kind = dtype if dtype == "q8_0" else str(_torch_dtype(dtype, run)).removeprefix("torch.")
+    model, net = _merged(run)
+    # Rounding to the GGUF type happens in the writer, from float32 weights.
+    write_gguf(net, model.tokenizer, staging / GGUF_FILE, dtype=kind, name=project,
+               chat_template=_chat_template(run) or model.chat_template, base_model=run.base_model_id)
+    _write_modelfile(run, staging, project, model.tokenizer, source=f"./{GGUF_FILE}")
+    model.close()
+
+
+def _save_merged(run: RunModel, target: Path, dtype: str) -> None:
+    model, net = _merged(run)
     torch_dtype = _torch_dtype(dtype, run)
     net = net.to(torch_dtype)
     net.config.dtype = str(torch_dtype).removeprefix("torch.")
@@ -193,15 +228,12 @@ def _torch_dtype(dtype: str, run: RunModel):
                                       "or float16")) from None
 
 
-def _write_modelfile(run: RunModel, staging: Path, project: str) -> None:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(staging / "merged"), local_files_only=True)
+def _write_modelfile(run: RunModel, staging: Path, project: str, tokenizer, *, source: str) -> None:
     template = _chat_template(run)
     if template is None:
         raise LlmspecError(Diagnostic("ollama-template", "the model has no chat template to translate for Ollama"))
     layout = ollama_layout(template, bos_token=tokenizer.bos_token or "", eos_token=tokenizer.eos_token or "")
-    lines = [f"# ollama create {project} -f Modelfile", "FROM ./merged", f'TEMPLATE """{layout.template}"""']
+    lines = [f"# ollama create {project} -f Modelfile", f"FROM {source}", f'TEMPLATE """{layout.template}"""']
     if run.system:
         lines.append(f'SYSTEM """{run.system}"""')
     lines += [f'PARAMETER stop "{s}"' for s in layout.stops]

@@ -53,3 +53,20 @@ def answers(tests: Sequence[Any], *, model_path: Path | str, adapter_path: Path 
     runs = run_suite(tests, model_path=model_path, adapter_path=adapter_path, tokenizer_path=tokenizer_path,
                      prompt_format=prompt_format, default_max_new_tokens=max_new_tokens)
     return [r.output for r in runs]
+
+
+def gguf_answers(tests: Sequence[Any], path: Path, *, prompt_format: str, max_new_tokens: int) -> list[str]:
+    """The answers of GGUF file ``path`` as transformers reads it back: its weights, its
+    tokenizer and its chat template, nothing taken from the folder it was written from."""
+    import torch
+
+    from llmspec.runtime.acceptance.runner import LoadedModel
+    from llmspec.runtime.models.gguf import load_gguf
+
+    net, tokenizer = load_gguf(path)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = LoadedModel(net.to(device).eval(), tokenizer, device, label=path.name, prompt_format=prompt_format)
+    try:
+        return [r.output for r in model.run(tests, default_max_new_tokens=max_new_tokens)]
+    finally:
+        model.close()

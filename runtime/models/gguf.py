@@ -89,7 +89,7 @@ def convert(path: Path, sha256: str, *, progress: Callable[[str, dict], None] | 
     say("model-convert-start", {"file": str(path), "target": str(target)})
 
     def write(tmp: Path) -> None:
-        model, tokenizer = _load(path)
+        model, tokenizer = load_gguf(path)
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         meta = {"gguf_sha256": sha256, "converter_version": CONVERTER_VERSION, "source": path.name,
@@ -105,7 +105,8 @@ def convert(path: Path, sha256: str, *, progress: Callable[[str, dict], None] | 
     return target
 
 
-def _load(path: Path):
+def load_gguf(path: Path):
+    """(model, tokenizer) read from GGUF file ``path`` by transformers (tensors dequantized)."""
     from llmspec.runtime.engine.offline import go_offline
 
     go_offline()  # before transformers is imported: nothing may reach a hub

@@ -14,7 +14,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
      "llmspec chat {spec} --run {run}"),
     ("Serve it behind an OpenAI-compatible HTTP API (127.0.0.1:8000)", "llmspec serve {spec} --run {run}"),
     ("Run the acceptance tests against the served copy", "llmspec test {spec} --endpoint http://127.0.0.1:8000"),
-    ("Export merged weights, checked for parity (or --format adapter | ollama)",
+    ("Export merged weights, checked for parity (or --format adapter | ollama | gguf)",
      "llmspec export {spec} --run {run} --format merged --out {out}"),
     ("Re-run its acceptance tests (e.g. after changing them)", "llmspec test {spec} --run {run}"),
 )

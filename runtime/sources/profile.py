@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from llmspec.runtime.engine.columns import column  # data names are never patterns
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
 
 # Control characters other than tab and newlines, and U+FFFD (what a failed decode leaves).
@@ -108,18 +109,74 @@ def _duplicates(df: "pl.DataFrame", cols: list[str]) -> int:
     return df.height - unique
 
 
-class ProfileParts:
-    """``profile_frame`` of rows seen batch by batch: per row only the text lengths and one
-    64-bit hash (for duplicates) are kept, not the rows. Duplicates are counted by hash (two
-    distinct rows sharing one: odds ~ n^2 / 2^65)."""
+def _stats_of_counts(counts: dict[int, int]) -> dict:
+    """``_stats`` of the values a histogram (value -> how many) describes, exactly: the median
+    of an even count averages the two middle values, p95 is the nearest rank (Polars' rule)."""
+    import numpy as np
+
+    if not counts:
+        return {"min": None, "median": None, "p95": None, "max": None}
+    vals = np.array(sorted(counts), dtype=np.int64)
+    ends = np.cumsum([counts[v] for v in vals.tolist()])  # ends[i]: rows up to and including vals[i]
+    n = int(ends[-1])
+
+    def at(k: int) -> int:  # the value at 0-based position k of the sorted rows
+        return int(vals[int(np.searchsorted(ends, k, side="right"))])
+
+    median = (at((n - 1) // 2) + at(n // 2)) / 2
+    return {"min": int(vals[0]), "median": float(median), "p95": float(at(int(np.floor((n - 1) * 0.95 + 0.5)))),
+            "max": int(vals[-1])}
+
+
+class DistinctHashes:
+    """How many distinct 64-bit hashes were added: each kept once, in sorted runs (merged like a
+    binary counter, ``SeenKeys``' scheme), 8 bytes a distinct value."""
+
+    MAX_RUN = 1 << 22
 
     def __init__(self) -> None:
-        self.frames: list = []  # per batch: lengths of the text columns + __h
+        self.runs: list = []
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.runs)
+
+    def nbytes(self) -> int:
+        return sum(r.nbytes for r in self.runs)
+
+    def add(self, hashes: "np.ndarray") -> None:
+        import numpy as np
+
+        new = np.unique(hashes)
+        for run in self.runs:  # only values no run holds yet: every run stays duplicate-free
+            at = np.minimum(np.searchsorted(run, new), len(run) - 1)
+            new = new[run[at] != new]
+        if not len(new):
+            return
+        self.runs.append(new)
+        while len(self.runs) > 1 and len(self.runs[-2]) <= len(self.runs[-1]) \
+                and len(self.runs[-2]) + len(self.runs[-1]) <= self.MAX_RUN:
+            b, a = self.runs.pop(), self.runs.pop()
+            self.runs.append(np.sort(np.concatenate([a, b])))
+
+
+class ProfileParts:
+    """``profile_frame`` of rows seen batch by batch, in memory that does not grow with the
+    rows' count: per text column a histogram of lengths (as many entries as distinct lengths),
+    and the rows' 64-bit hashes (for duplicates) once each, 8 bytes a distinct row. Duplicates
+    are counted by hash (two distinct rows sharing one: odds ~ n^2 / 2^65)."""
+
+    def __init__(self) -> None:
+        self.lengths: dict[str, dict[int, int]] = {}  # text column -> {length in chars: rows}
+        self.distinct = DistinctHashes()
         self.nulls: dict[str, int] = {}
         self.columns: dict[str, str] = {}
         self.text: list[str] | None = None
         self.non_text = 0
         self.rows = 0
+
+    def nbytes(self) -> int:
+        """Memory held (what a test bounds): the hashes and ~100 bytes a histogram entry."""
+        return self.distinct.nbytes() + 100 * sum(len(h) for h in self.lengths.values())
 
     def add(self, df: "pl.DataFrame") -> None:
         import polars as pl
@@ -138,28 +195,33 @@ class ProfileParts:
             self.nulls[orig] = self.nulls.get(orig, 0) + int(v)
         if text:
             self.non_text += int(d.select(_looks_binary(text).sum()).item())
+        for c in text:
+            hist = self.lengths.setdefault(back[c], {})
+            counts = d.select(pl.col(c).str.len_chars().alias("n")).drop_nulls().group_by("n").len()
+            for n, k in counts.iter_rows():
+                hist[n] = hist.get(n, 0) + k
         cols = [names[c] for c in data_cols]
-        text_set = set(text)  # membership per column: a set, not a list (10,000 columns)
-        part = d.select([pl.col(names[c]).str.len_chars().alias(c) for c in self.text if names.get(c) in text_set]
-                        + ([pl.struct(cols).hash(0).alias("__h")] if cols else []))
-        self.frames.append(part)
+        if cols and d.height:
+            self.distinct.add(d.select(pl.struct(cols).hash(0)).to_series().to_numpy())
         self.rows += df.height
 
     def result(self) -> dict:
-        import polars as pl
+        import math
 
         n = self.rows
         out: dict = {"rows": n, "columns": dict(self.columns), "nulls": dict(self.nulls) if n else
                      {c: 0 for c in self.columns}, "tokens_estimate": "chars/4", "text": {}}
-        every = pl.concat(self.frames, how="diagonal_relaxed") if self.frames else pl.DataFrame()
-        present = set(every.columns)  # `every.columns` is a new list on every access
         if n:
             for c in self.text or []:
-                chars = every.get_column(c) if c in present else pl.Series([], dtype=pl.UInt32)
-                out["text"][c] = {"chars": _stats(chars), "tokens": _stats((chars / 4).ceil().cast(pl.Int64))}
+                chars = self.lengths.get(c, {})
+                tokens: dict[int, int] = {}
+                for length, k in chars.items():
+                    t = math.ceil(length / 4)
+                    tokens[t] = tokens.get(t, 0) + k
+                out["text"][c] = {"chars": _stats_of_counts(chars), "tokens": _stats_of_counts(tokens)}
         out["non_text_rows"] = self.non_text
         out["non_text_rate"] = self.non_text / n if n else 0.0
-        dups = n - every.get_column("__h").n_unique() if n and "__h" in present else 0
+        dups = n - len(self.distinct) if n and self.columns else 0
         out["duplicate_rows"] = dups
         out["duplicate_rate"] = dups / n if n else 0.0
         return out

@@ -1,0 +1,62 @@
+"""KTO end to end on builtin:tiny on the CPU: labelled answers from a declared source, prompts
+written through the chat template by the dataset stage, trained by Axolotl's KTO trainer.
+(DPO runs end to end in tests/test_feedback_e2e.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deploy_project import llmspec
+
+pytestmark = pytest.mark.slow
+
+SPEC = """\
+llmspec: 1
+project: kto-bot
+base_model: {id: builtin:tiny}
+sources:
+  rated: {path: data/rated.jsonl, format: jsonl, columns: {question: str, answer: str, verdict: str}}
+format:
+  style: chat
+  system: You are Acme's support assistant.
+  map:
+    rated: {user: question, assistant: answer, label: verdict}
+split: {eval_fraction: 0.0}
+training:
+  method: kto
+  learning_rate: 0.001
+  max_steps: 2
+  sequence_len: 128
+  batch: {micro: 4, accumulate: 1}
+  hardware: cpu
+acceptance:
+  max_new_tokens: 8
+  tests:
+    - {name: answers-something, prompt: How do I reset my router?, expect: [{max_chars: 2000}]}
+"""
+
+ROWS = [("How do I reset my router?", "Hold the reset button for ten seconds.", "up"),
+        ("How do I reset my router?", "Buy a new router.", "down"),
+        ("When will my refund arrive?", "Within five to seven business days.", "up"),
+        ("When will my refund arrive?", "Never.", "down")]
+
+
+def test_kto_trains_on_labelled_answers(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/rated.jsonl").write_text("".join(
+        json.dumps({"question": q, "answer": a, "verdict": v}) + "\n" for q, a, v in ROWS))
+    (tmp_path / "llmspec.yaml").write_text(SPEC)
+    llmspec(["apply", "llmspec.yaml", "--yes"], tmp_path)
+    state = json.loads((tmp_path / ".llmspec/state.json").read_text())
+    run_dir = tmp_path / ".llmspec/runs" / state["promoted"]["run"]
+    lines = [json.loads(x) for x in (run_dir / "dataset/train.jsonl").read_text().splitlines()]
+    assert sorted(line["label"] for line in lines) == [False, False, True, True]
+    assert all(line["prompt"].endswith("<|im_start|>assistant\n") for line in lines)
+    config = (run_dir / "train/axolotl.yaml").read_text()
+    assert "rl: kto" in config and "remove_unused_columns: false" in config
+    report = json.loads((run_dir / "report.json").read_text())
+    # TRL's KTO trainer logged its own metrics: the KL term and the rewards of each side
+    assert report["training"]["rl"] == "kto" and "rewards/chosen" in report["training"]["preference"]
+    assert "'kl'" in (run_dir / "train/train.log").read_text()
