@@ -54,9 +54,11 @@ def write_project(root: Path, name: str, args: argparse.Namespace, *, replay: bo
     yaml = YAML()
     spec = yaml.load((project / "llmspec.yaml").read_text())
     training = spec["training"]
-    training.pop("replay", None)
-    if replay:
-        training["replay"] = {"from": "base_model", "fraction": args.fraction, "prompts": args.prompts}
+    if replay:  # the example's own replay settings, with the bench's overrides
+        shipped = training.get("replay") or {}
+        training["replay"] = {**shipped, "from": "base_model", "fraction": args.fraction, "prompts": args.prompts}
+    else:
+        training.pop("replay", None)
     if args.steps is not None:
         training["max_steps"] = args.steps
     if args.lr is not None:
@@ -92,7 +94,8 @@ def apply(project: Path, threads: int) -> dict:
                          + (proc.stdout + proc.stderr)[-3000:])
     state = json.loads((project / ".llmspec/state.json").read_text())
     run = state["runs"][-1]
-    report = json.loads((project / ".llmspec/runs" / run["run"] / "report.json").read_text())
+    run_dir = project / ".llmspec/runs" / run["run"]
+    report = json.loads((run_dir / "report.json").read_text())
     acc = report["acceptance"]
     ret = acc.get("retention") or {}
     if not ret.get("enabled"):
@@ -105,17 +108,17 @@ def apply(project: Path, threads: int) -> dict:
             "lost": [x["name"] for x in ret.get("lost", [])],
             "train_wall_s": training.get("duration_s"), "train_cpu_s": training.get("cpu_s"),
             "steps": training.get("steps"), "eval_loss": (training.get("final") or {}).get("eval_loss"),
-            "replay_rows": replay_rows(report), "apply_wall_s": wall, "apply_cpu_s": cpu}
+            "replay_rows": replay_rows(run_dir), "apply_wall_s": wall, "apply_cpu_s": cpu}
 
 
-def replay_rows(report: dict) -> int:
-    """Replay examples that reached the training set, from the report's data funnel (0: none)."""
-    dataset = report.get("dataset") or {}
-    per_source = dataset.get("per_source") or dataset.get("sources") or {}
-    entry = per_source.get("replay")
-    if isinstance(entry, dict):
-        return int(entry.get("train") or entry.get("rows") or entry.get("kept") or 0)
-    return int(entry or 0)
+def replay_rows(run_dir: Path) -> int:
+    """Replay examples mixed into the training set, from the dataset stage's funnel (0: none)."""
+    try:
+        dataset = json.loads((run_dir / "dataset" / "dataset.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    funnel = (dataset.get("per_source") or {}).get("replay") or {}
+    return int((dataset.get("replay") or {}).get("examples") or funnel.get("examples") or 0)
 
 
 def span(values: list, fmt: str) -> str:

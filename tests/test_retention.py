@@ -280,3 +280,13 @@ def test_bench_writes_one_valid_spec_per_variant(tmp_path):
         assert (t.max_steps, t.learning_rate, t.lora.r, t.lora.alpha, t.lora.target) == (6, 5e-4, 4, 8, ["q_proj", "v_proj"])
         # A run that forgets must still report its figures: the bench lowers the gate to a warning.
         assert spec.acceptance.retention.severity == "warn"
+
+
+def test_bench_reads_the_replay_count_from_the_dataset_funnel(tmp_path):
+    # A tuned+replay row whose run mixed no replay example must not pass for a replay result.
+    bench = _bench()
+    assert bench.replay_rows(tmp_path) == 0
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset/dataset.json").write_text(json.dumps(
+        {"per_source": {"tickets": {"rows_in": 300}, "replay": {"rows_in": 129, "examples": 95, "rejected": {}}}}))
+    assert bench.replay_rows(tmp_path) == 95
