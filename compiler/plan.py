@@ -170,9 +170,12 @@ def _fingerprinted(stages: list[Stage]) -> tuple[Stage, ...]:
 
 def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dict[str, str]],
                base_dir: str | None = None,
-               base_model_fingerprint: str | None = None, positions: Any = None) -> Plan:
+               base_model_fingerprint: str | None = None, positions: Any = None,
+               builtin_hashes: dict[str, str] | None = None) -> Plan:
     """Compile every stage. ``source_files`` holds content hashes of each file source's files;
-    ``positions`` (``spec.yamlload.Positions``) lets run-time errors point at the spec."""
+    ``positions`` (``spec.yamlload.Positions``) lets run-time errors point at the spec;
+    ``builtin_hashes`` the content hashes of the ``builtin:`` suites and prompt sets the spec
+    names (packaged with the runtime, so the caller reads them)."""
     from .acceptance import compile_acceptance
     from .retention import is_gguf, plan_notes, replay_config, replay_mix, retention_config
     from .axolotl_config import compile_axolotl_config, resolve_hardware
@@ -236,7 +239,7 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
     if replay_cfg is not None:
         # The prompts as read now (a user file by content; a built-in set is versioned by its
         # name and llmspec's version): editing them regenerates.
-        prompts = _prompts_digest(replay_cfg["prompts"], base_dir)
+        prompts = _prompts_digest(replay_cfg["prompts"], base_dir, builtin_hashes)
         stages.append(Stage("replay", StageKind.REPLAY, {**replay_cfg, "base_model": base, "prompts_sha256": prompts},
                             model_inputs, spec_path=("training", "replay"),
                             compiled={**replay_cfg, "base_model": base}))
@@ -294,7 +297,8 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
     if acc_cfg["retention"]["enabled"]:
         # A user suite by content, so editing it re-tests.
         acc_cfg["retention"] = {**acc_cfg["retention"],
-                                "suite_sha256": _prompts_digest(acc_cfg["retention"]["suite"], base_dir)}
+                                "suite_sha256": _prompts_digest(acc_cfg["retention"]["suite"], base_dir,
+                                                                builtin_hashes)}
     if spec.acceptance.tests_from:
         # The file's tests as read now: editing the file re-tests (its path alone would not).
         from_file = [{k: v for k, v in t.items() if k not in ("name", "source")}
@@ -314,13 +318,14 @@ def build_plan(spec: ProjectSpec, *, spec_path: str, source_files: dict[str, dic
                 positions=_positions(positions), notes=tuple(notes))
 
 
-def _prompts_digest(name: str, base_dir: str) -> str | None:
-    """The content hash of a user's prompts or suite file (None for a built-in set, or a file
-    that is not there: the stage that reads it says so, located)."""
+def _prompts_digest(name: str, base_dir: str, builtin_hashes: dict[str, str] | None) -> str | None:
+    """The content hash of a prompts or suite file, built-in or the user's, so that editing it
+    (or a new llmspec shipping a changed built-in set) regenerates what it feeds. None for a
+    file that is not there: the stage that reads it says so, located."""
     from pathlib import Path
 
     if name.startswith("builtin:"):
-        return None
+        return (builtin_hashes or {}).get(name)
     try:
         return content_digest((Path(base_dir) / name).read_bytes())
     except OSError:

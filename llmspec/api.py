@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import subprocess
 from dataclasses import dataclass, field
@@ -189,11 +191,32 @@ def make_plan(path: str | Path, *, against: str | None = None, for_apply: bool =
                       state_fingerprints=fps, warnings=warnings)
 
 
+def builtin_hashes(spec) -> dict[str, str]:
+    """Content hashes of the built-in suites and prompt sets the spec names (read from the
+    installed package; hashed once per process)."""
+    names = [spec.acceptance.retention.suite]
+    if spec.training.replay is not None and spec.training.replay.from_base_model:
+        names.append(spec.training.replay.prompts)
+    return {n: _builtin_hash(n) for n in names if n.startswith("builtin:")}
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin_hash(name: str) -> str | None:
+    from llmspec.runtime.acceptance.retention import builtin_file
+    from llmspec.spec.errors import LlmspecError
+
+    try:
+        return hashlib.sha256(builtin_file(name).read_bytes()).hexdigest()
+    except (LlmspecError, OSError):
+        return None  # an unknown name: validate has said so, located
+
+
 def compile_plan(loaded: LoadedSpec, hashes: dict[str, dict[str, str]]):
     """The spec compiled into a Plan (every stage's executable config), positions included."""
     from llmspec.compiler.plan import build_plan
 
     return build_plan(loaded.spec, spec_path=loaded.display_path, base_dir=str(loaded.base_dir),
+                      builtin_hashes=builtin_hashes(loaded.spec),
                       source_files=hashes, base_model_fingerprint=base_model_fingerprint(loaded),
                       positions=loaded.positions)
 

@@ -93,3 +93,23 @@ def test_replay_fingerprint_follows_the_base_model_content(project: Path):
                        base_model_fingerprint="another-model-content")
     assert plan.stage("replay").fingerprint != other.stage("replay").fingerprint
     assert plan.stage("sources.qa").fingerprint == other.stage("sources.qa").fingerprint
+
+
+def test_a_changed_builtin_prompt_set_regenerates_replay(project: Path):
+    """A built-in prompt set is hashed by content too: a new llmspec that ships a changed
+    general-replay-v1 makes new replay answers instead of keeping stale ones."""
+    import hashlib
+
+    from llmspec.api import compile_plan, load_spec
+    from llmspec.compiler.plan import build_plan
+    from llmspec.runtime.acceptance.retention import builtin_file
+
+    project.write_text(project.read_text().replace("prompts: prompts.jsonl", "prompts: builtin:general-replay-v1"))
+    loaded = load_spec(project)
+    plan = compile_plan(loaded, {"qa": {"data/qa.jsonl": "0" * 64}})
+    packaged = hashlib.sha256(builtin_file("builtin:general-replay-v1").read_bytes()).hexdigest()
+    assert plan.stage("replay").config["prompts_sha256"] == packaged
+    changed = build_plan(loaded.spec, spec_path=plan.spec_path, base_dir=plan.base_dir,
+                         source_files=plan.source_files, base_model_fingerprint=plan.base_model["fingerprint"],
+                         builtin_hashes={"builtin:general-replay-v1": "f" * 64})
+    assert changed.stage("replay").fingerprint != plan.stage("replay").fingerprint
