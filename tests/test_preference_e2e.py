@@ -1,4 +1,4 @@
-"""KTO end to end on builtin:tiny on the CPU: labelled answers from a declared source, prompts
+"""KTO and ORPO end to end on builtin:tiny on the CPU. KTO: labelled answers from a declared source, prompts
 written through the chat template by the dataset stage, trained by Axolotl's KTO trainer.
 (DPO runs end to end in tests/test_feedback_e2e.py.)"""
 
@@ -60,3 +60,28 @@ def test_kto_trains_on_labelled_answers(tmp_path):
     # TRL's KTO trainer logged its own metrics: the KL term and the rewards of each side
     assert report["training"]["rl"] == "kto" and "rewards/chosen" in report["training"]["preference"]
     assert "'kl'" in (run_dir / "train/train.log").read_text()
+
+
+ORPO_SPEC = SPEC.replace("project: kto-bot", "project: orpo-bot").replace(
+    "rated: {path: data/rated.jsonl, format: jsonl, columns: {question: str, answer: str, verdict: str}}",
+    "pairs: {path: data/pairs.jsonl, format: jsonl, columns: {question: str, good: str, bad: str}}").replace(
+    "rated: {user: question, assistant: answer, label: verdict}",
+    "pairs: {user: question, chosen: good, rejected: bad}").replace("method: kto", "method: orpo")
+
+
+def test_orpo_trains_on_pairs(tmp_path):
+    (tmp_path / "data").mkdir()
+    pairs = [(ROWS[i][0], ROWS[i][1], ROWS[i + 1][1]) for i in (0, 2)] * 2
+    (tmp_path / "data/pairs.jsonl").write_text("".join(
+        json.dumps({"question": q, "good": g, "bad": b}) + "\n" for q, g, b in pairs))
+    (tmp_path / "llmspec.yaml").write_text(ORPO_SPEC)
+    llmspec(["apply", "llmspec.yaml", "--yes"], tmp_path)
+    state = json.loads((tmp_path / ".llmspec/state.json").read_text())
+    run_dir = tmp_path / ".llmspec/runs" / state["promoted"]["run"]
+    config = (run_dir / "train/axolotl.yaml").read_text()
+    assert "rl: orpo" in config and "chat_template.argilla" in config
+    report = json.loads((run_dir / "report.json").read_text())
+    # TRL's ORPO trainer logged its own metrics: the odds-ratio term beside the chosen answers' NLL
+    assert report["training"]["rl"] == "orpo"
+    log = (run_dir / "train/train.log").read_text()
+    assert "log_odds_ratio" in log and "nll_loss" in log
