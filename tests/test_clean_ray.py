@@ -24,7 +24,7 @@ RULES = "\n".join(ALL_RULES.splitlines()[:9]) + "\n"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from make_dirty_tickets import write  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 
 from deploy_project import OFFLINE, applied_project, llmspec
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("export")]
+pytestmark = pytest.mark.slow
 
 SYSTEM = "You are Acme's support assistant."
 QUESTIONS = ["How do I reset my router?", "Where is my invoice?"]

@@ -17,7 +17,7 @@ from deploy_project import REPO, Server, llmspec
 
 openai = pytest.importorskip("openai")
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("feedback")]
+pytestmark = pytest.mark.slow
 
 SPEC = """\
 llmspec: 1

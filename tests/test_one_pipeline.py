@@ -19,7 +19,7 @@ import pytest
 from ruamel.yaml import YAML
 from test_axolotl_config import STYLE_MAPS, write_project
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+pytestmark = pytest.mark.slow
 
 LLMSPEC = [sys.executable, "-m", "llmspec.cli"]
 

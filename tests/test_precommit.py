@@ -20,7 +20,7 @@ import pytest
 from conftest import MINIMAL_SPEC, REPO_ROOT
 
 # the hook's virtualenv takes ~30 s to build; one xdist worker builds it once for the module
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("precommit")]
+pytestmark = pytest.mark.slow
 
 pytest.importorskip("pre_commit", reason="pre-commit is a dev dependency: pip install -e '.[dev]'")
 if shutil.which("git") is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 URL = os.environ.get("LLMSPEC_TEST_POSTGRES_URL")
 LLMSPEC = [sys.executable, "-m", "llmspec.cli"]

@@ -16,7 +16,7 @@ from deploy_project import Server, applied_project, llmspec, wait_until
 
 openai = pytest.importorskip("openai")  # a dev dependency: present wherever `make test` ran
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serve")]
+pytestmark = pytest.mark.slow
 
 KEY = "test-key-0123456789"
 SYSTEM = "You are Acme's support assistant."
