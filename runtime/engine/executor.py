@@ -68,7 +68,6 @@ class Executor:
         self._models: dict[str, str] = {}
         self._tokenizer: Any = None
         self._promotion: tuple[Stage, dict[str, Any]] | None = None  # committed with the finished run
-        self._replay_summary: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ driver
 
@@ -427,7 +426,7 @@ class Executor:
         result = build_dataset(frames, fmt_plan, SplitSpec.model_validate(compiled["split"]), work,
                                special_tokens=special, lengths=lengths, chat_text=chat_text)
         if mix:
-            result = self._mix_replay(mix, result, replay_frame, fmt_plan, work, lengths)
+            result, replay = self._mix_replay(mix, result, replay_frame, fmt_plan, work, lengths)
         summary = result.to_dict()
         exact = result.token_summary()
         if exact:
@@ -439,11 +438,9 @@ class Executor:
             train_tokens, method = sum(approx.train), approx.method
         summary["train_tokens"], summary["tokens_method"] = train_tokens, method
         # Paths inside the work folder move with it: store them relative to the stage folder.
-        for key in ("train_path", "eval_path", "origins_path"):
-            if summary.get(key):
-                summary[key] = Path(summary[key]).name
+        summary = _paths_relative(summary)
         if mix:
-            summary["replay"] = self._replay_summary
+            summary["replay"] = replay
         write_json_atomic(work / "dataset.json", summary)
         if not result.rejects.is_empty():
             result.rejects.write_parquet(work / "rejects.parquet")
@@ -453,20 +450,19 @@ class Executor:
 
     def _mix_replay(self, mix: dict, result, replay_frame, fmt_plan, work: Path, lengths):
         """The built dataset with replay examples drawn into its train split (measured like
-        every other example), read back from its folder."""
+        every other example), read back from its folder, and the draw's summary."""
         from llmspec.runtime.dataset.build import DatasetResult
         from llmspec.runtime.replay.build import mix_into_dataset, read_replay, source_examples
 
-        write_json_atomic(work / "dataset.json", {**result.to_dict(), **{
-            k: Path(v).name for k, v in result.to_dict().items() if k.endswith("_path") and v}})
+        write_json_atomic(work / "dataset.json", _paths_relative(result.to_dict()))
         if mix["from"] == "base_model":
             examples, label = read_replay(self.stage_dir("replay"), fmt_plan.style), "replay"
         else:
             examples, label = source_examples(mix["from"], replay_frame, fmt_plan, work), mix["from"]
-        self._replay_summary = mix_into_dataset(work, examples, fraction=mix["fraction"], seed=mix["seed"],
-                                                source=label, fit=lengths.fit if lengths is not None else None)
-        self.progress("replay-mixed", self._replay_summary)
-        return DatasetResult.load(work)
+        replay = mix_into_dataset(work, examples, fraction=mix["fraction"], seed=mix["seed"], source=label,
+                                  fit=lengths.fit if lengths is not None else None)
+        self.progress("replay-mixed", replay)
+        return DatasetResult.load(work), replay
 
     def _build_model(self, stage: Stage, compiled: dict, work: Path) -> dict[str, Any]:
         """A GGUF base model converted into the machine-wide model cache (a cache hit when this
@@ -570,6 +566,13 @@ def _stored_batches(name: str, src_dir: Path, meta: dict, batch_rows: int):
         yield SourceBatch(name=name, rows=pl.read_parquet(src_dir / "rows.parquet"),
                           rejected=pl.read_parquet(src_dir / "rejected.parquet"), rows_in=meta["rows_in"],
                           files=meta["files"])
+
+
+def _paths_relative(summary: dict[str, Any]) -> dict[str, Any]:
+    """A dataset summary whose file paths are relative to its stage folder (the work folder it
+    was built in is renamed)."""
+    return {**summary, **{k: Path(v).name for k in ("train_path", "eval_path", "origins_path")
+                          if (v := summary.get(k))}}
 
 
 def _token_counter(tokenizer) -> Callable[[list[str]], list[int]]:
