@@ -22,7 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from llmspec.compiler.formatting import CHAT_ROLES, FieldPlan, FormatPlan, Renderer, SourcePlan, example_text
 from llmspec.runtime.engine.atomic import write_lines_atomic
@@ -145,11 +145,16 @@ class DatasetResult:
                 "truncated": sum(c.truncated for c in self.per_source.values()), "method": "axolotl"}
 
     def rejected_by_rule(self) -> dict[str, int]:
-        total: dict[str, int] = {}
-        for counts in self.per_source.values():
-            for rule, n in counts.rejected.items():
-                total[rule] = total.get(rule, 0) + n
-        return dict(sorted(total.items()))
+        return rejected_by_rule(counts.rejected for counts in self.per_source.values())
+
+
+def rejected_by_rule(per_source: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Each source's rejected counts, summed by rule (the funnel's total)."""
+    total: dict[str, int] = {}
+    for counts in per_source:
+        for rule, n in counts.items():
+            total[rule] = total.get(rule, 0) + n
+    return dict(sorted(total.items()))
 
 
 def _token_counts(origins: Path) -> dict[str, list[int]]:

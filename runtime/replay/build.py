@@ -174,7 +174,7 @@ def mix_into_dataset(dataset_dir: Path, examples: Sequence[dict[str, Any]], *, f
     (the dataset's token-exact length check: ``too_long``, ``no_trained_tokens``) or
     ``replay_not_drawn``. Drawing goes on past rejected examples until ``fraction`` is met or
     the examples run out."""
-    from llmspec.runtime.dataset.build import RenderError
+    from llmspec.runtime.dataset.build import RenderError, rejected_by_rule
 
     meta_path = dataset_dir / "dataset.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -221,7 +221,7 @@ def mix_into_dataset(dataset_dir: Path, examples: Sequence[dict[str, Any]], *, f
     meta.setdefault("per_source", {})[source] = {"rows_in": len(examples), "examples": len(taken),
                                                  "rejected": dict(sorted(rejected.items()))} | (
         {"truncated": truncated} if truncated else {})
-    meta["rejected"] = _sum_rejected(meta["per_source"])
+    meta["rejected"] = rejected_by_rule(counts.get("rejected", {}) for counts in meta["per_source"].values())
     tokens = meta.get("tokens")
     if isinstance(tokens, dict):
         added = [t[2] for t in taken if t[2] is not None]
@@ -237,10 +237,3 @@ def mix_into_dataset(dataset_dir: Path, examples: Sequence[dict[str, Any]], *, f
     write_json_atomic(meta_path, meta)
     return summary
 
-
-def _sum_rejected(per_source: dict[str, dict[str, Any]]) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for counts in per_source.values():
-        for rule, n in counts.get("rejected", {}).items():
-            total[rule] = total.get(rule, 0) + n
-    return dict(sorted(total.items()))
