@@ -447,11 +447,14 @@ def _equal_bytes(x: "np.ndarray", y: "np.ndarray") -> "np.ndarray":
     return (d.shape[1] * 8 - np.bitwise_count(nonzero & ~low7).sum(axis=1, dtype=np.int64)).astype(np.int64)
 
 
-def band_pairs(keys: "np.ndarray") -> list["np.ndarray"]:
+def band_pairs(keys: "np.ndarray", bits: int | None = None) -> list["np.ndarray"]:
     """Pairs (i, j), i < j, of documents whose keys collide in some band, unique, in two rounds:
     each document with its bucket's first document and its next neighbour, then the rest of its
     window of WINDOW neighbours. Verifying round by round lets the second skip pairs the first
-    already joined (on templated text most of them)."""
+    already joined (on templated text most of them). ``bits``: how many low key bits the
+    document number replaces (default: as many as it needs); keys equal above them share a
+    bucket, so a piece of a larger set of documents, given that set's bits, gets the buckets
+    it would have had in the whole (``near_pieces``)."""
     import numpy as np
     import polars as pl
 
@@ -462,7 +465,7 @@ def band_pairs(keys: "np.ndarray") -> list["np.ndarray"]:
     # bucket, documents. Keys keep 64 - log2(documents) random bits (42 at 4M documents); the band
     # number is mixed into every key, so a false collision (across bands or not) only adds a
     # candidate pair, which the estimate and exact check then drop.
-    bits = max(int(n - 1).bit_length(), 1)
+    bits = bits or doc_bits(n)
     low = np.uint64((1 << bits) - 1)
     tagged = (keys & ~low) | np.arange(n, dtype=np.uint64)
     tagged = pl.Series(tagged.ravel()).sort().to_numpy()
@@ -497,6 +500,11 @@ def band_pairs(keys: "np.ndarray") -> list["np.ndarray"]:
     return out
 
 
+def doc_bits(n: int) -> int:
+    """Bits a document number among n takes (band_pairs' and ShingleSets' key layouts)."""
+    return max(int(n - 1).bit_length(), 1)
+
+
 def _pair_codes(a: "np.ndarray", b: "np.ndarray") -> "np.ndarray":
     """Each pair (a, b), a != b, once, as (min << 32) | max (shifts: integer division by n cost as
     much as the sort)."""
@@ -523,16 +531,16 @@ class ShingleSets:
     the pairs by that document, never sharing one.
     """
 
-    def __init__(self, flat: "np.ndarray", lens: "np.ndarray"):
+    def __init__(self, flat: "np.ndarray", lens: "np.ndarray", bits: int | None = None):
         import numpy as np
         import polars as pl
 
         n = len(lens)
-        doc_bits = max(int(n - 1).bit_length(), 1)
-        self.shift = np.uint64(64 - doc_bits)
+        bits = bits or doc_bits(n)  # given: the same shingle bits kept whichever subset is indexed
+        self.shift = np.uint64(64 - bits)
         doc = np.repeat(np.arange(n, dtype=np.uint64), lens)
         doc <<= self.shift  # in place: each temporary here is 8 bytes a shingle
-        doc |= flat >> np.uint64(doc_bits)
+        doc |= flat >> np.uint64(bits)
         keys = pl.Series(doc).sort().to_numpy()
         del doc
         keep = np.ones(len(keys), bool)
@@ -544,13 +552,14 @@ class ShingleSets:
         self.local = None  # row number -> position, when only some rows are indexed
 
     @classmethod
-    def of_rows(cls, flat: "np.ndarray", lens: "np.ndarray", rows: "np.ndarray") -> "ShingleSets":
+    def of_rows(cls, flat: "np.ndarray", lens: "np.ndarray", rows: "np.ndarray",
+                bits: int | None = None) -> "ShingleSets":
         """The sets of the given rows only; ``jaccard`` still takes pairs of row numbers."""
         import numpy as np
 
         offsets = np.zeros(len(lens) + 1, np.int64)
         np.cumsum(lens, out=offsets[1:])
-        sets = cls(*_segments(flat, offsets, rows))
+        sets = cls(*_segments(flat, offsets, rows), bits=bits)
         sets.local = np.full(len(lens), -1, np.int64)
         sets.local[rows] = np.arange(len(rows))
         return sets
@@ -663,12 +672,14 @@ def components(n: int, edges: "np.ndarray") -> "np.ndarray":
 
 def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: str, permutations: int,
                    seed: int, layout: tuple[int, int] | None = None,
-                   candidates: bool = False) -> tuple["np.ndarray", "np.ndarray"]:
+                   candidates: bool = False, bits: int | None = None) -> tuple["np.ndarray", "np.ndarray"]:
     """For each text: the index of its group's first row (itself when unique) and the exact
     Jaccard to that row (1.0 for itself). Texts without shingles are never duplicates.
     ``layout`` is (bands, rows per band); by default ``band_layout`` picks it. ``candidates``:
     every text already shares a band of its sketch with another (``near_stage``), so rensa's
-    flagging is skipped and the sketch that found them gives the bands."""
+    flagging is skipped and the sketch that found them gives the bands. ``bits``: the key
+    layout's document bits (``band_pairs``, ``ShingleSets``), fixed by ``near_stage`` so that a
+    piece of the candidates is grouped exactly as it would be among all of them."""
     import numpy as np
 
     n = texts.len()
@@ -687,13 +698,13 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
         flat, lens, live, sketch = _sketch(flat, lens, live, bands, rows, threshold, permutations, seed)
     floor = estimate_floor(threshold, sketch.bins)
     rounds = [pairs[_chunked(sketch.estimate, pairs) >= floor] if len(pairs) else pairs
-              for pairs in band_pairs(sketch.keys)]
+              for pairs in band_pairs(sketch.keys, bits)]
     # exact verification needs the shingle sets of the rows in pairs that passed their estimate
     # only (0.4% of the 400k tickets; a third of gpteacher-toolformer at 0.85, most at 0.7)
     involved = np.flatnonzero(np.bincount(np.concatenate(rounds).ravel(), minlength=len(lens)))  # np.unique: 40x slower
     if len(involved) == 0:
         return root, jac
-    sets = ShingleSets.of_rows(flat, lens, involved)
+    sets = ShingleSets.of_rows(flat, lens, involved, bits)
     m = len(live)
     group = np.arange(m)
     checked = [np.zeros((0, 2), np.int64)]
