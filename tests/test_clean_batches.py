@@ -283,3 +283,25 @@ def test_bucket_components_join_rows_sharing_a_key_above_the_bits_in_any_band():
     piece, pieces = cut(one, np.full(n, 7, np.uint32), 700)
     assert pieces > 10 and all(len(set(piece[one == r])) == 1 for r in np.unique(one))
     assert (np.diff(piece[np.unique(one)]) >= 0).all()  # in the order of their first row
+
+
+def test_a_one_batch_source_groups_its_candidates_from_the_shingles_that_found_them(project, monkeypatch):
+    # read in one batch, the MinHash rule keeps that batch's shingles and sketch for grouping its
+    # candidates instead of shingling their texts again; the groups are those of many batches
+    from llmspec.runtime.clean import dedupe
+
+    loaded, src, plan, _ = _whole(project)
+    calls, shingle = [], dedupe.shingle_hashes
+
+    def spy(texts, **kw):
+        calls.append(texts.len())
+        return shingle(texts, **kw)
+
+    monkeypatch.setattr(dedupe, "shingle_hashes", spy)
+    one = run_cleaning(read_source("tickets", src, loaded.base_dir), plan)
+    minhash_rules = sum(s.kind == "dedupe" and s.args["method"] == "minhash" for s in plan.steps)
+    assert len(calls) == minhash_rules  # every row once per rule, candidates not again
+    calls.clear()
+    many = clean_batches(iter_source("tickets", src, loaded.base_dir, batch_rows=900), plan)
+    assert len(calls) > 2 * minhash_rules  # batches, then each rule's candidates again
+    assert many.kept.equals(one.kept) and many.rejects.equals(one.rejects)

@@ -456,11 +456,11 @@ def test_band_pairs_and_shingle_sets_hold_a_repeated_pair_once():
     lens = rng.multinomial(40_000, np.ones(n) / n)
     offsets = np.r_[0, np.cumsum(lens)]
     rows = np.sort(rng.choice(n, size=700, replace=False))
-    fast, fast_lens = dedupe._segments(flat, offsets, rows)
+    fast, fast_lens = dedupe.row_segments(flat, offsets, rows)
     slow = np.concatenate([flat[offsets[r]:offsets[r + 1]] for r in rows])
     assert np.array_equal(fast, slow) and np.array_equal(fast_lens, lens[rows])
     shuffled = rows[::-1].copy()  # any other order takes the general path
-    assert np.array_equal(dedupe._segments(flat, offsets, shuffled)[0],
+    assert np.array_equal(dedupe.row_segments(flat, offsets, shuffled)[0],
                           np.concatenate([flat[offsets[r]:offsets[r + 1]] for r in shuffled]))
 
 
