@@ -461,10 +461,10 @@ def _equal_bytes(x: "np.ndarray", y: "np.ndarray") -> "np.ndarray":
 
 
 def band_pairs(keys: "np.ndarray", bits: int | None = None) -> list["np.ndarray"]:
-    """Pairs (i, j), i < j, of documents whose keys collide in some band, unique, in two rounds:
-    each document with its bucket's first document and its next neighbour, then the rest of its
-    window of WINDOW neighbours. Verifying round by round lets the second skip pairs the first
-    already joined (on templated text most of them). ``bits``: how many low key bits the
+    """Pairs (i, j), i < j, of documents whose keys collide in some band, each once, in three
+    rounds: each document with its bucket's first document, with its next neighbour, then with
+    the rest of its window of WINDOW neighbours. Verifying round by round lets a round skip the
+    pairs earlier ones already joined (on templated text most of them). ``bits``: how many low key bits the
     document number replaces (default: as many as it needs); keys equal above them share a
     bucket, so a piece of a larger set of documents, given that set's bits, gets the buckets
     it would have had in the whole (``near_pieces``)."""
@@ -489,8 +489,9 @@ def band_pairs(keys: "np.ndarray", bits: int | None = None) -> list["np.ndarray"
     at = np.arange(m)
     head = doc[np.maximum.accumulate(np.where(new_bucket, at, 0))]
     later = np.flatnonzero(~new_bucket)
-    rounds = [_PairCodes(), _PairCodes()]
-    rounds[0].add(np.concatenate([head[later], doc[later - 1]]), np.concatenate([doc[later], doc[later]]))
+    rounds = [_PairCodes(), _PairCodes(), _PairCodes()]
+    rounds[0].add(head[later], doc[later])
+    rounds[1].add(doc[later - 1], doc[later])
     # keys followed by at least two more of their bucket: the only ones with a window beyond
     # their next neighbour (few, unless buckets are large)
     ends = np.flatnonzero(np.r_[new_bucket[1:], True])  # last position of each bucket
@@ -500,12 +501,26 @@ def band_pairs(keys: "np.ndarray", bits: int | None = None) -> list["np.ndarray"
         rest = rest[left[rest] >= w]
         if not rest.size:
             break
-        rounds[1].add(doc[rest], doc[rest + w])
-    out = []
-    for codes in rounds:
-        code = codes.result()
-        out.append(np.stack([code >> 32, code & 0xFFFFFFFF], axis=1))
-    return out
+        rounds[2].add(doc[rest], doc[rest + w])
+    done = []
+    for r in rounds:
+        # a pair of several rounds (other bands, offsets) is the first's alone: verified once,
+        # not again after failing (9.5k of the window round's 84k pairs on gpteacher-toolformer)
+        code = r.result()
+        for earlier in done:
+            code = _minus(code, earlier)
+        done.append(code)
+    return [np.stack([code >> 32, code & 0xFFFFFFFF], axis=1) for code in done]
+
+
+def _minus(a: "np.ndarray", b: "np.ndarray") -> "np.ndarray":
+    """The values of ``a`` not in ``b`` (both sorted, unique)."""
+    import numpy as np
+
+    if not len(a) or not len(b):
+        return a
+    at = np.minimum(np.searchsorted(b, a), len(b) - 1)
+    return a[b[at] != a]
 
 
 class _PairCodes:
@@ -611,8 +626,8 @@ class ShingleSets:
         small, other = np.where(a_smaller, a, b), np.where(a_smaller, b, a)
         order = np.argsort(other, kind="stable")
         small, other = small[order], other[order]
-        # a span looks its queries up among the keys of its documents' range (a slice, no copy)
-        spans = _spans_by_document(other, np.cumsum(self.sizes[small]), self.offsets[other + 1] - self.offsets[other[0]])
+        first = np.r_[True, other[1:] != other[:-1]]
+        spans = _spans_by_document(other, np.cumsum(self.sizes[small]), np.cumsum(np.where(first, self.sizes[other], 0)))
         inter = np.empty(len(pairs), np.int64)
 
         def part(span: tuple[int, int]) -> None:
@@ -636,7 +651,12 @@ class ShingleSets:
         ends = np.cumsum(n_small)
         shingle = np.uint64((1 << int(self.shift)) - 1)
         query = np.repeat(other.astype(np.uint64) << self.shift, n_small) | (small_keys & shingle)
-        keys = self.keys[self.offsets[other[0]]:self.offsets[other[-1] + 1]]  # other's documents' range
+        lo, hi = self.offsets[other[0]], self.offsets[other[-1] + 1]
+        docs = other[np.r_[True, other[1:] != other[:-1]]]
+        if self.sizes[docs].sum() * 2 > hi - lo:  # most of their range: a slice, no copy
+            keys = self.keys[lo:hi]
+        else:
+            keys = row_segments(self.keys, self.offsets, docs)[0]
         found = pl.Series(query).is_in(pl.Series(keys).implode()).to_numpy()
         seen = np.zeros(len(found) + 1, np.int64)
         np.cumsum(found, out=seen[1:])
