@@ -184,6 +184,8 @@ def _ngrams(tokens: "np.ndarray", lengths: "np.ndarray", n: int) -> tuple["np.nd
                 keep[at[ok]] = False
             long_flat = comb[keep]
         short = np.flatnonzero((lengths > 0) & (lengths < n))
+        if not short.size and len(long_flat) == out.size:  # every document has n tokens or none
+            return _mix64(long_flat), counts
         out_start = np.zeros(len(lengths), np.int64)
         np.cumsum(counts[:-1], out=out_start[1:])
         is_short = np.zeros(out.size, dtype=bool)
