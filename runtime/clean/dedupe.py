@@ -11,11 +11,12 @@ MinHash, chosen by measurement (``bench/near_dup.py``):
 - band keys and estimates for the flagged rows (``_sketch``): their signatures copied out of
   rensa, or, when many rows are flagged (templated text) and bands are at most 8 rows, one-
   permutation sketches of those rows in NumPy (``BandSketch``), cheaper than copying that many;
-- banding: one sort of every band's keys gives candidate pairs in two rounds; pairs whose
-  estimate is FLOOR_SD standard deviations under the threshold are dropped, then, round by
-  round, pairs already in one group skipped and the rest verified by their exact Jaccard
-  similarity (Polars hash-set lookups of (document, shingle) keys, for the rows still in a pair
-  only), so the band layout is tuned for recall;
+- banding: one sort of every band's keys gives candidate pairs in three rounds, each pair in
+  one round only; pairs whose estimate is FLOOR_SD standard deviations under the threshold are
+  dropped, then, round by round, pairs already in one group skipped and the rest verified by
+  their exact Jaccard similarity (Polars hash-set lookups of (document, shingle) keys, for the
+  rows still in a pair only, a cache-sized set at a time), so the band layout is tuned for
+  recall; skipping a pair whose rows are already joined never changes the groups;
 - connected components of the verified pairs (union-find by hooking roots to the smaller index,
   vectorised) collapse chains: a row similar only to a duplicate still joins its group.
 Shingling, sketching, estimates and verification run in threads (NumPy and Polars release
