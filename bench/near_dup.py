@@ -112,26 +112,30 @@ def run_llmspec(texts: list[str], threshold: float, layout: tuple[int, int] | No
 
 
 def run_llmspec_staged(texts: list[str], threshold: float):
-    """What ``llmspec clean`` runs, on one batch: ``near_stage`` band keys of every row ->
-    candidates (rows sharing a band key) -> ``minhash_groups`` of the candidates only."""
+    """What ``llmspec clean`` runs on a source read in one batch (``NearStage``): shingles and
+    one-permutation band keys of every row -> candidates (rows sharing a band key) ->
+    ``minhash_groups`` of the candidates only, on the shingles and sketch step 1 kept."""
     import numpy as np
     import polars as pl
     import rensa  # noqa: F401
 
     from llmspec.compiler.dedupe_layout import band_layout
-    from llmspec.runtime.clean.dedupe import minhash_groups
-    from llmspec.runtime.clean.near_stage import band_keys, candidates
+    from llmspec.runtime.clean.dedupe import doc_bits, minhash_groups
+    from llmspec.runtime.clean.near_stage import Shingled, candidates
 
     series = pl.Series(texts, dtype=pl.String)
     bands, rows = band_layout(threshold, PERMS)
     args = {"bands": bands, "rows_per_band": rows, "seed": SEED, "unit": "word", "ngram": NGRAM}
     t0 = time.perf_counter()
-    live, keys = band_keys(series, args)
-    cand = live[candidates(bands, lambda b: keys[b])]
+    batch = Shingled.of(series, args)
+    keys = batch.keys(bands)
+    pos = candidates(bands, lambda b: keys[b])
     root = np.arange(len(texts))
-    if len(cand) > 1:
-        sub, _ = minhash_groups(series.gather(cand), threshold=threshold, ngram=NGRAM, unit="word",
-                                permutations=PERMS, seed=SEED, layout=(bands, rows), candidates=True)
+    if len(pos) > 1:
+        cand = batch.live[pos]
+        sub, _ = minhash_groups(None, threshold=threshold, ngram=NGRAM, unit="word", permutations=PERMS, seed=SEED,
+                                layout=(bands, rows), candidates=True, bits=doc_bits(len(pos)),
+                                shingled=batch.of_rows(pos))
         root[cand] = cand[sub]
     return time.perf_counter() - t0, root
 

@@ -163,7 +163,7 @@ def test_near_stage_keeps_no_row_in_memory_with_a_spill_folder(project, tmp_path
     stage = NearStage(step, tmp_path)
     for batch in iter_source("tickets", src, loaded.base_dir, batch_rows=1000):
         stage.add(batch.rows.with_columns(pl.int_range(pl.len(), dtype=pl.UInt64).alias("__ord")))
-    assert stage.parts and all(isinstance(o, str) and isinstance(k, str) for _, o, k in stage.parts)
+    assert stage.parts and all(isinstance(f, str) for part in stage.parts for f in part[1:])
 
 
 def test_llmspec_clean_out_writes_what_run_cleaning_returns(project, tmp_path):
@@ -228,3 +228,80 @@ def test_stored_rows_are_read_back_in_exact_batches_in_flat_memory(tmp_path):
     assert set(sizes[:-1]) == {2_500} and sum(sizes) == n
     assert np.array_equal(np.concatenate(ids), np.arange(n))
     assert most < 8 * 7_000 * 170  # a few row groups' worth (iter_batches: 40 MB, the whole file)
+
+
+def test_candidates_grouped_in_small_pieces_give_the_groups_of_one_piece(project, tmp_path, monkeypatch):
+    # the MinHash candidates are grouped a piece (whole bucket components) at a time, so memory
+    # holds one piece: tiny pieces still find exactly the rows, rejects and details of one piece
+    import llmspec.runtime.clean.near_stage as near_stage
+    from llmspec.runtime.clean.near_pieces import PieceTexts
+
+    loaded, src, plan, whole = _whole(project)  # in memory, default piece size: one piece here
+    heights, grouped = [], near_stage.groups
+
+    def spy(cand, a, bits=None):
+        heights.append((a["threshold"], cand.height))
+        return grouped(cand, a, bits)
+
+    monkeypatch.setattr(near_stage, "groups", spy)
+    monkeypatch.setattr(NearStage, "PIECE_SHINGLES", 300)
+    monkeypatch.setattr(PieceTexts, "BUFFER", 0)  # every batch's candidates through per-piece files
+    monkeypatch.setattr(NearStage, "PASS_ROWS", 500)  # components found over several key slices
+    res = clean_to_files(iter_source("tickets", src, loaded.base_dir, batch_rows=800), plan,
+                         tmp_path / "kept.parquet", tmp_path / "rejects.parquet", scratch=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.parquet", "rejects.parquet"]
+    near_dup = [h for t, h in heights if t == 0.8]  # near_reply's templated replies: few, large components
+    assert len(near_dup) > 20 and max(near_dup) < sum(near_dup) / 10 and len(heights) > len(near_dup) + 1
+    assert (res.rows_kept, res.rejected) == (whole.rows_kept, whole.rejected)
+    assert pl.read_parquet(tmp_path / "kept.parquet").equals(whole.kept)
+    assert pl.read_parquet(tmp_path / "rejects.parquet").equals(whole.rejects)
+
+
+def test_bucket_components_join_rows_sharing_a_key_above_the_bits_in_any_band():
+    # keys equal above the low ``bits`` are one bucket for dedupe.band_pairs (it puts the row number
+    # there), across bands too: the pieces must keep such rows together, whatever the passes
+    import numpy as np
+
+    from llmspec.runtime.clean.dedupe import components
+    from llmspec.runtime.clean.near_pieces import bucket_components, cut
+
+    rng = np.random.default_rng(5)
+    n, bands, bits = 3000, 4, 12
+    keys = rng.integers(0, 2**63, size=(bands, n), dtype=np.uint64)
+    share = rng.integers(0, n, size=(bands, 400))
+    keys[np.arange(bands)[:, None], share] = keys[np.arange(bands)[:, None], rng.integers(0, n, size=(bands, 400))]
+    keys[2, 10] = keys[0, 20] ^ np.uint64(5)  # differs below the bits only, in another band
+    chunks = lambda b: (keys[b, lo:lo + 700] for lo in range(0, n, 700))  # noqa: E731
+    one = bucket_components(n, bits, bands, chunks, max_keys=10**9)
+    assert np.array_equal(one, bucket_components(n, bits, bands, chunks, max_keys=1000))  # 12 passes
+    top = (keys >> np.uint64(bits)).ravel()
+    order = np.argsort(top, kind="stable")
+    ids = np.tile(np.arange(n), bands)[order]
+    same = np.flatnonzero(top[order][1:] == top[order][:-1])
+    assert np.array_equal(one, components(n, np.stack([ids[same], ids[same + 1]], 1)))
+    assert one[10] == one[20] == min(10, one[20])
+    piece, pieces = cut(one, np.full(n, 7, np.uint32), 700)
+    assert pieces > 10 and all(len(set(piece[one == r])) == 1 for r in np.unique(one))
+    assert (np.diff(piece[np.unique(one)]) >= 0).all()  # in the order of their first row
+
+
+def test_a_one_batch_source_groups_its_candidates_from_the_shingles_that_found_them(project, monkeypatch):
+    # read in one batch, the MinHash rule keeps that batch's shingles and sketch for grouping its
+    # candidates instead of shingling their texts again; the groups are those of many batches
+    from llmspec.runtime.clean import dedupe
+
+    loaded, src, plan, _ = _whole(project)
+    calls, shingle = [], dedupe.shingle_hashes
+
+    def spy(texts, **kw):
+        calls.append(texts.len())
+        return shingle(texts, **kw)
+
+    monkeypatch.setattr(dedupe, "shingle_hashes", spy)
+    one = run_cleaning(read_source("tickets", src, loaded.base_dir), plan)
+    minhash_rules = sum(s.kind == "dedupe" and s.args["method"] == "minhash" for s in plan.steps)
+    assert len(calls) == minhash_rules  # every row once per rule, candidates not again
+    calls.clear()
+    many = clean_batches(iter_source("tickets", src, loaded.base_dir, batch_rows=900), plan)
+    assert len(calls) > 2 * minhash_rules  # batches, then each rule's candidates again
+    assert many.kept.equals(one.kept) and many.rejects.equals(one.rejects)

@@ -451,16 +451,17 @@ def test_band_pairs_and_shingle_sets_hold_a_repeated_pair_once():
             want.update((docs[0], y) for y in docs[1:])
             want.update((x, y) for i, x in enumerate(docs) for y in docs[i + 1:i + 1 + dedupe.WINDOW])
     assert all(len({tuple(p) for p in r.tolist()}) == len(r) for r in got)  # each round: every pair once
+    assert not {tuple(p) for p in got[0].tolist()} & {tuple(p) for p in got[1].tolist()}  # and in one round
     assert {tuple(p) for r in got for p in r.tolist()} == want
     flat = rng.integers(0, 2**63, size=40_000, dtype=np.uint64)
     lens = rng.multinomial(40_000, np.ones(n) / n)
     offsets = np.r_[0, np.cumsum(lens)]
     rows = np.sort(rng.choice(n, size=700, replace=False))
-    fast, fast_lens = dedupe._segments(flat, offsets, rows)
+    fast, fast_lens = dedupe.row_segments(flat, offsets, rows)
     slow = np.concatenate([flat[offsets[r]:offsets[r + 1]] for r in rows])
     assert np.array_equal(fast, slow) and np.array_equal(fast_lens, lens[rows])
     shuffled = rows[::-1].copy()  # any other order takes the general path
-    assert np.array_equal(dedupe._segments(flat, offsets, shuffled)[0],
+    assert np.array_equal(dedupe.row_segments(flat, offsets, shuffled)[0],
                           np.concatenate([flat[offsets[r]:offsets[r + 1]] for r in shuffled]))
 
 

@@ -11,11 +11,12 @@ MinHash, chosen by measurement (``bench/near_dup.py``):
 - band keys and estimates for the flagged rows (``_sketch``): their signatures copied out of
   rensa, or, when many rows are flagged (templated text) and bands are at most 8 rows, one-
   permutation sketches of those rows in NumPy (``BandSketch``), cheaper than copying that many;
-- banding: one sort of every band's keys gives candidate pairs in two rounds; pairs whose
-  estimate is FLOOR_SD standard deviations under the threshold are dropped, then, round by
-  round, pairs already in one group skipped and the rest verified by their exact Jaccard
-  similarity (Polars hash-set lookups of (document, shingle) keys, for the rows still in a pair
-  only), so the band layout is tuned for recall;
+- banding: one sort of every band's keys gives candidate pairs in three rounds, each pair in
+  one round only; pairs whose estimate is FLOOR_SD standard deviations under the threshold are
+  dropped, then, round by round, pairs already in one group skipped and the rest verified by
+  their exact Jaccard similarity (Polars hash-set lookups of (document, shingle) keys, for the
+  rows still in a pair only, a cache-sized set at a time), so the band layout is tuned for
+  recall; skipping a pair whose rows are already joined never changes the groups;
 - connected components of the verified pairs (union-find by hooking roots to the smaller index,
   vectorised) collapse chains: a row similar only to a duplicate still joins its group.
 Shingling, sketching, estimates and verification run in threads (NumPy and Polars release
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
 WINDOW = 16
 _CHUNK = 50_000
 _LOOKUPS_PER_CALL = 1 << 22  # bounds one is_in call's temporaries (smaller parts measured no faster)
+# is_in's hash set stays in cache at this many keys: 2x faster lookups than one set of 290k keys
+# (gpteacher-toolformer at 0.7), more than paying for the calls
+_KEYS_PER_CALL = 1 << 16
+_PAIR_BUFFER = 1 << 22  # candidate pair codes gathered before making them unique (32 MB)
 _MIN_PARALLEL = 4_000  # pairs per thread below which splitting costs more than it saves
 _MIN_ROWS_PER_THREAD = 2_000  # texts, likewise, when shingling
 _ESTIMATE_SLICE = 8_192  # see BandSketch.estimate
@@ -180,6 +185,8 @@ def _ngrams(tokens: "np.ndarray", lengths: "np.ndarray", n: int) -> tuple["np.nd
                 keep[at[ok]] = False
             long_flat = comb[keep]
         short = np.flatnonzero((lengths > 0) & (lengths < n))
+        if not short.size and len(long_flat) == out.size:  # every document has n tokens or none
+            return _mix64(long_flat), counts
         out_start = np.zeros(len(lengths), np.int64)
         np.cumsum(counts[:-1], out=out_start[1:])
         is_short = np.zeros(out.size, dtype=bool)
@@ -238,19 +245,21 @@ def _shingle_chunk(chunk: "pl.Series", unit: str, ngram: int, seed: int) -> tupl
     return _ngrams(tok_hash, lengths, ngram)
 
 
-def _segments(flat: "np.ndarray", offsets: "np.ndarray", rows: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
+def row_segments(flat: "np.ndarray", offsets: "np.ndarray", rows: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
     """The flat hashes of the given rows, and their per-row counts."""
     import numpy as np
 
     lens = (offsets[rows + 1] - offsets[rows]).astype(np.int64)
-    if len(rows) and (len(rows) == 1 or bool((rows[1:] > rows[:-1]).all())):
-        # rows in order, each once: a byte a shingle picks them (the general path below builds
-        # two 8-byte indexes a shingle: 0.5 GB of the 10M-line clean's peak)
+    picked = int(lens.sum())
+    if len(rows) and picked * 16 >= len(flat) and (len(rows) == 1 or bool((rows[1:] > rows[:-1]).all())):
+        # rows in order, each once, many: a byte a shingle picks them (the general path below
+        # builds two 8-byte indexes a picked shingle: 0.5 GB of the 10M-line clean's peak); a
+        # few rows take the general path, whose work is theirs, not every row's
         pick = np.zeros(len(offsets) - 1, bool)
         pick[rows] = True
         return flat[np.repeat(pick, np.diff(offsets))], lens
     first = np.repeat(offsets[rows] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-    first += np.arange(int(lens.sum()))
+    first += np.arange(picked)
     return flat[first], lens
 
 
@@ -392,6 +401,13 @@ class BandSketch:
         sketch.empty = np.zeros((n, (sketch.bins + 7) // 8), np.uint8)
         return sketch
 
+    def take(self, rows: "np.ndarray") -> "BandSketch":
+        """The sketch of the given rows (a row's sketch depends on that row alone)."""
+        sketch = BandSketch.__new__(BandSketch)
+        sketch.bins, sketch.keys, sketch.low = self.bins, self.keys[:, rows], self.low[rows]
+        sketch.has_empty, sketch.empty = self.has_empty[rows], self.empty[rows]
+        return sketch
+
     def estimate(self, pairs: "np.ndarray") -> "np.ndarray":
         """Estimated Jaccard of each pair: the share of bins, not empty in both, whose low bytes
         agree, corrected for the 1/256 chance that two different bins share a low byte.
@@ -447,11 +463,14 @@ def _equal_bytes(x: "np.ndarray", y: "np.ndarray") -> "np.ndarray":
     return (d.shape[1] * 8 - np.bitwise_count(nonzero & ~low7).sum(axis=1, dtype=np.int64)).astype(np.int64)
 
 
-def band_pairs(keys: "np.ndarray") -> list["np.ndarray"]:
-    """Pairs (i, j), i < j, of documents whose keys collide in some band, unique, in two rounds:
-    each document with its bucket's first document and its next neighbour, then the rest of its
-    window of WINDOW neighbours. Verifying round by round lets the second skip pairs the first
-    already joined (on templated text most of them)."""
+def band_pairs(keys: "np.ndarray", bits: int | None = None) -> list["np.ndarray"]:
+    """Pairs (i, j), i < j, of documents whose keys collide in some band, each once, in three
+    rounds: each document with its bucket's first document, with its next neighbour, then with
+    the rest of its window of WINDOW neighbours. Verifying round by round lets a round skip the
+    pairs earlier ones already joined (on templated text most of them). ``bits``: how many low key bits the
+    document number replaces (default: as many as it needs); keys equal above them share a
+    bucket, so a piece of a larger set of documents, given that set's bits, gets the buckets
+    it would have had in the whole (``near_pieces``)."""
     import numpy as np
     import polars as pl
 
@@ -462,7 +481,7 @@ def band_pairs(keys: "np.ndarray") -> list["np.ndarray"]:
     # bucket, documents. Keys keep 64 - log2(documents) random bits (42 at 4M documents); the band
     # number is mixed into every key, so a false collision (across bands or not) only adds a
     # candidate pair, which the estimate and exact check then drop.
-    bits = max(int(n - 1).bit_length(), 1)
+    bits = bits or doc_bits(n)
     low = np.uint64((1 << bits) - 1)
     tagged = (keys & ~low) | np.arange(n, dtype=np.uint64)
     tagged = pl.Series(tagged.ravel()).sort().to_numpy()
@@ -473,8 +492,9 @@ def band_pairs(keys: "np.ndarray") -> list["np.ndarray"]:
     at = np.arange(m)
     head = doc[np.maximum.accumulate(np.where(new_bucket, at, 0))]
     later = np.flatnonzero(~new_bucket)
-    rounds = [[_pair_codes(np.concatenate([head[later], doc[later - 1]]), np.concatenate([doc[later], doc[later]]))],
-              []]
+    rounds = [_PairCodes(), _PairCodes(), _PairCodes()]
+    rounds[0].add(head[later], doc[later])
+    rounds[1].add(doc[later - 1], doc[later])
     # keys followed by at least two more of their bucket: the only ones with a window beyond
     # their next neighbour (few, unless buckets are large)
     ends = np.flatnonzero(np.r_[new_bucket[1:], True])  # last position of each bucket
@@ -484,28 +504,68 @@ def band_pairs(keys: "np.ndarray") -> list["np.ndarray"]:
         rest = rest[left[rest] >= w]
         if not rest.size:
             break
-        # made unique offset by offset: a pair found in several bands is held once, not once a
-        # band and offset (334k rows six times over: 1.36 GB of pairs before, most repeated)
-        rounds[1].append(_pair_codes(doc[rest], doc[rest + w]))
-    out = []
-    for codes in rounds:
-        if not codes:
-            out.append(np.zeros((0, 2), np.int64))
-            continue
-        code = pl.Series(np.concatenate(codes)).unique().sort().to_numpy()
-        out.append(np.stack([code >> 32, code & 0xFFFFFFFF], axis=1))
-    return out
+        rounds[2].add(doc[rest], doc[rest + w])
+    done = []
+    for r in rounds:
+        # a pair of several rounds (other bands, offsets) is the first's alone: verified once,
+        # not again after failing (9.5k of the window round's 84k pairs on gpteacher-toolformer)
+        code = r.result()
+        for earlier in done:
+            code = _minus(code, earlier)
+        done.append(code)
+    return [np.stack([code >> 32, code & 0xFFFFFFFF], axis=1) for code in done]
 
 
-def _pair_codes(a: "np.ndarray", b: "np.ndarray") -> "np.ndarray":
-    """Each pair (a, b), a != b, once, as (min << 32) | max (shifts: integer division by n cost as
-    much as the sort)."""
+def _minus(a: "np.ndarray", b: "np.ndarray") -> "np.ndarray":
+    """The values of ``a`` not in ``b`` (both sorted, unique)."""
     import numpy as np
-    import polars as pl
 
-    keep = a != b
-    a, b = a[keep], b[keep]
-    return pl.Series((np.minimum(a, b) << 32) | np.maximum(a, b)).unique().to_numpy()
+    if not len(a) or not len(b):
+        return a
+    at = np.minimum(np.searchsorted(b, a), len(b) - 1)
+    return a[b[at] != a]
+
+
+class _PairCodes:
+    """Pairs (a, b), a != b, as (min << 32) | max, gathered offset by offset and made unique at
+    the end; the codes gathered since the last time are made unique whenever there are more than
+    _PAIR_BUFFER, so a pair found in several bands and offsets is held about once, not once each
+    (334k rows six times over: 1.36 GB of pairs, most repeated), while small inputs pay one sort
+    instead of one hash pass per offset."""
+
+    def __init__(self):
+        self.done: list["np.ndarray"] = []
+        self.new: list["np.ndarray"] = []
+        self.held = 0
+
+    def add(self, a: "np.ndarray", b: "np.ndarray") -> None:
+        import numpy as np
+        import polars as pl
+
+        keep = a != b
+        a, b = a[keep], b[keep]
+        self.new.append((np.minimum(a, b) << 32) | np.maximum(a, b))
+        self.held += len(a)
+        if self.held > _PAIR_BUFFER:
+            self.done.append(pl.Series(np.concatenate(self.new)).unique().to_numpy())
+            self.new, self.held = [], 0
+
+    def result(self) -> "np.ndarray":
+        """The codes, unique, ascending."""
+        import numpy as np
+        import polars as pl
+
+        parts = self.done + self.new
+        if not parts:
+            return np.zeros(0, np.int64)
+        code = pl.Series(np.concatenate(parts) if len(parts) > 1 else parts[0]).sort().to_numpy()
+        return code[np.r_[True, code[1:] != code[:-1]]] if len(code) else code
+
+
+
+def doc_bits(n: int) -> int:
+    """Bits a document number among n takes (band_pairs' and ShingleSets' key layouts)."""
+    return max(int(n - 1).bit_length(), 1)
 
 
 class ShingleSets:
@@ -523,16 +583,16 @@ class ShingleSets:
     the pairs by that document, never sharing one.
     """
 
-    def __init__(self, flat: "np.ndarray", lens: "np.ndarray"):
+    def __init__(self, flat: "np.ndarray", lens: "np.ndarray", bits: int | None = None):
         import numpy as np
         import polars as pl
 
         n = len(lens)
-        doc_bits = max(int(n - 1).bit_length(), 1)
-        self.shift = np.uint64(64 - doc_bits)
+        bits = bits or doc_bits(n)  # given: the same shingle bits kept whichever subset is indexed
+        self.shift = np.uint64(64 - bits)
         doc = np.repeat(np.arange(n, dtype=np.uint64), lens)
         doc <<= self.shift  # in place: each temporary here is 8 bytes a shingle
-        doc |= flat >> np.uint64(doc_bits)
+        doc |= flat >> np.uint64(bits)
         keys = pl.Series(doc).sort().to_numpy()
         del doc
         keep = np.ones(len(keys), bool)
@@ -544,13 +604,14 @@ class ShingleSets:
         self.local = None  # row number -> position, when only some rows are indexed
 
     @classmethod
-    def of_rows(cls, flat: "np.ndarray", lens: "np.ndarray", rows: "np.ndarray") -> "ShingleSets":
+    def of_rows(cls, flat: "np.ndarray", lens: "np.ndarray", rows: "np.ndarray",
+                bits: int | None = None) -> "ShingleSets":
         """The sets of the given rows only; ``jaccard`` still takes pairs of row numbers."""
         import numpy as np
 
         offsets = np.zeros(len(lens) + 1, np.int64)
         np.cumsum(lens, out=offsets[1:])
-        sets = cls(*_segments(flat, offsets, rows))
+        sets = cls(*row_segments(flat, offsets, rows), bits=bits)
         sets.local = np.full(len(lens), -1, np.int64)
         sets.local[rows] = np.arange(len(rows))
         return sets
@@ -568,7 +629,8 @@ class ShingleSets:
         small, other = np.where(a_smaller, a, b), np.where(a_smaller, b, a)
         order = np.argsort(other, kind="stable")
         small, other = small[order], other[order]
-        spans = _spans_by_document(other, np.cumsum(self.sizes[small]))
+        first = np.r_[True, other[1:] != other[:-1]]
+        spans = _spans_by_document(other, np.cumsum(self.sizes[small]), np.cumsum(np.where(first, self.sizes[other], 0)))
         inter = np.empty(len(pairs), np.int64)
 
         def part(span: tuple[int, int]) -> None:
@@ -588,30 +650,35 @@ class ShingleSets:
         import numpy as np
         import polars as pl
 
-        small_keys, n_small = _segments(self.keys, self.offsets, small)
+        small_keys, n_small = row_segments(self.keys, self.offsets, small)
         ends = np.cumsum(n_small)
         shingle = np.uint64((1 << int(self.shift)) - 1)
         query = np.repeat(other.astype(np.uint64) << self.shift, n_small) | (small_keys & shingle)
+        lo, hi = self.offsets[other[0]], self.offsets[other[-1] + 1]
         docs = other[np.r_[True, other[1:] != other[:-1]]]
-        n_keys = self.sizes[docs]
-        keys = _segments(self.keys, self.offsets, docs)[0] if n_keys.sum() * 10 < len(self.keys) * 9 else self.keys
+        if self.sizes[docs].sum() * 2 > hi - lo:  # most of their range: a slice, no copy
+            keys = self.keys[lo:hi]
+        else:
+            keys = row_segments(self.keys, self.offsets, docs)[0]
         found = pl.Series(query).is_in(pl.Series(keys).implode()).to_numpy()
         seen = np.zeros(len(found) + 1, np.int64)
         np.cumsum(found, out=seen[1:])
         return seen[ends] - seen[ends - n_small]
 
 
-def _spans_by_document(other: "np.ndarray", work: "np.ndarray") -> list[tuple[int, int]]:
+def _spans_by_document(other: "np.ndarray", work: "np.ndarray", keys: "np.ndarray") -> list[tuple[int, int]]:
     """Cuts of pairs sorted by ``other`` into spans for the worker threads: near equal lookups
-    (``work``, cumulative) per span, at most _LOOKUPS_PER_CALL each, a document never split."""
+    (``work``, cumulative) and keys looked up in (``keys``, nondecreasing) per span, at most
+    _LOOKUPS_PER_CALL and about _KEYS_PER_CALL each, a document never split."""
     import numpy as np
 
     if not len(other):
         return []
-    parts = max(min(_WORKERS, len(other) // _MIN_PARALLEL), -(-int(work[-1]) // _LOOKUPS_PER_CALL), 1)
+    cost = work / _LOOKUPS_PER_CALL + keys / _KEYS_PER_CALL
+    parts = max(min(_WORKERS, len(other) // _MIN_PARALLEL), int(np.ceil(cost[-1])), 1)
     cuts = [0]
     for k in range(1, parts):
-        at = min(int(np.searchsorted(work, work[-1] * k // parts)), len(other) - 1)
+        at = min(int(np.searchsorted(cost, cost[-1] * k / parts)), len(other) - 1)
         cuts.append(max(int(np.searchsorted(other, other[at])), cuts[-1]))
     cuts.append(len(other))
     return [(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo]
@@ -663,37 +730,48 @@ def components(n: int, edges: "np.ndarray") -> "np.ndarray":
 
 def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: str, permutations: int,
                    seed: int, layout: tuple[int, int] | None = None,
-                   candidates: bool = False) -> tuple["np.ndarray", "np.ndarray"]:
+                   candidates: bool = False, bits: int | None = None,
+                   shingled: "tuple[np.ndarray, np.ndarray, BandSketch] | None" = None) -> tuple["np.ndarray", "np.ndarray"]:
     """For each text: the index of its group's first row (itself when unique) and the exact
     Jaccard to that row (1.0 for itself). Texts without shingles are never duplicates.
     ``layout`` is (bands, rows per band); by default ``band_layout`` picks it. ``candidates``:
     every text already shares a band of its sketch with another (``near_stage``), so rensa's
-    flagging is skipped and the sketch that found them gives the bands."""
+    flagging is skipped and the sketch that found them gives the bands. ``bits``: the key
+    layout's document bits (``band_pairs``, ``ShingleSets``), fixed by ``near_stage`` so that a
+    piece of the candidates is grouped exactly as it would be among all of them. ``shingled``:
+    the candidates' shingles (flat, counts, none 0) and sketch, already computed (``near_stage``
+    keeps a one-batch source's from finding the candidates); ``texts`` is then unused."""
     import numpy as np
 
-    n = texts.len()
+    n = texts.len() if shingled is None else len(shingled[1])
     root = np.arange(n)
     jac = np.ones(n)
     seed = seed % 2 ** 63  # Polars and NumPy take unsigned seeds; any spec integer maps to one
     bands, rows = layout or band_layout(threshold, permutations)
-    flat, counts = shingle_hashes(texts, unit=unit, ngram=ngram, seed=seed)
-    live = np.flatnonzero(counts > 0)  # flat holds exactly their shingles, in order
-    if len(live) < 2:
-        return root, jac
-    lens = counts[live]
-    if candidates:
-        sketch = candidate_sketch(flat, lens, bands, rows, seed)
+    if shingled is not None:
+        flat, lens, sketch = shingled
+        live = np.arange(n)
+        if n < 2:
+            return root, jac
     else:
-        flat, lens, live, sketch = _sketch(flat, lens, live, bands, rows, threshold, permutations, seed)
+        flat, counts = shingle_hashes(texts, unit=unit, ngram=ngram, seed=seed)
+        live = np.flatnonzero(counts > 0)  # flat holds exactly their shingles, in order
+        if len(live) < 2:
+            return root, jac
+        lens = counts[live]
+        if candidates:
+            sketch = candidate_sketch(flat, lens, bands, rows, seed)
+        else:
+            flat, lens, live, sketch = _sketch(flat, lens, live, bands, rows, threshold, permutations, seed)
     floor = estimate_floor(threshold, sketch.bins)
     rounds = [pairs[_chunked(sketch.estimate, pairs) >= floor] if len(pairs) else pairs
-              for pairs in band_pairs(sketch.keys)]
+              for pairs in band_pairs(sketch.keys, bits)]
     # exact verification needs the shingle sets of the rows in pairs that passed their estimate
     # only (0.4% of the 400k tickets; a third of gpteacher-toolformer at 0.85, most at 0.7)
     involved = np.flatnonzero(np.bincount(np.concatenate(rounds).ravel(), minlength=len(lens)))  # np.unique: 40x slower
     if len(involved) == 0:
         return root, jac
-    sets = ShingleSets.of_rows(flat, lens, involved)
+    sets = ShingleSets.of_rows(flat, lens, involved, bits)
     m = len(live)
     group = np.arange(m)
     checked = [np.zeros((0, 2), np.int64)]
@@ -754,7 +832,7 @@ def _sketch(flat, lens, live, bands, rows, threshold, permutations, seed):
     many = len(flagged) * permutations * _EXPORT_NS_PER_VALUE > every_row_ns
     offsets = np.zeros(len(lens) + 1, np.int64)
     np.cumsum(lens, out=offsets[1:])
-    flat, lens = _segments(flat, offsets, flagged)
+    flat, lens = row_segments(flat, offsets, flagged)
     if rows <= _SKETCH_MAX_ROWS and many:
         return flat, lens, live[flagged], BandSketch(flat, lens, bands, rows, seed)
     sig = _to_numpy(_signatures(flat, lens, permutations, seed), permutations)
