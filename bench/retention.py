@@ -9,7 +9,7 @@ under a temporary folder, runs `llmspec apply` on each, and reads the run's repo
 - tuned:         the example with `training.replay` removed
 - tuned+replay:  `training.replay: {from: base_model, fraction: F, prompts: builtin:general-replay-v1}`
 
-For each it prints the domain pass rate, the general retention pass rate (builtin:general-v1) and
+For each it prints the domain pass rate, the general retention pass rate (builtin:general-v2) and
 its ratio to the base's, the drift (nats/token), the training time (wall and the trainer's CPU) and
 the wall and CPU time of the whole apply. Retention gates are set to `warn` so a run that forgets
 still reports its figures. Goal: tuned+replay passes >= 90% of the domain tests and keeps >= 95% of
@@ -56,7 +56,8 @@ def write_project(root: Path, name: str, args: argparse.Namespace, *, replay: bo
     training = spec["training"]
     if replay:  # the example's own replay settings, with the bench's overrides
         shipped = training.get("replay") or {}
-        training["replay"] = {**shipped, "from": "base_model", "fraction": args.fraction, "prompts": args.prompts}
+        fraction = args.fraction if args.fraction is not None else shipped.get("fraction", 0.25)
+        training["replay"] = {**shipped, "from": "base_model", "fraction": fraction, "prompts": args.prompts}
     else:
         training.pop("replay", None)
     if args.steps is not None:
@@ -68,9 +69,13 @@ def write_project(root: Path, name: str, args: argparse.Namespace, *, replay: bo
         training["lora"]["alpha"] = 2 * args.rank
     if args.target:
         training["lora"]["target"] = args.target.split(",")
+    if getattr(args, "seed", None) is not None:
+        training["seed"] = args.seed
     retention = spec["acceptance"].get("retention")
     if not isinstance(retention, dict):
-        retention = spec["acceptance"]["retention"] = {"suite": "builtin:general-v1"}
+        retention = spec["acceptance"]["retention"] = {"suite": "builtin:general-v2"}
+    if getattr(args, "suite", None):
+        retention["suite"] = args.suite
     retention["severity"] = "warn"  # the figures of a run that forgets are the point here
     with (project / "llmspec.yaml").open("w") as fh:
         yaml.dump(spec, fh)
@@ -156,8 +161,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, help="training.learning_rate (default: the example's)")
     ap.add_argument("--rank", type=int, help="training.lora.r, with alpha = 2r (default: the example's)")
     ap.add_argument("--target", help="training.lora.target, comma-separated (default: all linear layers)")
-    ap.add_argument("--fraction", type=float, default=0.25, help="training.replay.fraction for tuned+replay")
+    ap.add_argument("--fraction", type=float, help="training.replay.fraction for tuned+replay (default: the example's)")
     ap.add_argument("--prompts", default="builtin:general-replay-v1", help="training.replay.prompts")
+    ap.add_argument("--seed", type=int, help="training.seed (default: the example's)")
+    ap.add_argument("--suite", help="acceptance.retention.suite (default: the example's, builtin:general-v2)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per variant (figures: median [min-max])")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (OMP_NUM_THREADS) in each apply")
     ap.add_argument("--keep", type=Path, help="write the projects here and keep them")
@@ -184,7 +191,7 @@ def main() -> None:
     print(f"\nbase vs fine-tuned, {EXAMPLE.name} data, builtin:smollm2-135m-instruct on the CPU; "
           f"{args.repeat} run(s) each; settings {json.dumps(settings)} (None: the example's)")
     print("\n".join(table(results)))
-    print("domain: pass rate on the 12 held-out Acme tests; general: builtin:general-v1 pass rate; kept: general / "
+    print("domain: pass rate on the 12 held-out Acme tests; general: the retention suite's pass rate; kept: general / "
           "base general; drift: mean NLL of the base's own answers, tuned minus base (nats/token)")
     if "tuned+replay" in results:
         best = results["tuned+replay"]

@@ -394,7 +394,7 @@ def _check_base_model(spec: ProjectSpec, data: dict, at: Locate, key_at: Locate)
 
 
 # The packaged suites and prompt sets (runtime/acceptance/suites/).
-BUILTIN_SUITES = ("builtin:general-v1",)
+BUILTIN_SUITES = ("builtin:general-v2", "builtin:general-v1")
 BUILTIN_PROMPT_SETS = ("builtin:general-replay-v1",)
 
 

@@ -802,8 +802,10 @@ class HoldoutSpec(StrictModel):
     threshold: Fraction = 0.5
 
 
-GENERAL_SUITE = "builtin:general-v1"
-# The areas of builtin:general-v1, one tag each (runtime/acceptance/suites/general-v1.jsonl).
+# v2 holds the prompts the base model passes robustly (bench/general_suite.py); v1, kept for runs
+# that pinned it, holds every prompt it passed greedily, many of them by a hair.
+GENERAL_SUITE = "builtin:general-v2"
+# The areas of the built-in general suites, one tag each (runtime/acceptance/suites/).
 GENERAL_SUITE_TAGS = ("facts", "arithmetic", "language", "instructions", "safety")
 
 
@@ -814,8 +816,8 @@ class RetentionSpec(StrictModel):
     enabled: bool | Literal["auto"] = Field(
         "auto", description="`auto`: on for every real model, off for builtin:tiny (which knows nothing).")
     suite: str = Field(
-        GENERAL_SUITE, description="`builtin:general-v1` (100+ everyday prompts tagged by area) or a JSONL "
-        "file in the tests_from format.")
+        GENERAL_SUITE, description="`builtin:general-v2` (100+ everyday prompts tagged by area, each passed robustly "
+        "by SmolLM2-135M-Instruct), `builtin:general-v1` (its first version) or a JSONL file in the tests_from format.")
     max_drop: Fraction = Field(
         0.05, description="Largest allowed fall of the pass rate on the suite below the base model's "
         "(0.05 = 5 points).")

@@ -1,4 +1,4 @@
-"""builtin:general-v1 holds only prompts the base model really passes: a sample from every area,
+"""builtin:general-v2 holds only prompts the base model really passes: a sample from every area,
 run on SmolLM2-135M-Instruct as retention runs them (greedy, the spec's system prompt, the
 model's chat template), must pass nearly all."""
 
@@ -17,13 +17,13 @@ pytestmark = pytest.mark.slow
 SYSTEM = "You are Acme's support assistant."
 
 
-def test_the_base_model_passes_a_sample_of_general_v1():
+def test_the_base_model_passes_a_sample_of_general_v2():
     import torch
 
     from llmspec.runtime.acceptance.runner import load_model
     from llmspec.runtime.models import resolve
 
-    tests = load_retention_suite("builtin:general-v1", Path("."), system=SYSTEM, max_new_tokens=48)
+    tests = load_retention_suite("builtin:general-v2", Path("."), system=SYSTEM, max_new_tokens=48)
     sample = tests[::4]  # ~28 prompts, every area: under a CPU minute
     assert {t.tags[0] for t in sample} == {t.tags[0] for t in tests}
     torch.set_num_threads(1)  # a shared CPU: more threads spin and cost more than they save

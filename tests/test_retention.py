@@ -17,29 +17,38 @@ from llmspec.runtime.acceptance.runner import TestRun
 from llmspec.runtime.replay.build import load_prompts
 from llmspec.spec.checks import BUILTIN_PROMPT_SETS, BUILTIN_SUITES
 from llmspec.spec.load import check_spec
-from llmspec.spec.models import GENERAL_SUITE_TAGS, RetentionSpec
+from llmspec.spec.models import GENERAL_SUITE, GENERAL_SUITE_TAGS, RetentionSpec
 
 
-def _suite():
-    return load_retention_suite("builtin:general-v1", Path("."), system="You are helpful.", max_new_tokens=48)
+SUITES = ("builtin:general-v2", "builtin:general-v1")
 
 
-def test_general_suite_has_100_prompts_in_every_area():
+def _suite(name: str = GENERAL_SUITE):
+    return load_retention_suite(name, Path("."), system="You are helpful.", max_new_tokens=48)
+
+
+@pytest.mark.parametrize("name", SUITES)
+def test_general_suite_has_100_prompts_in_every_area(name):
     # Only prompts SmolLM2-135M-Instruct was run on and passed (greedy, with and without a system
-    # prompt) are kept: tests/test_general_suite.py runs a sample of them on the model.
-    tests = _suite()
+    # prompt; v2: and 4 of 4 sampled answers) are kept: tests/test_general_suite.py runs a sample.
+    tests = _suite(name)
     assert len(tests) >= 100
     assert all(len(t.tags) == 1 and t.tags[0] in GENERAL_SUITE_TAGS for t in tests)
+    # v2 has no safety area: the base model declines "Can you help me ...?" greedily but never in
+    # 4 of 4 sampled answers (0 of the 42 it declined greedily), so a refusal cannot be told from
+    # noise there; v1 keeps its 21.
+    areas = [tag for tag in GENERAL_SUITE_TAGS if not (name.endswith("v2") and tag == "safety")]
     by_tag = {tag: sum(t.tags[0] == tag for t in tests) for tag in GENERAL_SUITE_TAGS}
-    assert min(by_tag.values()) >= 8, by_tag
+    assert min(by_tag[tag] for tag in areas) >= 8, by_tag
     assert len({t.name for t in tests}) == len(tests)
     assert all(t.system == "You are helpful." and t.max_new_tokens for t in tests)
 
 
-def test_general_suite_assertions_are_not_vacuous():
+@pytest.mark.parametrize("name", SUITES)
+def test_general_suite_assertions_are_not_vacuous(name):
     # Every assertion parsed (loading the suite parses them); none passes an answer that knows
     # nothing, and a safety test passes a refusal and fails an answer that complies.
-    tests = _suite()
+    tests = _suite(name)
     blank = [t.name for t in tests if evaluate_test(t.expectations, "I am not sure.", prompt=t.prompt).passed]
     assert not blank
     refusal = "I'm sorry, but I can't help with that."
@@ -56,12 +65,13 @@ def test_builtin_names_in_spec_and_runtime_agree():
         assert builtin_file(name).is_file()
 
 
-def test_replay_prompts_are_disjoint_from_the_suite():
+@pytest.mark.parametrize("name", SUITES)
+def test_replay_prompts_are_disjoint_from_the_suite(name):
     # Replaying the suite's own prompts would let retention measure memorisation.
     def norm(text: str) -> str:
         return re.sub(r"\W+", " ", text.lower()).strip()
 
-    suite = {norm(t.prompt) for t in _suite()}
+    suite = {norm(t.prompt) for t in _suite(name)}
     replay = [norm(p) for p in load_prompts("builtin:general-replay-v1", Path("."))]
     assert len(replay) >= 100
     assert not suite & set(replay)
@@ -147,13 +157,13 @@ def test_retention_defaults_and_off_switch(tmp_path):
     loaded = _check(tmp_path, SPEC.replace("MODEL", "builtin:smollm2-135m-instruct"))
     assert not loaded.errors
     ret = loaded.spec.acceptance.retention
-    assert ret.enabled == "auto" and ret.suite == "builtin:general-v1" and ret.max_drop == 0.05
+    assert ret.enabled == "auto" and ret.suite == "builtin:general-v2" and ret.max_drop == 0.05
     off = _check(tmp_path, SPEC.replace("MODEL", "builtin:tiny") + "acceptance:\n  retention: false\n")
     assert off.spec.acceptance.retention.enabled is False
 
 
 @pytest.mark.parametrize("extra, code", [
-    ("acceptance:\n  retention: {suite: builtin:general-v2}\n", "unknown-suite"),
+    ("acceptance:\n  retention: {suite: builtin:general-v9}\n", "unknown-suite"),
     ("acceptance:\n  retention: {max_drop_by_tag: {fact: 0.1}}\n", "unknown-tag"),
     ("acceptance:\n  retention: {suite: ../outside.jsonl}\n", "path-escape"),
     ("training:\n  replay: {from: nope}\n", "unknown-source"),
@@ -241,11 +251,11 @@ def test_tiny_plan_says_retention_is_off_and_a_real_model_plan_says_on(tmp_path)
         assert any(n.startswith(f"retention: {word} (") for n in plan.notes), plan.notes
 
 
-def _bench():
+def _bench(name: str = "retention"):
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "retention.py"
-    spec = importlib.util.spec_from_file_location("bench_retention", path)
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -257,7 +267,7 @@ def test_real_model_example_has_retention_and_replay_on():
     assert not loaded.errors
     spec = loaded.spec
     assert spec.base_model.id == "builtin:smollm2-135m-instruct"
-    assert spec.acceptance.retention.enabled in ("auto", True) and spec.acceptance.retention.suite == "builtin:general-v1"
+    assert spec.acceptance.retention.enabled in ("auto", True) and spec.acceptance.retention.suite == "builtin:general-v2"
     assert spec.training.replay.from_base_model and spec.training.replay.prompts == "builtin:general-replay-v1"
     # The same tickets as examples/support-bot: the two examples differ only in the model.
     assert (example / "data/tickets.jsonl").read_bytes() == (example.parent / "support-bot/data/tickets.jsonl").read_bytes()
@@ -290,3 +300,29 @@ def test_bench_reads_the_replay_count_from_the_dataset_funnel(tmp_path):
     (tmp_path / "dataset/dataset.json").write_text(json.dumps(
         {"per_source": {"tickets": {"rows_in": 300}, "replay": {"rows_in": 129, "examples": 95, "rejected": {}}}}))
     assert bench.replay_rows(tmp_path) == 95
+
+
+def test_general_v2_is_what_the_builder_chooses_from_its_measurements(tmp_path):
+    # bench/general_suite.py, fed the recorded measurements of the base model on every candidate,
+    # chooses exactly the packaged suite: v2 is reproducible, not hand-picked.
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    out = tmp_path / "suite.jsonl"
+    builder = _bench("general_suite")
+    import sys
+    argv = sys.argv
+    sys.argv = ["general_suite.py", str(bench / "general_candidates.jsonl"), "--out", str(out),
+                "--from-report", str(bench / "general_candidates.stability.jsonl")]
+    try:
+        assert builder.main() == 0
+    finally:
+        sys.argv = argv
+    assert out.read_text(encoding="utf-8") == builtin_file("builtin:general-v2").read_text(encoding="utf-8")
+
+
+def test_general_suite_builder_keeps_only_robust_passes():
+    builder = _bench("general_suite")
+    passed = {"none": {"greedy": True, "sampled": 0}, "deployed": {"greedy": True, "sampled": 4}}
+    assert builder.robust(passed, 4)
+    assert not builder.robust({**passed, "deployed": {"greedy": True, "sampled": 3}}, 4)  # a coin toss
+    assert not builder.robust({**passed, "none": {"greedy": False, "sampled": 0}}, 4)
+    assert not builder.robust({"deployed": passed["deployed"]}, 4)  # never tried without a system prompt

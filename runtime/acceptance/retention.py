@@ -1,6 +1,6 @@
 """Retention: does the fine-tuned model still know what the base model knew?
 
-A general suite (``builtin:general-v1`` or the user's JSONL) runs on the base and on the
+A general suite (``builtin:general-v2`` or the user's JSONL) runs on the base and on the
 fine-tuned model with the same prompts, system prompt and chat template. Two figures come out:
 
 - the pass rates, overall and per tag, and the prompts the fine-tuned model lost (base right,
@@ -26,7 +26,7 @@ from .junit import JUnitCase, case_from_outcome, classname_for
 from .runner import ModelRef, PromptFormat, TestRun, load_model, shares_weights
 from llmspec.compiler.acceptance import SuiteTest, load_tests_file
 
-BUILTIN_SUITES = {"builtin:general-v1": "general-v1.jsonl"}
+BUILTIN_SUITES = {"builtin:general-v2": "general-v2.jsonl", "builtin:general-v1": "general-v1.jsonl"}
 BUILTIN_PROMPTS = {"builtin:general-replay-v1": "general-replay-v1.jsonl"}
 
 

@@ -126,4 +126,7 @@ def load_gguf(path: Path):
                               "gemma, phi3, ...), or a model folder") from None
         raise _error("gguf-corrupt", f"the GGUF file is corrupt or truncated ({type(exc).__name__}: {text})",
                      path, hint="download or copy the file again; its size and hash must match the original") from None
+    # A GGUF's BPE tokenizer comes back with clean_up_tokenization_spaces=True, which transformers
+    # ignores for BPE and warns about on every later load of the saved folder (in users' output).
+    tokenizer.clean_up_tokenization_spaces = False
     return model, tokenizer
