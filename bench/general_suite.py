@@ -15,7 +15,7 @@ So a candidate is kept when the base model passes it
     python bench/general_suite.py bench/general_candidates.jsonl --out suite.jsonl --report stability.jsonl
 
 The candidates are a tests_from JSONL file (name, prompt, expect, tags). With one torch thread,
-~0.8 s of CPU per answer of 48 tokens: 480 candidates x (2 greedy + 4 sampled) is about 40 minutes.
+~0.8 s of CPU per answer of 48 tokens: the 539 candidates x (2 greedy + 4 sampled) is about 40 minutes.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def robust(settings: dict[str, dict], min_sampled: int) -> bool:
     return greedy and settings[SAMPLED_IN]["sampled"] >= min_sampled
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("candidates", type=Path)
     ap.add_argument("--out", type=Path, required=True, help="the chosen suite (tests_from JSONL)")
@@ -95,7 +95,7 @@ def main() -> int:
     ap.add_argument("--model", default="builtin:smollm2-135m-instruct")
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--min-sampled", type=int, default=4, help="sampled answers that must pass")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     if args.from_report:
         found: dict[str, dict] = {}

@@ -43,14 +43,19 @@ ROWS = [("How do I reset my router?", "Hold the reset button for ten seconds.", 
         ("When will my refund arrive?", "Never.", "down")]
 
 
+def _apply(project, spec: str, data_file: str, rows: list[dict]):
+    """Apply ``spec`` over ``rows`` written to data/``data_file``; the promoted run's folder."""
+    (project / "data").mkdir()
+    (project / "data" / data_file).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (project / "llmspec.yaml").write_text(spec)
+    llmspec(["apply", "llmspec.yaml", "--yes"], project)
+    state = json.loads((project / ".llmspec/state.json").read_text())
+    return project / ".llmspec/runs" / state["promoted"]["run"]
+
+
 def test_kto_trains_on_labelled_answers(tmp_path):
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data/rated.jsonl").write_text("".join(
-        json.dumps({"question": q, "answer": a, "verdict": v}) + "\n" for q, a, v in ROWS))
-    (tmp_path / "llmspec.yaml").write_text(SPEC)
-    llmspec(["apply", "llmspec.yaml", "--yes"], tmp_path)
-    state = json.loads((tmp_path / ".llmspec/state.json").read_text())
-    run_dir = tmp_path / ".llmspec/runs" / state["promoted"]["run"]
+    run_dir = _apply(tmp_path, SPEC, "rated.jsonl",
+                     [{"question": q, "answer": a, "verdict": v} for q, a, v in ROWS])
     lines = [json.loads(x) for x in (run_dir / "dataset/train.jsonl").read_text().splitlines()]
     assert sorted(line["label"] for line in lines) == [False, False, True, True]
     assert all(line["prompt"].endswith("<|im_start|>assistant\n") for line in lines)
@@ -70,14 +75,9 @@ ORPO_SPEC = SPEC.replace("project: kto-bot", "project: orpo-bot").replace(
 
 
 def test_orpo_trains_on_pairs(tmp_path):
-    (tmp_path / "data").mkdir()
     pairs = [(ROWS[i][0], ROWS[i][1], ROWS[i + 1][1]) for i in (0, 2)] * 2
-    (tmp_path / "data/pairs.jsonl").write_text("".join(
-        json.dumps({"question": q, "good": g, "bad": b}) + "\n" for q, g, b in pairs))
-    (tmp_path / "llmspec.yaml").write_text(ORPO_SPEC)
-    llmspec(["apply", "llmspec.yaml", "--yes"], tmp_path)
-    state = json.loads((tmp_path / ".llmspec/state.json").read_text())
-    run_dir = tmp_path / ".llmspec/runs" / state["promoted"]["run"]
+    run_dir = _apply(tmp_path, ORPO_SPEC, "pairs.jsonl",
+                     [{"question": q, "good": g, "bad": b} for q, g, b in pairs])
     config = (run_dir / "train/axolotl.yaml").read_text()
     assert "rl: orpo" in config and "chat_template.argilla" in config
     report = json.loads((run_dir / "report.json").read_text())

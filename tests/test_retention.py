@@ -308,14 +308,8 @@ def test_general_v2_is_what_the_builder_chooses_from_its_measurements(tmp_path):
     bench = Path(__file__).resolve().parents[1] / "bench"
     out = tmp_path / "suite.jsonl"
     builder = _bench("general_suite")
-    import sys
-    argv = sys.argv
-    sys.argv = ["general_suite.py", str(bench / "general_candidates.jsonl"), "--out", str(out),
-                "--from-report", str(bench / "general_candidates.stability.jsonl")]
-    try:
-        assert builder.main() == 0
-    finally:
-        sys.argv = argv
+    assert builder.main([str(bench / "general_candidates.jsonl"), "--out", str(out),
+                         "--from-report", str(bench / "general_candidates.stability.jsonl")]) == 0
     assert out.read_text(encoding="utf-8") == builtin_file("builtin:general-v2").read_text(encoding="utf-8")
 
 
