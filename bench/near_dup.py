@@ -217,16 +217,25 @@ def report(name: str, texts: list[str], thresholds: list[float], repeat: int) ->
         truth = truth_pairs(sets, t)
         print(f"threshold {t}: {len(truth):,} pairs with exact Jaccard >= {t}")
         rows = []
-        for method, fn in (("llmspec clean (staged)", run_llmspec_staged), ("llmspec minhash_groups", run_llmspec),
-                           ("llmspec, datasketch's bands", run_llmspec_datasketch_bands),
-                           ("rensa signatures", run_rensa), ("rensa's own LSH", run_rensa_lsh),
-                           ("datasketch", run_datasketch)):
-            walls, cpus = [], []
-            for _ in range(repeat):  # the median of `repeat` runs: one run swings with the machine's load
+        methods = (("llmspec clean (staged)", run_llmspec_staged), ("llmspec minhash_groups", run_llmspec),
+                   ("llmspec, datasketch's bands", run_llmspec_datasketch_bands),
+                   ("rensa signatures", run_rensa), ("rensa's own LSH", run_rensa_lsh),
+                   ("datasketch", run_datasketch))
+        walls_of = {m: [] for m, _ in methods}
+        cpus_of = {m: [] for m, _ in methods}
+        found_of = {}
+        # Interleaved: run k of every method, then run k+1 (the order turned by one each time), so
+        # run k of a method and run k of datasketch see the same machine; this shared machine's
+        # speed drifts by 1.5x over a minute (measured: datasketch 2.0 s then 3.4 s), which
+        # distorted ratios taken between blocks of runs of one method each.
+        for k in range(repeat):  # the median of `repeat` runs: one run swings with the machine's load
+            for method, fn in methods[k % len(methods):] + methods[:k % len(methods)]:
                 cpu0 = time.process_time()
-                secs, found = fn(texts, t)
-                cpus.append(time.process_time() - cpu0)  # all threads of this process
-                walls.append(secs)
+                secs, found_of[method] = fn(texts, t)
+                cpus_of[method].append(time.process_time() - cpu0)  # all threads of this process
+                walls_of[method].append(secs)
+        for method, _ in methods:
+            walls, cpus, found = walls_of[method], cpus_of[method], found_of[method]
             secs, cpu = statistics.median(walls), statistics.median(cpus)
             rec, prec, n = scores(found, truth)
             rows.append((method, secs, cpu, rec, prec, walls, cpus))
@@ -235,11 +244,12 @@ def report(name: str, texts: list[str], thresholds: list[float], repeat: int) ->
         base_wall, base_cpu, base_rec, base_walls, base_cpus = rows[-1][1], rows[-1][2], rows[-1][3], rows[-1][5], \
             rows[-1][6]
         for method, secs, cpu, rec, _, walls, cpus in rows[:-1]:
-            # run k of each method against run k of datasketch: the range of the ratios, not of the times
+            # run k of each method against run k of datasketch (minutes apart at most): the median
+            # and range of those ratios, not ratios of the times' medians
             w = [b / x for b, x in zip(base_walls, walls)]
             c = [b / x for b, x in zip(base_cpus, cpus)]
-            print(f"  {method} vs datasketch: {base_wall / secs:.1f}x faster wall clock ({min(w):.1f}-{max(w):.1f}), "
-                  f"{base_cpu / cpu:.1f}x in CPU time ({min(c):.1f}-{max(c):.1f}), recall {rec - base_rec:+.4f}")
+            print(f"  {method} vs datasketch: {statistics.median(w):.1f}x faster wall clock ({min(w):.1f}-{max(w):.1f}), "
+                  f"{statistics.median(c):.1f}x in CPU time ({min(c):.1f}-{max(c):.1f}), recall {rec - base_rec:+.4f}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -305,3 +305,58 @@ def test_a_one_batch_source_groups_its_candidates_from_the_shingles_that_found_t
     many = clean_batches(iter_source("tickets", src, loaded.base_dir, batch_rows=900), plan)
     assert len(calls) > 2 * minhash_rules  # batches, then each rule's candidates again
     assert many.kept.equals(one.kept) and many.rejects.equals(one.rejects)
+
+
+def test_a_batch_is_sketched_on_its_own_thread_while_the_next_goes_through_the_rules(project, tmp_path, monkeypatch):
+    """The MinHash sketch of batch k (``NearStage.add``) overlaps the rules of batch k+1: here the
+    first sketch waits until the second batch's rules have started, which never happens if the
+    two run one after the other (the wait then times out and the test fails)."""
+    import threading
+
+    from llmspec.runtime.clean import engine as engine_mod
+
+    loaded, src, plan, whole = _whole(project)
+    second_batch_in_rules = threading.Event()
+    overlapped, threads = [], []
+    real_add, real_apply = NearStage.add, engine_mod.Engine._apply
+    calls = {"apply": 0}
+
+    def add(self, df):
+        threads.append(threading.current_thread().name)
+        if len(threads) == 1 and self.step.reason == "near_dup":
+            overlapped.append(second_batch_in_rules.wait(timeout=30))
+        return real_add(self, df)
+
+    def apply(self, df, steps, done, total):
+        calls["apply"] += 1
+        if calls["apply"] == 2:
+            second_batch_in_rules.set()
+        return real_apply(self, df, steps, done, total)
+
+    monkeypatch.setattr(NearStage, "add", add)
+    monkeypatch.setattr(engine_mod.Engine, "_apply", apply)
+    res = clean_to_files(iter_source("tickets", src, loaded.base_dir, batch_rows=1000), plan,
+                         tmp_path / "kept.parquet", tmp_path / "rejects.parquet", scratch=tmp_path)
+    assert overlapped == [True]
+    assert threads and all(t.startswith("llmspec-sketch") for t in threads)
+    assert (res.rows_kept, res.rejected) == (whole.rows_kept, whole.rejected)
+    assert pl.read_parquet(tmp_path / "kept.parquet").equals(whole.kept)
+
+
+def test_an_error_while_sketching_a_batch_stops_the_clean_with_that_error(project, tmp_path, monkeypatch):
+    loaded, src, plan, _ = _whole(project)
+    real_add = NearStage.add
+    seen = []
+
+    def add(self, df):
+        seen.append(df.height)
+        if len(seen) == 3:
+            raise MemoryError("sketch of batch 3")
+        return real_add(self, df)
+
+    monkeypatch.setattr(NearStage, "add", add)
+    with pytest.raises(MemoryError, match="batch 3"):
+        clean_to_files(iter_source("tickets", src, loaded.base_dir, batch_rows=1000), plan,
+                       tmp_path / "kept.parquet", tmp_path / "rejects.parquet", scratch=tmp_path)
+    assert not (tmp_path / "kept.parquet").exists()
+    assert len(seen) == 3  # nothing sketched after the failure

@@ -550,6 +550,29 @@ def test_profile_lengths_nulls_duplicates_and_binary_share():
     assert profile_frame(df, text_columns=["q"])["text"].keys() == {"q"}
 
 
+def test_profile_counts_non_text_rows_as_the_full_test_does_on_every_kind_of_character():
+    """The profile tests rows for binary content only where a suspect character is (a prefilter):
+    the count must equal the full test on every row, for each character the test looks at."""
+    import random
+
+    from llmspec.runtime.sources.profile import ProfileParts, _looks_binary
+
+    rng = random.Random(5)
+    odd = ["\x00", "\x07", "\x0b", "\x1f", "\x7f", "\x85", "\x9f", "\ufffd", "\ue000", "\U000f0000", "\u0378",
+           "\t", "\n", "\r", "é", "日", "😀", " "]
+    rows = ["".join(rng.choice(odd) if rng.random() < share else rng.choice("abc ")
+                    for _ in range(rng.randint(0, 30)))
+            for share in (0.0, 0.02, 0.1, 0.3, 0.9) for _ in range(200)]
+    df = pl.DataFrame({"a": rows, "b": list(reversed(rows)), "n": list(range(len(rows)))})
+    full = int(df.select(_looks_binary(["a", "b"]).sum()).item())
+    assert 0 < full < df.height  # both kinds of row are there
+    assert profile_frame(df)["non_text_rows"] == full
+    parts = ProfileParts()
+    for lo in range(0, df.height, 300):
+        parts.add(df.slice(lo, 300))
+    assert parts.result()["non_text_rows"] == full
+
+
 def test_a_file_with_no_readable_unit_fails_naming_it(tmp_path: Path):
     _write(tmp_path / "t.jsonl", "question,answer\nwhat,that\n")
     with pytest.raises(DataError) as err:

@@ -294,6 +294,7 @@ class Executor:
         import hashlib
 
         from llmspec.runtime.engine.parquet_out import ParquetAppender
+        from llmspec.runtime.engine.prefetch import prefetched
         from llmspec.runtime.sources import source_spec
         from llmspec.runtime.sources.expect import Tally, check_expectations
         from llmspec.runtime.sources.profile import ProfileParts
@@ -306,8 +307,9 @@ class Executor:
         digest = hashlib.sha256()  # a database's content: what its later stages are fingerprinted by
         files: list[str] = []
         with ParquetAppender(work / "rows.parquet") as rows, ParquetAppender(work / "rejected.parquet") as rejected:
-            for batch in tally.watch(iter_source(name, src, self.base_dir, batch_rows=compiled["batch_rows"],
-                                                 env=self.env)):
+            # read ahead: the next batch is read and parsed while this one is profiled and written
+            for batch in tally.watch(prefetched(iter_source(name, src, self.base_dir, batch_rows=compiled["batch_rows"],
+                                                            env=self.env))):
                 rows.add(batch.rows)
                 rejected.add(batch.rejected)
                 profile.add(batch.rows.drop("_origin", strict=False))
@@ -346,6 +348,7 @@ class Executor:
         from llmspec.compiler.cleaning import bind_rules
         from llmspec.runtime.clean.explain import explain_plan
         from llmspec.runtime.clean.run import check_gates, clean_to_files
+        from llmspec.runtime.engine.prefetch import prefetched
         from llmspec.runtime.reports.samples import reject_samples
         from llmspec.spec.models import QualitySpec
 
@@ -368,7 +371,7 @@ class Executor:
             result = clean_on_ray(batches, plan, kept, rejects, address=execution.get("address"),
                                   count_tokens=count, profile=True, scratch=work)
         else:
-            result = clean_to_files(batches, plan, kept, rejects, count_tokens=count, scratch=work, profile=True,
+            result = clean_to_files(prefetched(batches), plan, kept, rejects, count_tokens=count, scratch=work, profile=True,
                                     progress=lambda n: self.progress("rows", {"stage": stage.id, "rows": n}))
         gates = QualitySpec.model_validate({"source_gates": {name: compiled["gates"]}} if compiled["gates"] else {})
         gate_diags = [d for d in check_gates({name: result}, gates) if d.severity == "error"]
