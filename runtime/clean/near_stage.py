@@ -155,7 +155,7 @@ class NearStage:
 
     PASS_ROWS = 1 << 21
     # Shingles a piece is cut at (a component is never split). Not tuned: with it the 10M-line
-    # ticket clean's peak fell from 1,763 to 1,206-1,272 MiB (README, Speed).
+    # ticket clean's peak fell from 1,763 to 1,206-1,272 MiB (docs/benchmarks.md).
     PIECE_SHINGLES = 1 << 23
 
     def __init__(self, step: "CleaningStep", spill_dir=None):
