@@ -23,8 +23,8 @@ def test_the_next_item_is_produced_while_the_caller_holds_this_one():
 
     def items():
         yield 1
+        produced_second.set()  # item 2 is being made
         yield 2
-        produced_second.set()
         yield 3
 
     it = prefetched(items())
@@ -104,3 +104,60 @@ def test_a_connection_made_by_the_iterator_is_used_on_one_thread(tmp_path):
             con.close()
 
     assert [x for chunk in prefetched(rows()) for x in chunk] == list(range(100))
+
+
+def test_the_reader_reads_one_item_ahead_of_the_caller_and_no_more():
+    """Memory: the batch in hand and the one read ahead, never a queue of batches."""
+    import time
+
+    reads = []
+
+    def items():
+        for i in range(100):
+            reads.append(i)
+            yield i
+
+    it = prefetched(items())
+    assert next(it) == 0
+    time.sleep(0.5)  # a slow caller: the reader must wait, not fill a queue
+    assert reads == [0, 1]
+    assert next(it) == 1
+    time.sleep(0.3)
+    assert reads == [0, 1, 2]
+    it.close()
+
+
+def test_an_interrupt_while_waiting_for_a_slow_read_stops_the_caller_at_once():
+    """Ctrl-C reaches the main thread only: the caller must not wait for the read in progress
+    (a folder of documents, a long query) before it stops."""
+    import signal
+    import time
+
+    class Interrupted(Exception):
+        pass
+
+    def slow():
+        yield 1
+        time.sleep(5)  # a read that takes long
+        yield 2
+
+    def on_signal(signum, frame):
+        raise Interrupted()
+
+    old = signal.signal(signal.SIGUSR1, on_signal)
+    try:
+        it = prefetched(slow())
+        assert next(it) == 1
+        timer = threading.Timer(0.3, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1))
+        timer.start()
+        t0 = time.perf_counter()
+        with pytest.raises(Interrupted):
+            next(it)
+        assert time.perf_counter() - t0 < 2.5
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+
+
+def test_something_that_is_not_iterable_fails_at_the_first_item_with_its_own_error():
+    with pytest.raises(TypeError):
+        next(prefetched(5))

@@ -292,6 +292,7 @@ class Executor:
         """Read the source batch by batch (``execution.batch_rows``) into ``rows.parquet``:
         memory holds one batch, whatever the source's size."""
         import hashlib
+        from contextlib import closing
 
         from llmspec.runtime.engine.parquet_out import ParquetAppender
         from llmspec.runtime.engine.prefetch import prefetched
@@ -306,10 +307,12 @@ class Executor:
         profile = ProfileParts()
         digest = hashlib.sha256()  # a database's content: what its later stages are fingerprinted by
         files: list[str] = []
-        with ParquetAppender(work / "rows.parquet") as rows, ParquetAppender(work / "rejected.parquet") as rejected:
-            # read ahead: the next batch is read and parsed while this one is profiled and written
-            for batch in tally.watch(prefetched(iter_source(name, src, self.base_dir, batch_rows=compiled["batch_rows"],
-                                                            env=self.env))):
+        batches = iter_source(name, src, self.base_dir, batch_rows=compiled["batch_rows"], env=self.env)
+        if src.format == "jsonl":  # read ahead: the next lines are parsed while this batch is profiled and written
+            batches = prefetched(batches)  # (other formats are read whole by their first batch: nothing to overlap)
+        with closing(batches), ParquetAppender(work / "rows.parquet") as rows, \
+                ParquetAppender(work / "rejected.parquet") as rejected:
+            for batch in tally.watch(batches):
                 rows.add(batch.rows)
                 rejected.add(batch.rejected)
                 profile.add(batch.rows.drop("_origin", strict=False))
@@ -347,6 +350,8 @@ class Executor:
 
         from llmspec.compiler.cleaning import bind_rules
         from llmspec.runtime.clean.explain import explain_plan
+        from contextlib import closing
+
         from llmspec.runtime.clean.run import check_gates, clean_to_files
         from llmspec.runtime.engine.prefetch import prefetched
         from llmspec.runtime.reports.samples import reject_samples
@@ -361,18 +366,19 @@ class Executor:
         (work / "plan.txt").write_text(explain_plan(plan), encoding="utf-8")
         tok = self.tokenizer(compiled["tokenizer"]) if compiled.get("tokenizer") else None
         count = _token_counter(tok) if tok is not None else None
-        batches = _stored_batches(name, src_dir, meta, compiled["execution"]["batch_rows"])
+        stored = _stored_batches(name, src_dir, meta, compiled["execution"]["batch_rows"])
         kept = work / "kept.parquet"
         rejects = work / "rejects.parquet" if compiled["keep_rejects"] else None
         execution = compiled["execution"]
         if execution["engine"] == "ray":
             from llmspec.runtime.clean.ray_engine import clean_on_ray
 
-            result = clean_on_ray(batches, plan, kept, rejects, address=execution.get("address"),
+            result = clean_on_ray(stored, plan, kept, rejects, address=execution.get("address"),
                                   count_tokens=count, profile=True, scratch=work)
         else:
-            result = clean_to_files(prefetched(batches), plan, kept, rejects, count_tokens=count, scratch=work, profile=True,
-                                    progress=lambda n: self.progress("rows", {"stage": stage.id, "rows": n}))
+            with closing(prefetched(stored)) as batches:  # the next row group read while this batch is cleaned
+                result = clean_to_files(batches, plan, kept, rejects, count_tokens=count, scratch=work, profile=True,
+                                        progress=lambda n: self.progress("rows", {"stage": stage.id, "rows": n}))
         gates = QualitySpec.model_validate({"source_gates": {name: compiled["gates"]}} if compiled["gates"] else {})
         gate_diags = [d for d in check_gates({name: result}, gates) if d.severity == "error"]
         if gate_diags:
