@@ -248,8 +248,9 @@ def report(name: str, texts: list[str], thresholds: list[float], repeat: int) ->
             # and range of those ratios, not ratios of the times' medians
             w = [b / x for b, x in zip(base_walls, walls)]
             c = [b / x for b, x in zip(base_cpus, cpus)]
-            print(f"  {method} vs datasketch: {statistics.median(w):.1f}x faster wall clock ({min(w):.1f}-{max(w):.1f}), "
-                  f"{statistics.median(c):.1f}x in CPU time ({min(c):.1f}-{max(c):.1f}), recall {rec - base_rec:+.4f}")
+            print(f"  {method} vs datasketch: {statistics.median(w):.1f}x faster wall clock "
+                  f"({min(w):.1f}-{max(w):.1f}), {statistics.median(c):.1f}x in CPU time ({min(c):.1f}-{max(c):.1f}), "
+                  f"recall {rec - base_rec:+.4f}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -308,8 +308,10 @@ class Executor:
         digest = hashlib.sha256()  # a database's content: what its later stages are fingerprinted by
         files: list[str] = []
         batches = iter_source(name, src, self.base_dir, batch_rows=compiled["batch_rows"], env=self.env)
-        if src.format == "jsonl":  # read ahead: the next lines are parsed while this batch is profiled and written
-            batches = prefetched(batches)  # (other formats are read whole by their first batch: nothing to overlap)
+        # read ahead: the next lines are parsed while this batch is profiled and written (other
+        # formats are read whole by their first batch: nothing to overlap)
+        if src.format == "jsonl":
+            batches = prefetched(batches)
         with closing(batches), ParquetAppender(work / "rows.parquet") as rows, \
                 ParquetAppender(work / "rejected.parquet") as rejected:
             for batch in tally.watch(batches):
@@ -348,10 +350,10 @@ class Executor:
         and rejects written as they come (memory: a batch and the dedupe state's hashes)."""
         import polars as pl
 
-        from llmspec.compiler.cleaning import bind_rules
-        from llmspec.runtime.clean.explain import explain_plan
         from contextlib import closing
 
+        from llmspec.compiler.cleaning import bind_rules
+        from llmspec.runtime.clean.explain import explain_plan
         from llmspec.runtime.clean.run import check_gates, clean_to_files
         from llmspec.runtime.engine.prefetch import prefetched
         from llmspec.runtime.reports.samples import reject_samples
