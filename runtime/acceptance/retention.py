@@ -25,18 +25,17 @@ from llmspec.spec.errors import Diagnostic, SpecError
 from .junit import JUnitCase, case_from_outcome, classname_for
 from .runner import ModelRef, PromptFormat, TestRun, load_model, shares_weights
 from llmspec.compiler.acceptance import SuiteTest, load_tests_file
-
-BUILTIN_SUITES = {"builtin:general-v2": "general-v2.jsonl", "builtin:general-v1": "general-v1.jsonl"}
-BUILTIN_PROMPTS = {"builtin:general-replay-v1": "general-replay-v1.jsonl"}
-
+from llmspec.spec.checks import BUILTIN_PROMPT_SETS, BUILTIN_SUITES
 
 def builtin_file(name: str) -> Path:
-    """The packaged file behind a ``builtin:`` suite or prompt set."""
-    table = {**BUILTIN_SUITES, **BUILTIN_PROMPTS}
-    if name not in table:
+    """The packaged file behind a ``builtin:`` suite or prompt set (``builtin:X`` is ``suites/X.jsonl``;
+    the names are ``spec.checks``', which validation checks specs against)."""
+    known = (*BUILTIN_SUITES, *BUILTIN_PROMPT_SETS)
+    if name not in known:
         raise SpecError(Diagnostic("unknown-suite", f"there is no built-in suite '{name}'",
-                                   hint=f"built-in: {', '.join(table)}"))
-    return Path(str(resources.files("llmspec.runtime.acceptance") / "suites" / table[name]))
+                                   hint=f"built-in: {', '.join(known)}"))
+    suites = resources.files("llmspec.runtime.acceptance") / "suites"
+    return Path(str(suites / f"{name.removeprefix('builtin:')}.jsonl"))
 
 
 def load_retention_suite(suite: str, base_dir: Path, *, system: str | None,
@@ -206,5 +205,5 @@ def retention_junit_cases(result: RetentionResult) -> list[JUnitCase]:
     return cases
 
 
-__all__ = ["retention_junit_cases", "BUILTIN_PROMPTS", "BUILTIN_SUITES", "Drift", "RetentionResult", "builtin_file", "drift_of",
+__all__ = ["retention_junit_cases", "Drift", "RetentionResult", "builtin_file", "drift_of",
            "load_retention_suite", "run_retention"]
