@@ -15,7 +15,7 @@ from conftest import MINIMAL_SPEC, REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "examples" / "support-bot" / "llmspec.yaml"
 LINE = re.compile(r"^(?P<path>[^\s:][^:]*):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning)\[(?P<code>[a-z0-9-]+)\]: .+$")
-HEAVY = ("polars", "torch", "transformers", "axolotl")
+HEAVY = ("polars", "numba", "torch", "transformers", "axolotl")
 
 
 def llmspec(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -296,10 +296,10 @@ def test_shingle_sets_of_some_rows_answer_in_row_numbers():
     assert np.array_equal(ShingleSets.of_rows(flat, counts, rows).jaccard(pairs), exact_jaccard(flat, counts, pairs))
 
 
-def test_exact_jaccard_split_across_threads_and_small_lookup_sets(monkeypatch):
-    """Pairs cut into parts by the document looked up, each part with a set of its documents'
-    keys only: the same Jaccard as Python sets, with or without the split."""
-    from llmspec.runtime.clean import dedupe
+def test_exact_jaccard_split_across_threads(monkeypatch):
+    """Pairs cut into ranges, one a worker thread: the same Jaccard as Python sets, with or
+    without the split."""
+    from llmspec.runtime.clean import dedupe, minhash_kernels
 
     rng = random.Random(5)
     texts = [" ".join(doc(rng, rng.randint(1, 30))) for _ in range(120)]
@@ -309,14 +309,13 @@ def test_exact_jaccard_split_across_threads_and_small_lookup_sets(monkeypatch):
     whole = sets.jaccard(pairs)
     dedupe._pool()
     monkeypatch.setattr(dedupe, "_WORKERS", 3)
-    monkeypatch.setattr(dedupe, "_MIN_PARALLEL", 1)
-    monkeypatch.setattr(dedupe, "_LOOKUPS_PER_CALL", 50)  # many parts, most with a few documents
+    monkeypatch.setattr(dedupe, "_MIN_WORK_PER_THREAD", 1)
     calls = []
-    original = dedupe.ShingleSets._intersections
-    monkeypatch.setattr(dedupe.ShingleSets, "_intersections",
-                        lambda self, s, o: calls.append(len(np.unique(o))) or original(self, s, o))
+    original = minhash_kernels.intersections
+    monkeypatch.setattr(minhash_kernels, "intersections", lambda keys, offsets, a, b, *rest:
+                        calls.append(len(a)) or original(keys, offsets, a, b, *rest))
     split = sets.jaccard(pairs)
-    assert len(calls) > 10 and max(calls) < 120
+    assert len(calls) == 3 and sum(calls) == len(pairs)
 
     def sh(t):
         w = t.split()

@@ -16,7 +16,7 @@ PACKAGES = {"spec": "llmspec.spec", "compiler": "llmspec.compiler", "runtime": "
             "recipes": "llmspec.recipes", "llmspec": "llmspec"}
 LAYER = {"llmspec.spec": 0, "llmspec.recipes": 0, "llmspec.compiler": 1, "llmspec.runtime": 2, "llmspec": 3}
 # Never on the validate path (spec/), whatever the function.
-HEAVY = ("polars", "numpy", "torch", "transformers", "axolotl", "peft", "datasets", "rensa", "pyarrow")
+HEAVY = ("polars", "numpy", "numba", "torch", "transformers", "axolotl", "peft", "datasets", "rensa", "pyarrow")
 
 
 def _modules(root: Path):

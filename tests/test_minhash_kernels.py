@@ -1,0 +1,115 @@
+"""The compiled MinHash loops (``runtime/clean/minhash_kernels.py``) against plain NumPy and
+Python sets: the same bits, whatever the rows each call or thread is given."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmspec.runtime.clean import dedupe, minhash_kernels
+
+MIX, SPLIT = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9)
+
+
+def numpy_band_key(values: np.ndarray, band: int) -> np.ndarray:
+    """The band key as NumPy computed it before the loops were compiled (docs x rows -> u64)."""
+    key = np.full(values.shape[0], band, np.uint64)
+    with np.errstate(over="ignore"):
+        for r in range(values.shape[1]):
+            key *= MIX
+            key += values[:, r]
+        key ^= key >> np.uint64(31)
+        key *= SPLIT
+        key ^= key >> np.uint64(29)
+    return key
+
+
+def numpy_one_permutation(flat, lens, bands, rows, seed):
+    """BandSketch's bins as NumPy computed them: a scattered minimum per band."""
+    n = len(lens)
+    rng = np.random.default_rng(seed)
+    mult = rng.integers(0, 2 ** 63, size=bands, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    add = rng.integers(0, 2 ** 63, size=bands, dtype=np.uint64)
+    slot = np.repeat(np.arange(n, dtype=np.int64) * rows, lens)
+    mins = np.empty((n, bands * rows), np.uint32)
+    keys = np.empty((bands, n), np.uint64)
+    with np.errstate(over="ignore"):
+        for b in range(bands):
+            g = flat * mult[b] + add[b]
+            value = (g >> np.uint64(32)).astype(np.uint32)
+            at = ((value.astype(np.uint64) * np.uint64(rows)) >> np.uint64(32)).astype(np.int64) + slot
+            buf = np.full(n * rows, minhash_kernels.EMPTY, np.uint32)
+            np.minimum.at(buf, at, value)
+            mins[:, b * rows:(b + 1) * rows] = buf.reshape(n, rows)
+            keys[b] = numpy_band_key(buf.reshape(n, rows), b)
+    return keys, mins.astype(np.uint8), mins == minhash_kernels.EMPTY
+
+
+def corpus(seed: int, n: int = 300):
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(1, 60, n)
+    lens[::37] = 1  # one-shingle rows leave most bins empty
+    vocab = rng.integers(0, 2 ** 64 - 1, 400, dtype=np.uint64, endpoint=True)
+    return vocab[rng.integers(0, len(vocab), int(lens.sum()))], lens
+
+
+@pytest.mark.parametrize("bands,rows", [(16, 8), (32, 4), (9, 5), (1, 1)])
+def test_one_permutation_sketch_is_numpys_bit_for_bit(bands, rows):
+    flat, lens = corpus(bands * rows)
+    sketch = dedupe.BandSketch(flat, lens, bands, rows, seed=7)
+    keys, low, empty = numpy_one_permutation(flat, lens, bands, rows, seed=7)
+    assert (empty.any() or rows == 1) and not empty.all()  # one bin a band is never empty
+    assert np.array_equal(sketch.keys, keys) and np.array_equal(sketch.low, low)
+    assert np.array_equal(sketch.empty, np.packbits(empty, axis=1))
+    assert np.array_equal(sketch.has_empty, empty.any(axis=1))
+
+
+def test_sketch_and_signature_keys_split_across_threads_are_the_same(monkeypatch):
+    flat, lens = corpus(3, 2_000)
+    sig = np.random.default_rng(4).integers(0, 2 ** 32, (2_000, 128), dtype=np.uint32)
+    one = dedupe.BandSketch(flat, lens, 16, 8, seed=1)
+    one_sig = dedupe.BandSketch.from_signatures(sig, 16, 8)
+    dedupe._pool()
+    monkeypatch.setattr(dedupe, "_WORKERS", 3)
+    monkeypatch.setattr(dedupe, "_MIN_WORK_PER_THREAD", 1)
+    calls = []
+    original = minhash_kernels.one_permutation
+    monkeypatch.setattr(minhash_kernels, "one_permutation",
+                        lambda *a: calls.append(a[6:8]) or original(*a))
+    split = dedupe.BandSketch(flat, lens, 16, 8, seed=1)
+    split_sig = dedupe.BandSketch.from_signatures(sig, 16, 8)
+    assert sorted(calls) == [(0, 666), (666, 1333), (1333, 2000)]
+    assert np.array_equal(split.keys, one.keys) and np.array_equal(split.low, one.low)
+    assert np.array_equal(split.empty, one.empty)
+    assert np.array_equal(split_sig.keys, one_sig.keys)
+    assert np.array_equal(one_sig.keys, np.stack([numpy_band_key(sig[:, b * 8:(b + 1) * 8], b) for b in range(16)]))
+
+
+def test_intersections_are_those_of_python_sets():
+    rng = np.random.default_rng(9)
+    sets = [set(rng.integers(0, 50, rng.integers(0, 40)).tolist()) for _ in range(60)]
+    shift = 58  # 6 bits of row number above the shingle bits, as ShingleSets lays them out
+    keys = np.array([(d << shift) | v for d, s in enumerate(sets) for v in sorted(s)], np.uint64)
+    offsets = np.zeros(len(sets) + 1, np.int64)
+    np.cumsum([len(s) for s in sets], out=offsets[1:])
+    a, b = rng.integers(0, 60, 500), rng.integers(0, 60, 500)
+    out = np.empty(500, np.int64)
+    minhash_kernels.intersections(keys, offsets, a, b, np.uint64((1 << shift) - 1), out)
+    assert out.tolist() == [len(sets[i] & sets[j]) for i, j in zip(a, b)]
+    assert out.max() > 5 and (out == 0).any()
+
+
+def test_kernels_compile_without_a_writable_cache(monkeypatch):
+    """Where Numba finds no folder to cache in it raises at decoration: compile per process then."""
+    import numba
+
+    njit = numba.njit
+
+    def refusing(**options):
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'x.py'")
+        return njit(**options)
+
+    monkeypatch.setattr(numba, "njit", refusing)
+    double = minhash_kernels._compiled(lambda x: 2 * x)
+    assert double(21) == 42
