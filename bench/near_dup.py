@@ -14,14 +14,14 @@ document x shingle matrix, so no pair is missed). Reported per method: pair reca
 precision, and time from normalised texts to duplicate groups:
 - llmspec clean (staged): what cleaning runs (``runtime/clean/near_stage.py``): one-permutation
   band keys of every row, the rows sharing a key as candidates, then ``minhash_groups`` of those;
-- llmspec minhash_groups: ``runtime.dedupe.minhash_groups`` on every row (one-permutation sketches per band in NumPy,
+- llmspec minhash_groups: ``runtime.dedupe.minhash_groups`` on every row (one-permutation sketches per band, compiled,
   banding, estimates, exact verification, connected components; threads on every core); a pair
   counts as found when both rows end in one group, so chains (pairs below the threshold joined
   through a third row) lower its precision;
 - llmspec, datasketch's bands: the same with the band layout datasketch chooses for itself
   (``bands:`` and ``rows_per_band:`` in a spec), so both sides run one LSH configuration;
 - rensa signatures: the same with the sketch path forced to classic MinHash signatures from
-  rensa (Rust), the alternative measured against the NumPy sketches;
+  rensa (Rust), the alternative measured against the one-permutation sketches;
 - rensa's own LSH: ``RMinHashLSH`` insert and query per document, candidates unverified (a second
   baseline: the library llmspec already depends on, used as its authors intend);
 - datasketch: MinHash + MinHashLSH insert and query of every document (candidates unverified,
@@ -103,6 +103,9 @@ def run_llmspec(texts: list[str], threshold: float, layout: tuple[int, int] | No
     import rensa  # noqa: F401  imported before the clock starts, as datasketch is
 
     from llmspec.runtime.clean.dedupe import minhash_groups
+    from llmspec.runtime.clean.minhash_kernels import warm
+
+    warm()  # the compiled loops' first load (~0.5 s a process), like an import (`llmspec clean` overlaps it)
 
     series = pl.Series(texts, dtype=pl.String)
     t0 = time.perf_counter()
@@ -121,7 +124,10 @@ def run_llmspec_staged(texts: list[str], threshold: float):
 
     from llmspec.compiler.dedupe_layout import band_layout
     from llmspec.runtime.clean.dedupe import doc_bits, minhash_groups
+    from llmspec.runtime.clean.minhash_kernels import warm
     from llmspec.runtime.clean.near_stage import Shingled, candidates
+
+    warm()
 
     series = pl.Series(texts, dtype=pl.String)
     bands, rows = band_layout(threshold, PERMS)
