@@ -174,7 +174,7 @@ def planted_corpus(seed: int, docs: int, pairs: int):
 
 @pytest.fixture(params=["sketch", "signatures"])
 def sketch_path(request, monkeypatch):
-    """Both ways rows get band keys: BandSketch in NumPy, or rensa's signatures copied out."""
+    """Both ways rows get band keys: BandSketch (compiled), or rensa's signatures copied out."""
     from llmspec.runtime.clean import dedupe
 
     cost = 10 ** 9 if request.param == "signatures" else 0

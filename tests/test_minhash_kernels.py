@@ -49,6 +49,7 @@ def corpus(seed: int, n: int = 300):
     rng = np.random.default_rng(seed)
     lens = rng.integers(1, 60, n)
     lens[::37] = 1  # one-shingle rows leave most bins empty
+    lens[5] = 0  # a row without shingles: every bin empty
     vocab = rng.integers(0, 2 ** 64 - 1, 400, dtype=np.uint64, endpoint=True)
     return vocab[rng.integers(0, len(vocab), int(lens.sum()))], lens
 
@@ -58,7 +59,7 @@ def test_one_permutation_sketch_is_numpys_bit_for_bit(bands, rows):
     flat, lens = corpus(bands * rows)
     sketch = dedupe.BandSketch(flat, lens, bands, rows, seed=7)
     keys, low, empty = numpy_one_permutation(flat, lens, bands, rows, seed=7)
-    assert (empty.any() or rows == 1) and not empty.all()  # one bin a band is never empty
+    assert empty[5].all() and not empty.all()
     assert np.array_equal(sketch.keys, keys) and np.array_equal(sketch.low, low)
     assert np.array_equal(sketch.empty, np.packbits(empty, axis=1))
     assert np.array_equal(sketch.has_empty, empty.any(axis=1))
@@ -113,3 +114,52 @@ def test_kernels_compile_without_a_writable_cache(monkeypatch):
     monkeypatch.setattr(numba, "njit", refusing)
     double = minhash_kernels._compiled(lambda x: 2 * x)
     assert double(21) == 42
+
+
+def test_no_rows_and_inputs_the_loops_would_read_past_are_refused():
+    """The compiled loops check no bounds: the callers do, before calling them."""
+    sketch = dedupe.BandSketch(np.zeros(0, np.uint64), np.zeros(0, np.int64), 16, 8, seed=1)
+    assert sketch.keys.shape == (16, 0) and sketch.low.shape == (0, 128)
+    flat, lens = corpus(1, 20)
+    with pytest.raises(ValueError, match="shingles for rows holding"):
+        dedupe.BandSketch(flat[:-1], lens, 16, 8, seed=1)
+    with pytest.raises(ValueError, match="signatures of shape"):
+        dedupe.BandSketch.from_signatures(np.zeros((3, 64), np.uint32), 16, 8)
+    sets = dedupe.ShingleSets.of_rows(flat, lens, np.array([0, 2, 4]))
+    assert sets.jaccard(np.zeros((0, 2), np.int64)).shape == (0,)
+    with pytest.raises(ValueError, match="not indexed"):
+        sets.jaccard(np.array([[0, 1]]))  # row 1 is not among the indexed rows
+
+
+def test_a_fork_while_the_kernels_load_on_a_thread_does_not_hang_the_child():
+    """``warm`` runs on the engine's sketch thread holding Numba's compiler lock; a fork then
+    would leave the child's copy of the lock held forever, but for the module's fork hook."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os, sys, threading, time
+        from numba.core.compiler_lock import global_compiler_lock
+        from llmspec.runtime.clean import minhash_kernels
+        held = threading.Event()
+        def hold():
+            with global_compiler_lock:
+                held.set()
+                time.sleep(0.5)
+        threading.Thread(target=hold).start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            minhash_kernels.warm()  # takes the compiler lock
+            os._exit(0)
+        for _ in range(300):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                sys.exit(os.waitstatus_to_exitcode(status))
+            time.sleep(0.1)
+        os.kill(pid, 9)
+        sys.exit("the child hung")
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]

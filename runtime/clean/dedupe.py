@@ -324,12 +324,13 @@ def _by_rows(n: int, fn, work: int) -> None:
     about a nanosecond each) is worth splitting."""
     import numpy as np
 
+    pool = _pool()  # sets _WORKERS
     parts = max(1, min(_WORKERS, n, work // _MIN_WORK_PER_THREAD))
     if parts == 1:
         fn(0, n)
         return
     cut = np.linspace(0, n, parts + 1).astype(np.int64)
-    list(_pool().map(lambda lo_hi: fn(*lo_hi), zip(cut[:-1].tolist(), cut[1:].tolist())))
+    list(pool.map(lambda lo_hi: fn(*lo_hi), zip(cut[:-1].tolist(), cut[1:].tolist())))
 
 
 class BandSketch:
@@ -359,8 +360,10 @@ class BandSketch:
         self.keys = np.empty((bands, n), np.uint64)
         self.low = np.empty((n, self.bins), np.uint8)
         empty = np.empty((n, self.bins), bool)
-        # one machine-code specialisation (Numba compiles one per argument type)
+        # the argument types warm() compiles for; and the kernel checks no bounds
         flat, lens = np.ascontiguousarray(flat, np.uint64), np.ascontiguousarray(lens, np.int64)
+        if int(lens.sum()) != len(flat):
+            raise ValueError(f"BandSketch: {len(flat)} shingles for rows holding {int(lens.sum())}")
         _by_rows(n, lambda lo, hi: one_permutation(flat, starts, lens, mult, add, rows, lo, hi, self.keys, self.low,
                                                    empty), work=len(flat) * bands)
         self.has_empty = empty.any(axis=1)
@@ -379,6 +382,8 @@ class BandSketch:
         sketch.bins = bands * rows
         sketch.keys = np.empty((bands, n), np.uint64)
         sig = np.ascontiguousarray(sig, np.uint32)
+        if sig.ndim != 2 or sig.shape[1] < sketch.bins:  # the kernel checks no bounds
+            raise ValueError(f"BandSketch: signatures of shape {sig.shape} for {bands} bands of {rows} rows")
         _by_rows(n, lambda lo, hi: signature_keys(sig, rows, lo, hi, sketch.keys), work=n * bands * rows)
         sketch.low = np.ascontiguousarray(sig[:, :sketch.bins]).astype(np.uint8)
         sketch.has_empty = np.zeros(n, bool)  # a signature has no empty bins
@@ -593,6 +598,8 @@ class ShingleSets:
 
         if self.local is not None:
             pairs = self.local[pairs]
+        if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(self.sizes)):  # the kernel checks no bounds
+            raise ValueError("ShingleSets.jaccard: a pair names a row whose shingles are not indexed")
         a, b = np.ascontiguousarray(pairs[:, 0], np.int64), np.ascontiguousarray(pairs[:, 1], np.int64)
         inter = np.empty(len(pairs), np.int64)
         mask = np.uint64((1 << int(self.shift)) - 1)
@@ -731,7 +738,7 @@ def _sketch(flat, lens, live, bands, rows, threshold, permutations, seed):
     - few flagged rows (most corpora: 4% of the 400k-ticket bench): their signatures, copied out
       of rensa as Python lists, so the bands are exactly the ones that flagged them;
     - many (templated text: 80% of gpteacher-toolformer), with at most _SKETCH_MAX_ROWS rows per
-      band: ``BandSketch`` of the flagged rows in NumPy, when copying their signatures out would
+      band: ``BandSketch`` of the flagged rows (compiled), when copying their signatures out would
       cost more than sketching every row (the rule as measured when it was chosen; sketching the
       flagged rows only came later and costs less still). A pair is then a candidate when its
       rows were flagged and it shares a one-permutation band: on gpteacher-toolformer at 0.7,

@@ -10,14 +10,24 @@ arrays per pair. Results are the same bits (``tests/test_minhash_kernels.py`` ch
 against NumPy and Python sets).
 
 Numba caches the machine code beside this file (or in the user's cache folder when this one is
-read-only), so only the first run after an install compiles (about a second); where neither can
-be written, the kernels compile once per process instead of failing.
+read-only): the first run after an install compiles them (~1 s), later processes load them
+(~0.3 s, plus ~0.2 s to import Numba); where neither folder can be written, they compile once per
+process instead of failing. A kernel given an argument of another type or layout (a read-only
+array, int32 row numbers) would compile again, so callers convert to the types ``warm`` uses.
 """
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
+from numba.core.compiler_lock import global_compiler_lock
+
+# The engine loads the kernels on a thread (``warm``), holding Numba's compiler lock for ~0.5 s:
+# a process forked meanwhile would inherit the lock held and hang at its first kernel call.
+os.register_at_fork(before=global_compiler_lock.acquire, after_in_parent=global_compiler_lock.release,
+                    after_in_child=global_compiler_lock.release)
 
 EMPTY = 0xFFFFFFFF  # a bin no shingle fell in
 _MIX = np.uint64(0x9E3779B97F4A7C15)
