@@ -48,6 +48,7 @@ _MIN_ROWS_PER_THREAD = 2_000  # texts, likewise, when shingling
 _MIN_WORK_PER_THREAD = 1 << 16  # compiled loop steps (minhash_kernels), likewise
 _ESTIMATE_SLICE = 8_192  # see BandSketch.estimate
 _MIX = 0x9E3779B97F4A7C15
+_SPLIT = 0xBF58476D1CE4E5B9  # _mix64's multiplier (minhash_kernels mixes band keys likewise)
 FLOOR_SD = 2.5  # see estimate_floor
 
 
@@ -141,7 +142,7 @@ def _mix64(x: "np.ndarray") -> "np.ndarray":
     import numpy as np
 
     x ^= x >> np.uint64(31)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x *= np.uint64(_SPLIT)
     x ^= x >> np.uint64(29)
     return x
 

@@ -138,9 +138,9 @@ class Engine:
         thread of its own while the next batch goes through the rules: shingling and the sketch
         release the GIL, so the two overlap on two cores (the 400k-ticket bench: ~1.5 s less wall
         time). That thread first loads the compiled kernels (``minhash_kernels.warm``) while the
-        first batch is read. Batches are sketched in order, one at a time, and at most one waits. The rule's seconds
-        count the sketching time, which now overlaps the other rules' (their sum can exceed the
-        wall time)."""
+        first batch is read. Batches are sketched in order, one at a time, and at most one waits.
+        The rule's seconds count the sketching time (and the load), which overlaps the other
+        rules' (their sum can exceed the wall time)."""
         from concurrent.futures import ThreadPoolExecutor
 
         def add(df: "pl.DataFrame | None") -> float:

@@ -24,14 +24,15 @@ import numba
 import numpy as np
 from numba.core.compiler_lock import global_compiler_lock
 
+from llmspec.runtime.clean import dedupe
+
 # The engine loads the kernels on a thread (``warm``), holding Numba's compiler lock for ~0.5 s:
 # a process forked meanwhile would inherit the lock held and hang at its first kernel call.
 os.register_at_fork(before=global_compiler_lock.acquire, after_in_parent=global_compiler_lock.release,
                     after_in_child=global_compiler_lock.release)
 
 EMPTY = 0xFFFFFFFF  # a bin no shingle fell in
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-_SPLIT = np.uint64(0xBF58476D1CE4E5B9)
+_MIX, _SPLIT = np.uint64(dedupe._MIX), np.uint64(dedupe._SPLIT)  # as dedupe._mix64 and its n-grams
 
 
 def _compiled(fn):
