@@ -343,44 +343,6 @@ def test_a_batch_is_sketched_on_its_own_thread_while_the_next_goes_through_the_r
     assert pl.read_parquet(tmp_path / "kept.parquet").equals(whole.kept)
 
 
-def test_the_compiled_kernels_load_on_the_sketch_thread_while_the_first_batch_is_cleaned(project, tmp_path,
-                                                                                         monkeypatch):
-    """Their first load costs ~0.5 s a process: it runs on the sketch thread, before any sketch,
-    overlapping the first batch's rules (the load waits for them to start here: it times out and
-    the test fails if the two run one after the other)."""
-    import threading
-
-    from llmspec.runtime.clean import engine as engine_mod, minhash_kernels
-
-    loaded, src, plan, whole = _whole(project)
-    first_batch_in_rules = threading.Event()
-    events = []
-    real_warm, real_add, real_apply = minhash_kernels.warm, NearStage.add, engine_mod.Engine._apply
-
-    def warm():
-        events.append(("warm", threading.current_thread().name, first_batch_in_rules.wait(timeout=30)))
-        real_warm()
-
-    def add(self, df):
-        events.append(("add", threading.current_thread().name, None))
-        return real_add(self, df)
-
-    def apply(self, *args):
-        first_batch_in_rules.set()
-        return real_apply(self, *args)
-
-    monkeypatch.setattr(minhash_kernels, "warm", warm)
-    monkeypatch.setattr(NearStage, "add", add)
-    monkeypatch.setattr(engine_mod.Engine, "_apply", apply)
-    res = clean_to_files(iter_source("tickets", src, loaded.base_dir, batch_rows=1000), plan,
-                         tmp_path / "kept.parquet", tmp_path / "rejects.parquet", scratch=tmp_path)
-    barriers = sum(engine_mod.is_barrier(s) for s in plan.steps)
-    warms = [e for e in events if e[0] == "warm"]
-    assert len(warms) == barriers >= 1 and all(t.startswith("llmspec-sketch") and overlapped for _, t, overlapped in warms)
-    assert events[0][0] == "warm"  # before any sketch
-    assert (res.rows_kept, res.rejected) == (whole.rows_kept, whole.rejected)
-
-
 def test_an_error_while_sketching_a_batch_stops_the_clean_with_that_error(project, tmp_path, monkeypatch):
     loaded, src, plan, _ = _whole(project)
     real_add = NearStage.add

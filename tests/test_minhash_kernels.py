@@ -11,6 +11,19 @@ from llmspec.runtime.clean import dedupe, minhash_kernels
 MIX, SPLIT = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9)
 
 
+@pytest.fixture
+def compiled(monkeypatch):
+    """The compiled loops whatever the work's size (``dedupe._compiled`` loads them only once a
+    process's MinHash work is worth it)."""
+    minhash_kernels.warm()
+    monkeypatch.setattr(dedupe, "_compiled", lambda saved_ns: True)
+
+
+@pytest.fixture
+def uncompiled(monkeypatch):
+    monkeypatch.setattr(dedupe, "_compiled", lambda saved_ns: False)
+
+
 def numpy_band_key(values: np.ndarray, band: int) -> np.ndarray:
     """The band key as NumPy computed it before the loops were compiled (docs x rows -> u64)."""
     key = np.full(values.shape[0], band, np.uint64)
@@ -55,7 +68,7 @@ def corpus(seed: int, n: int = 300):
 
 
 @pytest.mark.parametrize("bands,rows", [(16, 8), (32, 4), (9, 5), (1, 1)])
-def test_one_permutation_sketch_is_numpys_bit_for_bit(bands, rows):
+def test_one_permutation_sketch_is_numpys_bit_for_bit(bands, rows, compiled):
     flat, lens = corpus(bands * rows)
     sketch = dedupe.BandSketch(flat, lens, bands, rows, seed=7)
     keys, low, empty = numpy_one_permutation(flat, lens, bands, rows, seed=7)
@@ -65,7 +78,7 @@ def test_one_permutation_sketch_is_numpys_bit_for_bit(bands, rows):
     assert np.array_equal(sketch.has_empty, empty.any(axis=1))
 
 
-def test_sketch_and_signature_keys_split_across_threads_are_the_same(monkeypatch):
+def test_sketch_and_signature_keys_split_across_threads_are_the_same(monkeypatch, compiled):
     flat, lens = corpus(3, 2_000)
     sig = np.random.default_rng(4).integers(0, 2 ** 32, (2_000, 128), dtype=np.uint32)
     one = dedupe.BandSketch(flat, lens, 16, 8, seed=1)
@@ -116,7 +129,7 @@ def test_kernels_compile_without_a_writable_cache(monkeypatch):
     assert double(21) == 42
 
 
-def test_no_rows_and_inputs_the_loops_would_read_past_are_refused():
+def test_no_rows_and_inputs_the_loops_would_read_past_are_refused(compiled):
     """The compiled loops check no bounds: the callers do, before calling them."""
     sketch = dedupe.BandSketch(np.zeros(0, np.uint64), np.zeros(0, np.int64), 16, 8, seed=1)
     assert sketch.keys.shape == (16, 0) and sketch.low.shape == (0, 128)
@@ -163,3 +176,52 @@ def test_a_fork_while_the_kernels_load_on_a_thread_does_not_hang_the_child():
     """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("bands,rows", [(16, 8), (9, 5)])
+def test_both_ways_give_the_same_sketch_band_keys_and_jaccard(bands, rows, monkeypatch):
+    """The compiled loops and the NumPy / Polars code a process runs before loading them."""
+    flat, lens = corpus(11, 400)
+    sig = np.random.default_rng(12).integers(0, 2 ** 32, (400, bands * rows), dtype=np.uint32)
+    pairs = np.random.default_rng(13).integers(0, 400, (3_000, 2))
+    out = {}
+    for way in (False, True):
+        monkeypatch.setattr(dedupe, "_compiled", lambda saved_ns, way=way: way)
+        sketch = dedupe.BandSketch(flat, lens, bands, rows, seed=3)
+        out[way] = (sketch.keys, sketch.low, sketch.empty, dedupe.BandSketch.from_signatures(sig, bands, rows).keys,
+                    dedupe.ShingleSets(flat, lens).jaccard(pairs))
+    for numpy_way, loops in zip(out[False], out[True]):
+        assert np.array_equal(numpy_way, loops)
+
+
+def _in_a_fresh_process(code: str) -> str:
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout.strip()
+
+
+def test_a_small_minhash_dedupe_never_loads_numba():
+    """A small project's clean pays neither Numba's load (~0.5 s) nor its memory."""
+    out = _in_a_fresh_process(
+        "import sys, polars as pl\n"
+        "from llmspec.runtime.clean.dedupe import minhash_groups\n"
+        "texts = pl.Series([f'the router {i % 50} drops wifi every evening at {i % 7} pm' for i in range(3000)])\n"
+        "root, _ = minhash_groups(texts, threshold=0.7, ngram=3, unit='word', permutations=128, seed=1)\n"
+        "print(int((root != range(len(root))).sum()), 'numba' in sys.modules)")
+    dups, numba_loaded = out.split()
+    assert int(dups) > 2_000 and numba_loaded == "False"
+
+
+def test_the_loops_load_once_a_process_work_is_worth_their_load():
+    out = _in_a_fresh_process(
+        "import numpy as np\n"
+        "from llmspec.runtime.clean import dedupe\n"
+        "dedupe._LOAD_NS = 1_000\n"
+        "first = dedupe._compiled(600)\n"
+        "second = dedupe._compiled(600)\n"
+        "from llmspec.runtime.clean import minhash_kernels\n"
+        "print(first, second, minhash_kernels.loaded, dedupe._compiled(0))")
+    assert out == "False True True True"

@@ -10,22 +10,26 @@ MinHash, chosen by measurement (``bench/near_dup.py``):
   share an LSH band with another; the others are done;
 - band keys and estimates for the flagged rows (``_sketch``): their signatures copied out of
   rensa, or, when many rows are flagged (templated text) and bands are at most 8 rows, one-
-  permutation sketches of those rows (``BandSketch``, a compiled loop), cheaper than copying that many;
+  permutation sketches of those rows (``BandSketch``), cheaper than copying that many;
 - banding: one sort of every band's keys gives candidate pairs in three rounds, each pair in
   one round only; pairs whose estimate is FLOOR_SD standard deviations under the threshold are
   dropped, then, round by round, pairs already in one group skipped and the rest verified by
-  their exact Jaccard similarity (a merge of the two rows' sorted shingles, compiled, for the
-  rows still in a pair only), so the band layout is tuned for recall; skipping a pair whose
-  rows are already joined never changes the groups;
+  their exact Jaccard similarity (for the rows still in a pair only), so the band layout is
+  tuned for recall; skipping a pair whose rows are already joined never changes the groups;
 - connected components of the verified pairs (union-find by hooking roots to the smaller index,
   vectorised) collapse chains: a row similar only to a duplicate still joins its group.
 Shingling, sketching, estimates and verification run in threads (NumPy, Polars and the
-compiled loops of ``minhash_kernels`` release the GIL).
+compiled loops of ``minhash_kernels`` release the GIL). The sketch and the exact check each have
+two ways that give the same bits: NumPy passes and Polars ``is_in`` lookups, and compiled loops
+(Numba) 3-6x faster, which a process loads (~0.5 s, ~100 MiB) only once its MinHash work is worth
+it (``_compiled``), so small projects never pay for them.
 """
 
 from __future__ import annotations
 
 import os as _os
+import sys
+import threading
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from llmspec.runtime.engine.columns import column, safe_name  # data names are never patterns
@@ -46,7 +50,18 @@ _PAIR_BUFFER = 1 << 22  # candidate pair codes gathered before making them uniqu
 _MIN_PARALLEL = 4_000  # pairs per thread below which splitting costs more than it saves
 _MIN_ROWS_PER_THREAD = 2_000  # texts, likewise, when shingling
 _MIN_WORK_PER_THREAD = 1 << 16  # compiled loop steps (minhash_kernels), likewise
+_LOOKUPS_PER_CALL = 1 << 22  # bounds one is_in call's temporaries (smaller parts measured no faster)
+# is_in's hash set stays in cache at this many keys: 2x faster lookups than one set of 290k keys
+# (gpteacher-toolformer at 0.7), more than paying for the calls
+_KEYS_PER_CALL = 1 << 16
 _ESTIMATE_SLICE = 8_192  # see BandSketch.estimate
+_SHINGLE_CHUNK = 1 << 20  # BandSketch temporaries a thread: 4x this, 100 MB less than 1 << 22 and faster (cache)
+_EMPTY = 0xFFFFFFFF  # a bin no shingle fell in
+# What the compiled loops save over NumPy and Polars (CPU, gpteacher-toolformer), and what loading
+# them costs a process (importing Numba and loading the cached machine code: ~0.5 s CPU, ~100 MiB)
+_SAVED_NS_PER_SHINGLE_BAND = 4
+_SAVED_NS_PER_LOOKUP = 20
+_LOAD_NS = 500_000_000
 _MIX = 0x9E3779B97F4A7C15
 _SPLIT = 0xBF58476D1CE4E5B9  # _mix64's multiplier (minhash_kernels mixes band keys likewise)
 FLOOR_SD = 2.5  # see estimate_floor
@@ -320,6 +335,28 @@ def _chunked(fn, pairs: "np.ndarray") -> "np.ndarray":
     return np.concatenate(list(pool.map(fn, [pairs[a:b] for a, b in zip(cut[:-1], cut[1:])])))
 
 
+def _compiled(saved_ns: int) -> bool:
+    """Whether the compiled loops (``minhash_kernels``) do a piece of work that they would do
+    ``saved_ns`` faster than NumPy and Polars: always once they are loaded; before that, once the
+    savings of this process's MinHash work add up to what loading them costs, when this loads
+    them. So a small project's clean never pays the load (a 344-row source: 1.0 s, against 1.7 s
+    and 120 MiB more with the load), and a large one pays it after a batch or two."""
+    global _SAVINGS
+    kernels = sys.modules.get("llmspec.runtime.clean.minhash_kernels")
+    if kernels is not None and kernels.loaded:
+        return True
+    _SAVINGS += saved_ns  # threads may race here: a lost update only delays the load
+    if _SAVINGS < _LOAD_NS:
+        return False
+    from llmspec.runtime.clean.minhash_kernels import warm
+
+    warm()
+    return True
+
+
+_SAVINGS = 0
+
+
 def _by_rows(n: int, fn, work: int) -> None:
     """fn(lo, hi) over ranges of n rows, one range per worker thread when ``work`` (loop steps,
     about a nanosecond each) is worth splitting."""
@@ -349,6 +386,9 @@ class BandSketch:
     def __init__(self, flat: "np.ndarray", lens: "np.ndarray", bands: int, rows: int, seed: int):
         import numpy as np
 
+        if not _compiled(len(flat) * bands * _SAVED_NS_PER_SHINGLE_BAND):
+            self._numpy(flat, lens, bands, rows, seed)
+            return
         from llmspec.runtime.clean.minhash_kernels import one_permutation
 
         n = len(lens)
@@ -370,22 +410,76 @@ class BandSketch:
         self.has_empty = empty.any(axis=1)
         self.empty = np.packbits(empty, axis=1)
 
+    def _numpy(self, flat: "np.ndarray", lens: "np.ndarray", bands: int, rows: int, seed: int) -> None:
+        """The same sketch in NumPy passes, bit for bit: what a process runs until its MinHash
+        work is worth loading the compiled loops (``_compiled``)."""
+        import numpy as np
+
+        n = len(lens)
+        self.bins = bands * rows
+        index = np.int32 if n * rows < 2 ** 31 else np.int64
+        slot = np.repeat(np.arange(n, dtype=index) * index(rows), lens)  # each shingle's first bin
+        rng = np.random.default_rng(seed)
+        mult = rng.integers(0, 2 ** 63, size=bands, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        add = rng.integers(0, 2 ** 63, size=bands, dtype=np.uint64)
+        self.keys = np.empty((bands, n), np.uint64)
+        self.low = np.empty((n, self.bins), np.uint8)
+        empty = np.zeros((n, self.bins), bool)
+
+        chunk = min(len(flat), _SHINGLE_CHUNK)  # bounded temporaries on big corpora
+        scratch = threading.local()
+
+        def band(b: int) -> None:
+            # Every array is a thread's own, reused band after band: allocating fresh temporaries
+            # of this size in two threads was 3-5x slower than one thread (the allocator maps and
+            # unmaps them each time).
+            if not hasattr(scratch, "g"):
+                scratch.g, scratch.value = np.empty(chunk, np.uint64), np.empty(chunk, np.uint32)
+                scratch.at, scratch.buf = np.empty(chunk, index), np.empty(n * rows, np.uint32)
+            buf = scratch.buf
+            buf.fill(_EMPTY)
+            with np.errstate(over="ignore"):
+                for lo in range(0, len(flat), chunk):
+                    size = min(chunk, len(flat) - lo)
+                    g, value, at = scratch.g[:size], scratch.value[:size], scratch.at[:size]
+                    np.multiply(flat[lo:lo + size], mult[b], out=g)
+                    np.add(g, add[b], out=g)
+                    np.right_shift(g, np.uint64(32), out=g)
+                    np.copyto(value, g, casting="unsafe")
+                    np.multiply(g, np.uint64(rows), out=g)  # bin = value * rows / 2^32: the value's range
+                    np.right_shift(g, np.uint64(32), out=g)
+                    np.copyto(at, g, casting="unsafe")
+                    np.add(at, slot[lo:lo + size], out=at)
+                    np.minimum.at(buf, at, value)
+            mins = buf.reshape(n, rows)
+            cols = slice(b * rows, (b + 1) * rows)
+            self.low[:, cols] = mins  # low byte: the high bits say which bin, not which shingle
+            empty[:, cols] = mins == _EMPTY
+            self.keys[b] = _band_key(mins, b)
+
+        list(_pool().map(band, range(bands)))
+        self.has_empty = empty.any(axis=1)
+        self.empty = np.packbits(empty, axis=1)
+
     @classmethod
     def from_signatures(cls, sig: "np.ndarray", bands: int, rows: int) -> "BandSketch":
         """The same, from classic MinHash signatures (docs x permutations, u32): band b's key
         combines columns b*rows .. (b+1)*rows, estimates use the low byte of every column."""
         import numpy as np
 
-        from llmspec.runtime.clean.minhash_kernels import signature_keys
-
         sketch = cls.__new__(cls)
         n = sig.shape[0]
         sketch.bins = bands * rows
-        sketch.keys = np.empty((bands, n), np.uint64)
         sig = np.ascontiguousarray(sig, np.uint32)
         if sig.ndim != 2 or sig.shape[1] < sketch.bins:  # the kernel checks no bounds
             raise ValueError(f"BandSketch: signatures of shape {sig.shape} for {bands} bands of {rows} rows")
-        _by_rows(n, lambda lo, hi: signature_keys(sig, rows, lo, hi, sketch.keys), work=n * bands * rows)
+        if _compiled(n * sketch.bins * _SAVED_NS_PER_SHINGLE_BAND):
+            from llmspec.runtime.clean.minhash_kernels import signature_keys
+
+            sketch.keys = np.empty((bands, n), np.uint64)
+            _by_rows(n, lambda lo, hi: signature_keys(sig, rows, lo, hi, sketch.keys), work=n * bands * rows)
+        else:
+            sketch.keys = np.stack([_band_key(sig[:, b * rows:(b + 1) * rows], b) for b in range(bands)])
         sketch.low = np.ascontiguousarray(sig[:, :sketch.bins]).astype(np.uint8)
         sketch.has_empty = np.zeros(n, bool)  # a signature has no empty bins
         sketch.empty = np.zeros((n, (sketch.bins + 7) // 8), np.uint8)
@@ -424,6 +518,19 @@ class BandSketch:
             used[some] -= both
         share = agree / np.maximum(used, 1)
         return np.clip((share - 1 / 256) * (256 / 255), 0.0, 1.0)
+
+
+def _band_key(values: "np.ndarray", band: int) -> "np.ndarray":
+    """One u64 per row from its band's values (docs x rows); the band number is mixed in, so
+    equal values in two bands are not a collision."""
+    import numpy as np
+
+    key = np.full(values.shape[0], band, np.uint64)
+    with np.errstate(over="ignore"):
+        for r in range(values.shape[1]):
+            key *= np.uint64(_MIX)
+            key += values[:, r]
+        return _mix64(key)
 
 
 def _equal_bytes(x: "np.ndarray", y: "np.ndarray") -> "np.ndarray":
@@ -552,10 +659,10 @@ class ShingleSets:
     hash's high bits below it (64 - log2(documents) of them: 47 at 100k documents). Sorted, the
     keys fall in document order and a document's repeated shingles are neighbours, so each
     document's distinct shingles are one sorted run and a pair's intersection is a merge of two
-    runs (``minhash_kernels.intersections``). Two shingles of one pair sharing their kept hash
-    bits would count as one: about |set| / 2^47 a comparison, far below what changes a decision.
-    (The merge replaced Polars ``is_in`` lookups of one set's keys in the other's: 4x less time
-    on gpteacher-toolformer's 41k pairs at 0.7.)
+    runs (``minhash_kernels.intersections``, once loaded: 4x less time than ``_polars`` on
+    gpteacher-toolformer's 41k pairs at 0.7), or the smaller set's keys looked up among the
+    other's (``_polars``). Two shingles of one pair sharing their kept hash bits would count as
+    one: about |set| / 2^47 a comparison, far below what changes a decision.
     """
 
     def __init__(self, flat: "np.ndarray", lens: "np.ndarray", bits: int | None = None):
@@ -595,12 +702,15 @@ class ShingleSets:
         """Exact Jaccard of each pair of row numbers, on every worker thread."""
         import numpy as np
 
-        from llmspec.runtime.clean.minhash_kernels import intersections
-
         if self.local is not None:
             pairs = self.local[pairs]
         if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(self.sizes)):  # the kernel checks no bounds
             raise ValueError("ShingleSets.jaccard: a pair names a row whose shingles are not indexed")
+        small = np.minimum(self.sizes[pairs[:, 0]], self.sizes[pairs[:, 1]]).sum() if len(pairs) else 0
+        if not _compiled(int(small) * _SAVED_NS_PER_LOOKUP):
+            return self._polars(pairs)
+        from llmspec.runtime.clean.minhash_kernels import intersections
+
         a, b = np.ascontiguousarray(pairs[:, 0], np.int64), np.ascontiguousarray(pairs[:, 1], np.int64)
         inter = np.empty(len(pairs), np.int64)
         mask = np.uint64((1 << int(self.shift)) - 1)
@@ -608,6 +718,72 @@ class ShingleSets:
         _by_rows(len(pairs), lambda lo, hi: intersections(self.keys, self.offsets, a[lo:hi], b[lo:hi], mask,
                                                           inter[lo:hi]), work=steps)
         return inter / (self.sizes[a] + self.sizes[b] - inter)
+
+    def _polars(self, pairs: "np.ndarray") -> "np.ndarray":
+        """The same by Polars ``is_in``: the smaller set's keys of each pair looked up among the
+        other document's, the pairs ordered by that document and cut where it changes, so each
+        call's hash set holds only the keys asked about (cache-sized) and threads share none."""
+        import numpy as np
+
+        pool = _pool()
+        a, b = pairs[:, 0], pairs[:, 1]
+        a_smaller = self.sizes[a] <= self.sizes[b]
+        small, other = np.where(a_smaller, a, b), np.where(a_smaller, b, a)
+        order = np.argsort(other, kind="stable")
+        small, other = small[order], other[order]
+        first = np.r_[True, other[1:] != other[:-1]]
+        spans = _spans_by_document(other, np.cumsum(self.sizes[small]), np.cumsum(np.where(first, self.sizes[other], 0)))
+        inter = np.empty(len(pairs), np.int64)
+
+        def part(span: tuple[int, int]) -> None:
+            lo, hi = span
+            inter[lo:hi] = self._intersections(small[lo:hi], other[lo:hi])
+
+        if len(spans) > 1:
+            list(pool.map(part, spans))
+        elif spans:
+            part(spans[0])
+        out = np.empty(len(pairs))
+        out[order] = inter / (self.sizes[small] + self.sizes[other] - inter)
+        return out
+
+    def _intersections(self, small: "np.ndarray", other: "np.ndarray") -> "np.ndarray":
+        """|small ∩ other| for each pair; ``other`` is sorted."""
+        import numpy as np
+        import polars as pl
+
+        small_keys, n_small = row_segments(self.keys, self.offsets, small)
+        ends = np.cumsum(n_small)
+        shingle = np.uint64((1 << int(self.shift)) - 1)
+        query = np.repeat(other.astype(np.uint64) << self.shift, n_small) | (small_keys & shingle)
+        lo, hi = self.offsets[other[0]], self.offsets[other[-1] + 1]
+        docs = other[np.r_[True, other[1:] != other[:-1]]]
+        if self.sizes[docs].sum() * 2 > hi - lo:  # most of their range: a slice, no copy
+            keys = self.keys[lo:hi]
+        else:
+            keys = row_segments(self.keys, self.offsets, docs)[0]
+        found = pl.Series(query).is_in(pl.Series(keys).implode()).to_numpy()
+        seen = np.zeros(len(found) + 1, np.int64)
+        np.cumsum(found, out=seen[1:])
+        return seen[ends] - seen[ends - n_small]
+
+
+def _spans_by_document(other: "np.ndarray", work: "np.ndarray", keys: "np.ndarray") -> list[tuple[int, int]]:
+    """Cuts of pairs sorted by ``other`` into spans for the worker threads: near equal lookups
+    (``work``, cumulative) and keys looked up in (``keys``, nondecreasing) per span, at most
+    _LOOKUPS_PER_CALL and about _KEYS_PER_CALL each, a document never split."""
+    import numpy as np
+
+    if not len(other):
+        return []
+    cost = work / _LOOKUPS_PER_CALL + keys / _KEYS_PER_CALL
+    parts = max(min(_WORKERS, len(other) // _MIN_PARALLEL), int(np.ceil(cost[-1])), 1)
+    cuts = [0]
+    for k in range(1, parts):
+        at = min(int(np.searchsorted(cost, cost[-1] * k / parts)), len(other) - 1)
+        cuts.append(max(int(np.searchsorted(other, other[at])), cuts[-1]))
+    cuts.append(len(other))
+    return [(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo]
 
 
 def exact_jaccard(flat: "np.ndarray", lens: "np.ndarray", pairs: "np.ndarray") -> "np.ndarray":

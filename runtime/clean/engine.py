@@ -135,22 +135,16 @@ class Engine:
 
     def _sketch_batches(self, stream, steps, done: int, total: int, spill: "Spill", stage, reason: str) -> None:
         """The rules before a MinHash rule on each batch, then its sketch (``NearStage.add``) on a
-        thread of its own while the next batch goes through the rules: shingling and the sketch
-        release the GIL, so the two overlap on two cores (the 400k-ticket bench: ~1.5 s less wall
-        time). That thread first loads the compiled kernels (``minhash_kernels.warm``) while the
-        first batch is read. Batches are sketched in order, one at a time, and at most one waits.
-        The rule's seconds count the sketching time (and the load), which overlaps the other
-        rules' (their sum can exceed the wall time)."""
+        thread of its own while the next batch goes through the rules: NumPy's hashing releases
+        the GIL, so the two overlap on two cores (the 400k-ticket bench: ~1.5 s less wall time).
+        Batches are sketched in order, one at a time, and at most one waits. The rule's seconds
+        count the sketching time, which now overlaps the other rules' (their sum can exceed the
+        wall time)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        def add(df: "pl.DataFrame | None") -> float:
+        def add(df: "pl.DataFrame") -> float:
             t0 = time.perf_counter()
-            if df is None:  # the compiled kernels' first load, while the first batch is read and cleaned
-                from llmspec.runtime.clean.minhash_kernels import warm
-
-                warm()
-            else:
-                stage.add(df)
+            stage.add(df)
             return time.perf_counter() - t0
 
         def wait(pending) -> None:
@@ -158,7 +152,7 @@ class Engine:
             self.seconds[reason] = self.seconds.get(reason, 0.0) + pending.result()
 
         with ThreadPoolExecutor(1, thread_name_prefix="llmspec-sketch") as sketcher:
-            pending = sketcher.submit(add, None)
+            pending = None
             for df in stream:
                 df = self._apply(df, steps, done, total)
                 if pending is not None:

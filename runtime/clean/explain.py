@@ -9,9 +9,10 @@ from .kernels import explain_dtype, explain_step
 STEP_NOTES = {
     "redact_pii": "candidate values found by the Rust regex prefilter are validated in Python "
                   "(Luhn, IBAN mod-97, IP parsing, word boundaries); only they are rewritten",
-    "dedupe:minhash": "band keys from one-permutation sketches (a compiled loop), or from rensa "
-              "(Rust) signatures when few rows collide; candidate pairs verified by exact Jaccard "
-              "(a compiled merge of sorted shingles) and joined by a vectorised union-find",
+    "dedupe:minhash": "band keys from one-permutation sketches, or from rensa (Rust) signatures "
+              "when few rows collide; candidate pairs verified by exact Jaccard and joined by a "
+              "vectorised union-find; sketch and Jaccard as compiled loops once the work is "
+              "worth loading them",
     "length": "token bounds use the model tokenizer when known, else ceil(chars / 4)",
 }
 

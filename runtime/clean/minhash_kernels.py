@@ -1,6 +1,8 @@
 """The MinHash dedupe's two inner loops, compiled by Numba: the one-permutation sketch of a
 range of rows and the exact intersection of two rows' shingle sets (``dedupe.BandSketch`` and
-``dedupe.ShingleSets`` call them, on every worker thread: they release the GIL).
+``dedupe.ShingleSets`` call them, on every worker thread: they release the GIL), once a process's
+MinHash work is worth loading them (``dedupe._compiled``; before, those classes run NumPy and
+Polars code that gives the same bits).
 
 Why compiled (``bench/near_dup.py``, gpteacher-toolformer at 0.7, December 2026): in NumPy the
 sketch was nine passes over every shingle and band, the last a scattered ``np.minimum.at``
@@ -26,8 +28,9 @@ from numba.core.compiler_lock import global_compiler_lock
 
 from llmspec.runtime.clean import dedupe
 
-# The engine loads the kernels on a thread (``warm``), holding Numba's compiler lock for ~0.5 s:
-# a process forked meanwhile would inherit the lock held and hang at its first kernel call.
+# The kernels may load on a thread (the clean engine sketches on one), holding Numba's compiler
+# lock for ~0.5 s: a process forked meanwhile would inherit the lock held and hang at its first
+# kernel call.
 os.register_at_fork(before=global_compiler_lock.acquire, after_in_parent=global_compiler_lock.release,
                     after_in_child=global_compiler_lock.release)
 
@@ -109,13 +112,17 @@ def intersections(keys, offsets, a, b, mask, out):
         out[p] = same
 
 
+loaded = False  # every kernel ready (``warm``): ``dedupe._compiled`` then always uses them
+
+
 def warm() -> None:
-    """Load (or, after an install, compile) every kernel now, on tiny inputs: the first call of
-    a process costs ~0.5 s (LLVM starting), which the cleaning engine spends on its sketch thread
-    while the first batch is read and cleaned, not after."""
+    """Load (or, after an install, compile) every kernel now, on tiny inputs: ~0.3 s the first
+    time in a process (LLVM starting), microseconds after."""
+    global loaded
     keys = np.zeros((1, 1), np.uint64)
     one_permutation(np.zeros(1, np.uint64), np.zeros(1, np.int64), np.ones(1, np.int64), np.ones(1, np.uint64),
                     np.zeros(1, np.uint64), 1, 0, 1, keys, np.empty((1, 1), np.uint8), np.empty((1, 1), np.bool_))
     signature_keys(np.zeros((1, 1), np.uint32), 1, 0, 1, keys)
     intersections(np.zeros(1, np.uint64), np.array([0, 1], np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64),
                   np.uint64(0), np.empty(1, np.int64))
+    loaded = True
