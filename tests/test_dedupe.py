@@ -296,14 +296,16 @@ def test_shingle_sets_of_some_rows_answer_in_row_numbers():
     assert np.array_equal(ShingleSets.of_rows(flat, counts, rows).jaccard(pairs), exact_jaccard(flat, counts, pairs))
 
 
-def test_exact_jaccard_split_across_threads(monkeypatch):
-    """Pairs cut into ranges, one a worker thread (the compiled merge): the same Jaccard as
-    Python sets, with or without the split."""
+@pytest.mark.parametrize("compiled", [True, False])
+def test_exact_jaccard_split_across_threads(monkeypatch, compiled):
+    """Pairs split across worker threads: by the compiled merge, in ranges of pairs; by Polars
+    (before the loops load), in parts cut by the document looked up, each with a set of its
+    documents' keys only. The same Jaccard as Python sets, with or without the split."""
     from llmspec.runtime.clean import dedupe, minhash_kernels
 
-    minhash_kernels.warm()
-    monkeypatch.setattr(dedupe, "_compiled", lambda saved_ns: True)
-
+    if compiled:
+        minhash_kernels.warm()
+    monkeypatch.setattr(dedupe, "_compiled", lambda saved_ns: compiled)
     rng = random.Random(5)
     texts = [" ".join(doc(rng, rng.randint(1, 30))) for _ in range(120)]
     flat, counts = shingle_hashes(pl.Series(texts), unit="word", ngram=2, seed=1)
@@ -312,46 +314,22 @@ def test_exact_jaccard_split_across_threads(monkeypatch):
     whole = sets.jaccard(pairs)
     dedupe._pool()
     monkeypatch.setattr(dedupe, "_WORKERS", 3)
-    monkeypatch.setattr(dedupe, "_MIN_WORK_PER_THREAD", 1)
     calls = []
-    original = minhash_kernels.intersections
-    monkeypatch.setattr(minhash_kernels, "intersections", lambda keys, offsets, a, b, *rest:
-                        calls.append(len(a)) or original(keys, offsets, a, b, *rest))
-    split = sets.jaccard(pairs)
-    assert len(calls) == 3 and sum(calls) == len(pairs)
-
-    def sh(t):
-        w = t.split()
-        return {tuple(w)} if len(w) < 2 else set(zip(w, w[1:]))
-
-    want = [len(sh(texts[i]) & sh(texts[j])) / len(sh(texts[i]) | sh(texts[j])) for i, j in pairs]
-    assert np.array_equal(split, whole) and np.allclose(split, want)
-
-
-def test_exact_jaccard_split_across_threads_and_small_lookup_sets(monkeypatch):
-    """Pairs cut into parts by the document looked up, each part with a set of its documents'
-    keys only (Polars, before the compiled loops are loaded): the same Jaccard as Python sets,
-    with or without the split."""
-    from llmspec.runtime.clean import dedupe
-
-    monkeypatch.setattr(dedupe, "_compiled", lambda saved_ns: False)
-
-    rng = random.Random(5)
-    texts = [" ".join(doc(rng, rng.randint(1, 30))) for _ in range(120)]
-    flat, counts = shingle_hashes(pl.Series(texts), unit="word", ngram=2, seed=1)
-    pairs = np.array([(i, j) for i in range(120) for j in range(i + 1, 120) if (i * j) % 7 == 1])
-    sets = dedupe.ShingleSets(flat, counts)
-    whole = sets.jaccard(pairs)
-    dedupe._pool()
-    monkeypatch.setattr(dedupe, "_WORKERS", 3)
-    monkeypatch.setattr(dedupe, "_MIN_PARALLEL", 1)
-    monkeypatch.setattr(dedupe, "_LOOKUPS_PER_CALL", 50)  # many parts, most with a few documents
-    calls = []
-    original = dedupe.ShingleSets._intersections
-    monkeypatch.setattr(dedupe.ShingleSets, "_intersections",
-                        lambda self, s, o: calls.append(len(np.unique(o))) or original(self, s, o))
-    split = sets.jaccard(pairs)
-    assert len(calls) > 10 and max(calls) < 120
+    if compiled:
+        monkeypatch.setattr(dedupe, "_MIN_WORK_PER_THREAD", 1)
+        original = minhash_kernels.intersections
+        monkeypatch.setattr(minhash_kernels, "intersections", lambda keys, offsets, a, b, *rest:
+                            calls.append(len(a)) or original(keys, offsets, a, b, *rest))
+        split = sets.jaccard(pairs)
+        assert len(calls) == 3 and sum(calls) == len(pairs)
+    else:
+        monkeypatch.setattr(dedupe, "_MIN_PARALLEL", 1)
+        monkeypatch.setattr(dedupe, "_LOOKUPS_PER_CALL", 50)  # many parts, most with a few documents
+        original = dedupe.ShingleSets._intersections
+        monkeypatch.setattr(dedupe.ShingleSets, "_intersections",
+                            lambda self, s, o: calls.append(len(np.unique(o))) or original(self, s, o))
+        split = sets.jaccard(pairs)
+        assert len(calls) > 10 and max(calls) < 120
 
     def sh(t):
         w = t.split()

@@ -386,46 +386,38 @@ class BandSketch:
     def __init__(self, flat: "np.ndarray", lens: "np.ndarray", bands: int, rows: int, seed: int):
         import numpy as np
 
-        if not _compiled(len(flat) * bands * _SAVED_NS_PER_SHINGLE_BAND):
-            self._numpy(flat, lens, bands, rows, seed)
-            return
-        from llmspec.runtime.clean.minhash_kernels import one_permutation
-
         n = len(lens)
         self.bins = bands * rows
-        starts = np.zeros(n, np.int64)
-        np.cumsum(lens[:-1], out=starts[1:])
         rng = np.random.default_rng(seed)
         mult = rng.integers(0, 2 ** 63, size=bands, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
         add = rng.integers(0, 2 ** 63, size=bands, dtype=np.uint64)
         self.keys = np.empty((bands, n), np.uint64)
         self.low = np.empty((n, self.bins), np.uint8)
         empty = np.empty((n, self.bins), bool)
-        # the argument types warm() compiles for; and the kernel checks no bounds
-        flat, lens = np.ascontiguousarray(flat, np.uint64), np.ascontiguousarray(lens, np.int64)
-        if int(lens.sum()) != len(flat):
-            raise ValueError(f"BandSketch: {len(flat)} shingles for rows holding {int(lens.sum())}")
-        _by_rows(n, lambda lo, hi: one_permutation(flat, starts, lens, mult, add, rows, lo, hi, self.keys, self.low,
-                                                   empty), work=len(flat) * bands)
+        if _compiled(len(flat) * bands * _SAVED_NS_PER_SHINGLE_BAND):
+            from llmspec.runtime.clean.minhash_kernels import one_permutation
+
+            starts = np.zeros(n, np.int64)
+            np.cumsum(lens[:-1], out=starts[1:])
+            # the argument types warm() compiles for; and the kernel checks no bounds
+            flat, lens = np.ascontiguousarray(flat, np.uint64), np.ascontiguousarray(lens, np.int64)
+            if int(lens.sum()) != len(flat):
+                raise ValueError(f"BandSketch: {len(flat)} shingles for rows holding {int(lens.sum())}")
+            _by_rows(n, lambda lo, hi: one_permutation(flat, starts, lens, mult, add, rows, lo, hi, self.keys,
+                                                       self.low, empty), work=len(flat) * bands)
+        else:
+            self._numpy(flat, lens, rows, mult, add, empty)
         self.has_empty = empty.any(axis=1)
         self.empty = np.packbits(empty, axis=1)
 
-    def _numpy(self, flat: "np.ndarray", lens: "np.ndarray", bands: int, rows: int, seed: int) -> None:
+    def _numpy(self, flat, lens, rows: int, mult, add, empty) -> None:
         """The same sketch in NumPy passes, bit for bit: what a process runs until its MinHash
         work is worth loading the compiled loops (``_compiled``)."""
         import numpy as np
 
-        n = len(lens)
-        self.bins = bands * rows
+        n, bands = len(lens), len(mult)
         index = np.int32 if n * rows < 2 ** 31 else np.int64
         slot = np.repeat(np.arange(n, dtype=index) * index(rows), lens)  # each shingle's first bin
-        rng = np.random.default_rng(seed)
-        mult = rng.integers(0, 2 ** 63, size=bands, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-        add = rng.integers(0, 2 ** 63, size=bands, dtype=np.uint64)
-        self.keys = np.empty((bands, n), np.uint64)
-        self.low = np.empty((n, self.bins), np.uint8)
-        empty = np.zeros((n, self.bins), bool)
-
         chunk = min(len(flat), _SHINGLE_CHUNK)  # bounded temporaries on big corpora
         scratch = threading.local()
 
@@ -458,8 +450,6 @@ class BandSketch:
             self.keys[b] = _band_key(mins, b)
 
         list(_pool().map(band, range(bands)))
-        self.has_empty = empty.any(axis=1)
-        self.empty = np.packbits(empty, axis=1)
 
     @classmethod
     def from_signatures(cls, sig: "np.ndarray", bands: int, rows: int) -> "BandSketch":
