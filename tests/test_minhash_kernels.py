@@ -125,7 +125,7 @@ def test_kernels_compile_without_a_writable_cache(monkeypatch):
         return njit(**options)
 
     monkeypatch.setattr(numba, "njit", refusing)
-    double = minhash_kernels._compiled(lambda x: 2 * x)
+    double = minhash_kernels._jit(lambda x: 2 * x)
     assert double(21) == 42
 
 

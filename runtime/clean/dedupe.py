@@ -342,8 +342,7 @@ def _compiled(saved_ns: int) -> bool:
     them. So a small project's clean never pays the load (a 344-row source: 1.0 s, against 1.7 s
     and 120 MiB more with the load), and a large one pays it after a batch or two."""
     global _SAVINGS
-    kernels = sys.modules.get("llmspec.runtime.clean.minhash_kernels")
-    if kernels is not None and kernels.loaded:
+    if _kernels_loaded():
         return True
     _SAVINGS += saved_ns  # threads may race here: a lost update only delays the load
     if _SAVINGS < _LOAD_NS:
@@ -355,6 +354,11 @@ def _compiled(saved_ns: int) -> bool:
 
 
 _SAVINGS = 0
+
+
+def _kernels_loaded() -> bool:
+    kernels = sys.modules.get("llmspec.runtime.clean.minhash_kernels")
+    return kernels is not None and kernels.loaded
 
 
 def _by_rows(n: int, fn, work: int) -> None:
@@ -889,7 +893,8 @@ def minhash_groups(texts: "pl.Series", *, threshold: float, ngram: int, unit: st
 
 # Measured costs (2-core machine, 128 permutations) that pick how rows get their sketch.
 _EXPORT_NS_PER_VALUE = 75  # a rensa signature value reaching NumPy (Python lists)
-_SKETCH_NS_PER_SHINGLE_BAND = 2  # BandSketch (compiled; 2.2 ns on one thread, gpteacher-toolformer)
+_SKETCH_NS_PER_SHINGLE_BAND = 6  # BandSketch in NumPy, with its threads
+_COMPILED_SKETCH_SPEEDUP = 3  # its compiled loop, once loaded: 2.2 ns on one thread (gpteacher-toolformer)
 # One-permutation bins hold a few shingles each: past 8 rows per band (thresholds >= 0.9 at 128
 # permutations) they collide less often than MinHash permutations do, and recall fell (0.85 vs
 # 0.92 at 0.9 on gpteacher-toolformer), so those layouts always use rensa's signatures.
@@ -920,7 +925,8 @@ def _sketch(flat, lens, live, bands, rows, threshold, permutations, seed):
     matrix = _signatures(flat, lens, permutations, seed)
     flagged = np.flatnonzero(np.fromiter(lsh.query_duplicate_flags_matrix_one_shot(matrix), dtype=bool,
                                          count=len(lens)))
-    every_row_ns = len(flat) * bands * _SKETCH_NS_PER_SHINGLE_BAND
+    every_row_ns = len(flat) * bands * _SKETCH_NS_PER_SHINGLE_BAND / (_COMPILED_SKETCH_SPEEDUP if _kernels_loaded()
+                                                                       else 1)
     many = len(flagged) * permutations * _EXPORT_NS_PER_VALUE > every_row_ns
     offsets = np.zeros(len(lens) + 1, np.int64)
     np.cumsum(lens, out=offsets[1:])

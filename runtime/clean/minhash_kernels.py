@@ -38,14 +38,14 @@ EMPTY = 0xFFFFFFFF  # a bin no shingle fell in
 _MIX, _SPLIT = np.uint64(dedupe._MIX), np.uint64(dedupe._SPLIT)  # as dedupe._mix64 and its n-grams
 
 
-def _compiled(fn):
+def _jit(fn):
     try:
         return numba.njit(nogil=True, cache=True)(fn)
     except RuntimeError:  # "cannot cache function": no writable cache folder
         return numba.njit(nogil=True)(fn)
 
 
-@_compiled
+@_jit
 def _band_key(values, at, rows, band):
     """One u64 from ``values[at:at + rows]``: multiply-add of the values after the band number,
     then one xor-shift-multiply round (``dedupe._mix64``), so equal values in two bands differ."""
@@ -58,7 +58,7 @@ def _band_key(values, at, rows, band):
     return key
 
 
-@_compiled
+@_jit
 def one_permutation(flat, starts, lens, mult, add, rows, lo, hi, keys, low, empty):
     """Rows lo..hi-1 of ``BandSketch``: per band b, every shingle x of a row is hashed once more
     (``x * mult[b] + add[b]``, high 32 bits), falls in bin ``hash * rows >> 32`` of that band and
@@ -85,7 +85,7 @@ def one_permutation(flat, starts, lens, mult, add, rows, lo, hi, keys, low, empt
             keys[b, d] = _band_key(mins, b * rows, rows, b)
 
 
-@_compiled
+@_jit
 def signature_keys(sig, rows, lo, hi, keys):
     """Band keys of rows lo..hi-1 from classic MinHash signatures (rows x permutations, u32):
     band b combines columns b*rows .. (b+1)*rows-1, as ``one_permutation`` combines its bins."""
@@ -94,7 +94,7 @@ def signature_keys(sig, rows, lo, hi, keys):
             keys[b, d] = _band_key(sig[d], b * rows, rows, b)
 
 
-@_compiled
+@_jit
 def intersections(keys, offsets, a, b, mask, out):
     """``out[p]`` = how many shingles rows a[p] and b[p] share. A row's shingles are
     ``keys[offsets[row]:offsets[row + 1]]``, sorted and distinct in their ``mask`` bits (the
